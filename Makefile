@@ -1,0 +1,41 @@
+# One entry point for people and CI. Every target installs what it needs first
+# (idempotent: a second run only checks timestamps).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: deps test start bench lint contracts clean
+
+deps: $(PY_STAMP) $(NODE_STAMP)
+
+$(PY_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(NODE_STAMP): package.json
+	npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lint: deps
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: deps lint
+	$(BIN)/pytest
+
+start: deps
+	$(BIN)/connext start
+
+bench: deps
+	$(BIN)/python -m bench
+
+contracts: deps
+	$(BIN)/python -m connext.contracts.build
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

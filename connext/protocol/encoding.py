@@ -1,0 +1,216 @@
+"""ABI and EIP-712 encoding of everything the protocol hashes or signs.
+
+The one place that turns protocol data into bytes for hashing; it must agree bit for bit
+with the Vyper contracts and with eth-account's `encode_typed_data` (tests check both).
+Each signed purpose has its own EIP-712 domain name so no signature replays as another.
+Words are built by hand (every field is static or an array of static words): it is several
+times faster than a generic ABI encoder on the per-update hot path.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from eth_hash.auto import keccak as _keccak_impl
+from eth_utils.address import to_checksum_address
+
+from .types import Address, ChannelState, CoreTransferState
+
+DOMAIN_VERSION = "1"
+CHANNEL_DOMAIN = "Connext Channel"
+WITHDRAW_DOMAIN = "Connext Withdraw"
+RESOLUTION_DOMAIN = "Connext Transfer Resolution"
+SIGNED_TRANSFER_DOMAIN = "Connext Signed Transfer"
+STREAM_DOMAIN = "Connext Stream"
+MESSAGE_DOMAIN = "Connext Message"
+
+EIP712_DOMAIN_TYPE = (
+    "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+CHANNEL_STATE_TYPE = (
+    "ChannelState(address alice,address bob,address[] assetIds,uint256[] balancesAlice,"
+    "uint256[] balancesBob,uint256[] processedDepositsA,uint256[] processedDepositsB,"
+    "uint256[] defundNonces,uint256 timeout,uint256 nonce,bytes32 merkleRoot)"
+)
+WITHDRAW_COMMITMENT_TYPE = (
+    "WithdrawCommitment(address recipient,address assetId,uint256 amount,uint256 nonce)"
+)
+TRANSFER_RESOLUTION_TYPE = "TransferResolution(bytes32 transferId,bytes32 resolverHash)"
+RECEIPT_TYPE = "Receipt(bytes32 paymentId,bytes32 data)"
+VOUCHER_TYPE = "Voucher(bytes32 streamId,uint256 amount)"
+
+# Minimal-proxy init code as Vyper's create_minimal_proxy_to emits it (see shared FACTS).
+_PROXY_PREFIX = bytes.fromhex("602d3d8160093d39f3363d3d373d3d3d363d73")
+_PROXY_SUFFIX = bytes.fromhex("5af43d82803e903d91602b57fd5bf3")
+
+
+def keccak(data: bytes) -> bytes:
+    return _keccak_impl(data)
+
+
+@lru_cache(maxsize=4096)
+def address_bytes(address: Address) -> bytes:
+    """20 raw bytes of a hex address (checksummed or not)."""
+    raw = bytes.fromhex(address[2:] if address[:2] in ("0x", "0X") else address)
+    if len(raw) != 20:
+        raise ValueError(f"not a 20-byte address: {address!r}")
+    return raw
+
+
+@lru_cache(maxsize=4096)
+def checksum(address: Address | bytes) -> Address:
+    return to_checksum_address(address)
+
+
+def uint_word(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+@lru_cache(maxsize=4096)
+def address_word(address: Address) -> bytes:
+    return b"\x00" * 12 + address_bytes(address)
+
+
+def bytes32_word(value: bytes) -> bytes:
+    if len(value) != 32:
+        raise ValueError("expected 32 bytes")
+    return value
+
+
+_DOMAIN_TYPEHASH = keccak(EIP712_DOMAIN_TYPE.encode())
+_VERSION_HASH = keccak(DOMAIN_VERSION.encode())
+CHANNEL_STATE_TYPEHASH = keccak(CHANNEL_STATE_TYPE.encode())
+WITHDRAW_COMMITMENT_TYPEHASH = keccak(WITHDRAW_COMMITMENT_TYPE.encode())
+TRANSFER_RESOLUTION_TYPEHASH = keccak(TRANSFER_RESOLUTION_TYPE.encode())
+RECEIPT_TYPEHASH = keccak(RECEIPT_TYPE.encode())
+VOUCHER_TYPEHASH = keccak(VOUCHER_TYPE.encode())
+
+
+@lru_cache(maxsize=4096)
+def domain_separator(name: str, chain_id: int, verifying_contract: Address) -> bytes:
+    return keccak(
+        _DOMAIN_TYPEHASH
+        + keccak(name.encode())
+        + _VERSION_HASH
+        + uint_word(chain_id)
+        + address_word(verifying_contract)
+    )
+
+
+def typed_data_digest(domain: bytes, struct_hash: bytes) -> bytes:
+    return keccak(b"\x19\x01" + domain + struct_hash)
+
+
+def _uint_array_hash(values: tuple[int, ...]) -> bytes:
+    return keccak(b"".join(v.to_bytes(32, "big") for v in values))
+
+
+def channel_state_struct_hash(state: ChannelState) -> bytes:
+    return keccak(
+        CHANNEL_STATE_TYPEHASH
+        + address_word(state.alice)
+        + address_word(state.bob)
+        + keccak(b"".join(address_word(a) for a in state.asset_ids))
+        + _uint_array_hash(tuple(b.alice for b in state.balances))
+        + _uint_array_hash(tuple(b.bob for b in state.balances))
+        + _uint_array_hash(state.processed_deposits_a)
+        + _uint_array_hash(state.processed_deposits_b)
+        + _uint_array_hash(state.defund_nonces)
+        + uint_word(state.timeout)
+        + uint_word(state.nonce)
+        + bytes32_word(state.merkle_root)
+    )
+
+
+def channel_state_digest(state: ChannelState) -> bytes:
+    """The EIP-712 digest both parties sign for a channel state."""
+    domain = domain_separator(CHANNEL_DOMAIN, state.network.chain_id, state.channel_address)
+    return typed_data_digest(domain, channel_state_struct_hash(state))
+
+
+def withdraw_commitment_digest(
+    chain_id: int,
+    channel_address: Address,
+    recipient: Address,
+    asset_id: Address,
+    amount: int,
+    nonce: int,
+) -> bytes:
+    domain = domain_separator(WITHDRAW_DOMAIN, chain_id, channel_address)
+    struct_hash = keccak(
+        WITHDRAW_COMMITMENT_TYPEHASH
+        + address_word(recipient)
+        + address_word(asset_id)
+        + uint_word(amount)
+        + uint_word(nonce)
+    )
+    return typed_data_digest(domain, struct_hash)
+
+
+def transfer_resolution_digest(
+    chain_id: int, channel_address: Address, transfer_id: bytes, encoded_resolver: bytes
+) -> bytes:
+    domain = domain_separator(RESOLUTION_DOMAIN, chain_id, channel_address)
+    struct_hash = keccak(
+        TRANSFER_RESOLUTION_TYPEHASH + bytes32_word(transfer_id) + keccak(encoded_resolver)
+    )
+    return typed_data_digest(domain, struct_hash)
+
+
+def receipt_digest(chain_id: int, definition: Address, payment_id: bytes, data: bytes) -> bytes:
+    domain = domain_separator(SIGNED_TRANSFER_DOMAIN, chain_id, definition)
+    struct_hash = keccak(RECEIPT_TYPEHASH + bytes32_word(payment_id) + bytes32_word(data))
+    return typed_data_digest(domain, struct_hash)
+
+
+def voucher_digest(chain_id: int, definition: Address, stream_id: bytes, amount: int) -> bytes:
+    domain = domain_separator(STREAM_DOMAIN, chain_id, definition)
+    struct_hash = keccak(VOUCHER_TYPEHASH + bytes32_word(stream_id) + uint_word(amount))
+    return typed_data_digest(domain, struct_hash)
+
+
+def encode_core_transfer_state(core: CoreTransferState) -> bytes:
+    """abi.encode(CoreTransferState): twelve static words."""
+    return b"".join(
+        (
+            address_word(core.channel_address),
+            bytes32_word(core.transfer_id),
+            address_word(core.transfer_definition),
+            address_word(core.initiator),
+            address_word(core.responder),
+            address_word(core.asset_id),
+            uint_word(core.balance.amount[0]),
+            uint_word(core.balance.amount[1]),
+            address_word(core.balance.to[0]),
+            address_word(core.balance.to[1]),
+            uint_word(core.transfer_timeout),
+            bytes32_word(core.initial_state_hash),
+        )
+    )
+
+
+def transfer_hash(core: CoreTransferState) -> bytes:
+    """The transfer's merkle leaf."""
+    return keccak(encode_core_transfer_state(core))
+
+
+def channel_salt(alice: Address, bob: Address, chain_id: int) -> bytes:
+    return keccak(address_word(alice) + address_word(bob) + uint_word(chain_id))
+
+
+def proxy_init_code(mastercopy: Address) -> bytes:
+    return _PROXY_PREFIX + address_bytes(mastercopy) + _PROXY_SUFFIX
+
+
+@lru_cache(maxsize=4096)
+def channel_address(
+    factory: Address, mastercopy: Address, alice: Address, bob: Address, chain_id: int
+) -> Address:
+    """The counterfactual CREATE2 address of the channel between alice and bob."""
+    digest = keccak(
+        b"\xff"
+        + address_bytes(factory)
+        + channel_salt(alice, bob, chain_id)
+        + keccak(proxy_init_code(mastercopy))
+    )
+    return checksum(digest[12:])

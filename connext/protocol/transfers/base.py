@@ -1,0 +1,130 @@
+"""The interface every transfer definition's Python mirror implements.
+
+A definition maps (balance, initial state, resolver) to a final balance exactly as its
+contract does: an input the contract reverts on raises a `TransferError` here. Mirrors are
+pure; the block time and the contract's address come in through `TransferContext`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from eth_abi.abi import decode, encode
+
+from ..errors import InvalidTransferResolver, InvalidTransferState
+from ..signing import recover_address_bytes
+from ..types import Address, TransferBalance
+
+MAX_SIGNATURE_BYTES = 65
+
+
+@dataclass(frozen=True, slots=True)
+class TransferContext:
+    """What a definition may read besides its inputs: chain, its own address, block time."""
+
+    chain_id: int
+    definition: Address
+    now: int
+
+
+class TransferDefinition(ABC):
+    """Python mirror of one transfer definition contract."""
+
+    name: ClassVar[str]
+    contract_name: ClassVar[str]
+    state_fields: ClassVar[tuple[tuple[str, str], ...]]
+    """(abi type, field name) pairs of the encoded initial state."""
+    resolver_fields: ClassVar[tuple[tuple[str, str], ...]]
+
+    @property
+    def state_encoding(self) -> str:
+        return "tuple(" + ",".join(f"{t} {n}" for t, n in self.state_fields) + ")"
+
+    @property
+    def resolver_encoding(self) -> str:
+        return "tuple(" + ",".join(f"{t} {n}" for t, n in self.resolver_fields) + ")"
+
+    def encode_state(self, *values: Any) -> bytes:
+        return encode([t for t, _ in self.state_fields], list(values))
+
+    def encode_resolver(self, *values: Any) -> bytes:
+        return encode([t for t, _ in self.resolver_fields], list(values))
+
+    def decode_state(self, data: bytes) -> tuple[Any, ...]:
+        try:
+            values = _strict_decode(self.state_fields, data)
+        except ValueError as exc:
+            raise InvalidTransferState(f"{self.name}: state does not decode: {exc}") from exc
+        return values
+
+    def decode_resolver(self, data: bytes) -> tuple[Any, ...]:
+        try:
+            values = _strict_decode(self.resolver_fields, data)
+        except ValueError as exc:
+            raise InvalidTransferResolver(
+                f"{self.name}: resolver does not decode: {exc}"
+            ) from exc
+        return values
+
+    @property
+    @abstractmethod
+    def cancel_resolver(self) -> bytes:
+        """An encoded resolver that cancels: the balance goes back to the initiator."""
+
+    def create(self, balance: TransferBalance, encoded_state: bytes, ctx: TransferContext) -> None:
+        """Raise InvalidTransferState unless `encoded_state` is a valid initial state."""
+        if balance.amount[1] != 0:
+            raise InvalidTransferState(f"{self.name}: the responder's initial amount must be 0")
+        self._check_initial_state(balance, self.decode_state(encoded_state), ctx)
+
+    def resolve(
+        self,
+        balance: TransferBalance,
+        encoded_state: bytes,
+        encoded_resolver: bytes,
+        ctx: TransferContext,
+    ) -> TransferBalance:
+        """The final balance, or InvalidTransferResolver (the contract would revert)."""
+        state = self.decode_state(encoded_state)
+        resolver = self.decode_resolver(encoded_resolver)
+        amount = self._resolve(balance, state, resolver, ctx)
+        return TransferBalance(amount=amount, to=balance.to)
+
+    @abstractmethod
+    def _check_initial_state(
+        self, balance: TransferBalance, state: tuple[Any, ...], ctx: TransferContext
+    ) -> None: ...
+
+    @abstractmethod
+    def _resolve(
+        self,
+        balance: TransferBalance,
+        state: tuple[Any, ...],
+        resolver: tuple[Any, ...],
+        ctx: TransferContext,
+    ) -> tuple[int, int]: ...
+
+
+def signer_of(digest: bytes, signature: bytes) -> bytes | None:
+    """Recovered 20-byte address, or None when the signature is not valid at all."""
+    if len(signature) != MAX_SIGNATURE_BYTES:
+        return None
+    try:
+        recovered = recover_address_bytes(digest, signature)
+    except Exception:
+        return None
+    return None if recovered == bytes(20) else recovered
+
+
+def _strict_decode(fields: tuple[tuple[str, str], ...], data: bytes) -> tuple[Any, ...]:
+    types = [t for t, _ in fields]
+    try:
+        values: tuple[Any, ...] = decode(types, data, strict=True)
+    except Exception as exc:
+        raise ValueError(str(exc)) from exc
+    for (abi_type, _), value in zip(fields, values, strict=True):
+        if abi_type == "bytes" and len(value) > MAX_SIGNATURE_BYTES:
+            raise ValueError(f"bytes longer than {MAX_SIGNATURE_BYTES}")
+    return values
