@@ -20,7 +20,7 @@ from connext.protocol.channel import (
     resolve_update,
     setup_update,
 )
-from connext.protocol.encoding import channel_state_digest, checksum
+from connext.protocol.encoding import checksum
 from connext.protocol.signing import Signer, recover_address_bytes, verify
 from connext.protocol.transfers import HASHLOCK, lock_hash
 from connext.protocol.types import ETH, NetworkContext
@@ -60,7 +60,7 @@ def measure_crypto(seconds: float = 1.0) -> dict[str, float]:
                                       rules)
         responder_sig = signed.bob_signature if update.responder == bob.address else (
             signed.alice_signature)
-        assert verify(channel_state_digest(applied.state), responder_sig, update.responder)
+        assert verify(applied.digest, responder_sig, update.responder)
         state, transfers = applied.state, applied.transfers
 
     step(setup_update(alice.address, bob.address, network, 3600))

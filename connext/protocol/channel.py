@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TypeVar
 
 from . import errors
@@ -63,6 +64,11 @@ class Applied:
     transfer: Transfer | None = None
     """The transfer created, or resolved (with its final balance and resolver)."""
 
+    @cached_property
+    def digest(self) -> bytes:
+        """The EIP-712 digest of the new state: what both parties sign."""
+        return channel_state_digest(self.state)
+
 
 def leaf(transfer: Transfer) -> bytes:
     """The transfer's merkle leaf: keccak of its core state."""
@@ -110,7 +116,7 @@ def validate_update(
     """Apply `update` and check the initiator's signature (and the responder's, if given)."""
     applied = apply_update(state, transfers, update, rules)
     new = applied.state
-    digest = channel_state_digest(new)
+    digest = applied.digest
     initiator_party = new.party(update.initiator)
     signatures = {"alice": update.alice_signature, "bob": update.bob_signature}
     if not verify(digest, signatures[initiator_party], update.initiator):
@@ -441,7 +447,7 @@ def propose(
         raise errors.InvalidUpdate("only the initiator proposes an update")
     applied = apply_update(state, transfers, update, rules)
     party = applied.state.party(signer.address)
-    return update.with_signature(party, sign_state(applied.state, signer)), applied
+    return update.with_signature(party, signer.sign(applied.digest)), applied
 
 
 def countersign(
@@ -456,7 +462,7 @@ def countersign(
         raise errors.InvalidUpdate("this update is not addressed to us")
     applied = validate_update(state, transfers, update, rules)
     party = applied.state.party(signer.address)
-    return update.with_signature(party, sign_state(applied.state, signer)), applied
+    return update.with_signature(party, signer.sign(applied.digest)), applied
 
 
 def verify_channel_state(
