@@ -120,15 +120,21 @@ def signer_of(digest: bytes, signature: bytes) -> bytes | None:
 
 
 def _strict_decode(fields: tuple[tuple[str, str], ...], data: bytes) -> tuple[Any, ...]:
-    """Decode an ABI tuple of address/bytes32/uint256/bytes as Vyper's abi_decode would.
+    """Decode an ABI tuple of address/bytes32/uint256/bytes exactly as Vyper 0.4's abi_decode.
 
     Hand-written for the four types our definitions use (eth-abi's generic decoder costs
-    ~60 us a call on the update hot path). Refuses: short input, non-zero address padding,
-    dynamic offsets or lengths out of bounds, `bytes` longer than 65, non-zero padding.
+    ~60 us a call on the update hot path) and to accept exactly what the contracts accept:
+    a static tuple must be exactly its size; with a `bytes` (Vyper `Bytes[65]`) the input
+    is between the head size and the ABI size bound; a `bytes` item must end inside the
+    input (its padding is not checked) and be at most 65 long; addresses have zero padding.
     """
     head_size = 32 * len(fields)
-    if len(data) < head_size:
-        raise ValueError(f"{len(data)} bytes is shorter than the {head_size}-byte head")
+    dynamic = sum(1 for t, _ in fields if t == "bytes")
+    size_bound = head_size + dynamic * (32 + (MAX_SIGNATURE_BYTES + 31) // 32 * 32)
+    if dynamic == 0 and len(data) != head_size:
+        raise ValueError(f"expected exactly {head_size} bytes, got {len(data)}")
+    if not head_size <= len(data) <= size_bound:
+        raise ValueError(f"expected {head_size} to {size_bound} bytes, got {len(data)}")
     values: list[Any] = []
     for index, (abi_type, name) in enumerate(fields):
         word = data[32 * index : 32 * index + 32]
@@ -154,9 +160,6 @@ def _decode_bytes(data: bytes, offset: int, name: str) -> bytes:
     if length > MAX_SIGNATURE_BYTES:
         raise ValueError(f"{name}: bytes longer than {MAX_SIGNATURE_BYTES}")
     start = offset + 32
-    padded = start + (length + 31) // 32 * 32
-    if padded > len(data):
+    if start + length > len(data):
         raise ValueError(f"{name}: bytes run past the end of the input")
-    if any(data[start + length : padded]):
-        raise ValueError(f"{name}: non-zero padding after bytes")
     return data[start : start + length]
