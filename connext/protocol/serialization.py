@@ -162,7 +162,10 @@ def state_from_json(data: Any, path: str = "") -> ChannelState:
     n = len(state.asset_ids)
     if not (len(state.balances) == len(state.processed_deposits_a)
             == len(state.processed_deposits_b) == len(state.defund_nonces) == n):
-        raise MalformedData(f"{path}per-asset lists have different lengths")
+        raise MalformedData(
+            f"{path}assetIds, balances, processedDepositsA, processedDepositsB and "
+            "defundNonces must have the same length"
+        )
     return state
 
 
