@@ -8,9 +8,10 @@
      (domain separators, typed-data digests). Stateless: import it, no `initializes`.
 """
 
-# secp256k1n / 2: a larger s is the malleable twin of a valid signature.
+# secp256k1n / 2 (0x7FFF...FF5D576E7357A4501DDFE92F46681B20A0): a larger s is the
+# malleable twin of a valid signature.
 _MAX_S: constant(uint256) = (
-    0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+    57896044618658097711785492504343953926418782139537452191302581570759080747168
 )
 _DOMAIN_TYPEHASH: constant(bytes32) = keccak256(
     "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"

@@ -19,7 +19,9 @@ from .merkle import merkle_root
 from .signing import Signer, verify
 from .transfers import TransferContext, TransferDefinition
 from .types import (
+    MAX_AMOUNT,
     MAX_ASSETS,
+    MAX_NONCE,
     ZERO_HASH,
     Address,
     Balance,
@@ -145,6 +147,8 @@ def _check_common(state: ChannelState, update: Update) -> None:
         raise errors.StaleNonce(
             f"expected nonce {state.nonce + 1}, got {update.nonce}"
         )
+    if update.nonce > MAX_NONCE:
+        raise errors.InvalidUpdate("the channel has run out of nonces")
 
 
 def _apply_setup(state: ChannelState | None, update: Update) -> Applied:
@@ -210,6 +214,8 @@ def _apply_deposit(state: ChannelState, transfers: ActiveTransfers, update: Upda
         raise errors.InvalidDeposit("deposit totals are below what was already processed")
     if new_a == 0 and new_b == 0:
         raise errors.InvalidDeposit("there is no new deposit to reconcile")
+    if max(details.total_deposits_alice, details.total_deposits_bob) > MAX_AMOUNT:
+        raise errors.InvalidDeposit(f"deposit totals above {MAX_AMOUNT} are not supported")
     old = state.balances[index]
     new = replace(
         state,

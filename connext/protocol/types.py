@@ -17,6 +17,9 @@ Address = str
 ETH: Address = "0x0000000000000000000000000000000000000000"
 ZERO_HASH = bytes(32)
 MAX_ASSETS = 16
+MAX_AMOUNT = 2**128 - 1
+"""The channel contract packs per-asset totals into 128 bits: no amount may exceed this."""
+MAX_NONCE = 2**128 - 1
 
 
 @dataclass(frozen=True, slots=True)

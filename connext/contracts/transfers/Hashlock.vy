@@ -6,8 +6,8 @@
         expiry (an expiry of 0 never expires). A zero preimage cancels: the balance stays
         as it is, so the amount goes back to the initiator.
 @dev Mirror: connext/protocol/transfers/hashlock.py. State `(bytes32 lockHash, uint256
-     expiry)` and resolver `(bytes32 preimage)` are static, so `abi_decode` already
-     accepts exactly the canonical encoding (exact length, nothing to clamp).
+     expiry)` and resolver `(bytes32 preimage)` are static: `abi_decode` accepts exactly
+     64 and 32 bytes.
 """
 
 from .. import transfer_definition as td

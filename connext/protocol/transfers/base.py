@@ -19,6 +19,7 @@ from ..signing import recover_address_bytes
 from ..types import Address, TransferBalance
 
 MAX_SIGNATURE_BYTES = 65
+MAX_UINT256 = 2**256 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,9 @@ class TransferDefinition(ABC):
         state = self.decode_state(encoded_state)
         resolver = self.decode_resolver(encoded_resolver)
         amount = self._resolve(balance, state, resolver, ctx)
+        if max(amount) > MAX_UINT256:
+            # the contract's checked arithmetic reverts here
+            raise InvalidTransferResolver(f"{self.name}: the final amount overflows uint256")
         return TransferBalance(amount=amount, to=balance.to)
 
     @abstractmethod

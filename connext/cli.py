@@ -1,0 +1,138 @@
+"""The `connext` command: run the local stack, deploy contracts, build contracts.
+
+Each subcommand is a thin shell over a library function, so tests and docker-compose run
+exactly what people run. Heavy imports happen inside the subcommand that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _start(args: argparse.Namespace) -> int:
+    from .devstack import StackConfig, run_stack
+
+    config = StackConfig(
+        chain_port=args.chain_port, nats_port=args.nats_port, data_dir=Path(args.data_dir),
+    )
+    return run_stack(config)
+
+
+def _chain(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .chain.anvil import Anvil
+
+    extra = ["--state", args.state] if args.state else []
+    chain = Anvil(port=args.port, host=args.host, extra_args=extra).start()
+    print(f"chain ready: {chain.url} (chain id {chain.chain_id})", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        if not chain.running:
+            print("anvil exited", file=sys.stderr)
+            return 1
+    chain.stop()
+    return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    import urllib.request
+
+    try:
+        if args.rpc_url:
+            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
+                               "params": []}).encode()
+            request = urllib.request.Request(args.rpc_url, data=body,
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=5) as response:
+                ok = "result" in json.loads(response.read())
+        else:
+            with urllib.request.urlopen(args.http_url, timeout=5) as response:
+                ok = response.status == 200
+    except OSError as exc:
+        print(f"unhealthy: {exc}", file=sys.stderr)
+        return 1
+    return 0 if ok else 1
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from .chain.deploy import deploy
+
+    key = args.private_key or os.environ.get("CONNEXT_DEPLOYER_KEY")
+    if not key:
+        print("error: give --private-key or set CONNEXT_DEPLOYER_KEY", file=sys.stderr)
+        return 2
+    deployment = deploy(args.rpc_url, key, deployment_file=Path(args.deployment_file))
+    print(json.dumps(deployment.to_json(), indent=2))
+    return 0
+
+
+def _contracts_build(args: argparse.Namespace) -> int:
+    from .contracts.build import main as build_main
+
+    return build_main([])
+
+
+def _contracts_check(args: argparse.Namespace) -> int:
+    from .contracts.build import main as build_main
+
+    return build_main(["--check"])
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="connext", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    start = commands.add_parser("start", help="run the local stack (anvil, NATS, contracts)")
+    start.add_argument("--chain-port", type=int,
+                       default=int(os.environ.get("CONNEXT_CHAIN_PORT", "8545")))
+    start.add_argument("--nats-port", type=int,
+                       default=int(os.environ.get("CONNEXT_NATS_PORT", "4222")))
+    start.add_argument("--data-dir", default=os.environ.get("CONNEXT_DATA_DIR", ".data"))
+    start.set_defaults(run=_start)
+
+    chain = commands.add_parser("chain", help="run a local anvil chain in the foreground")
+    chain.add_argument("--host", default="127.0.0.1")
+    chain.add_argument("--port", type=int, default=8545)
+    chain.add_argument("--state", help="load the chain from this file and dump it on exit")
+    chain.set_defaults(run=_chain)
+
+    health = commands.add_parser("health", help="exit 0 when a chain or HTTP service answers")
+    target = health.add_mutually_exclusive_group(required=True)
+    target.add_argument("--rpc-url")
+    target.add_argument("--http-url")
+    health.set_defaults(run=_health)
+
+    dep = commands.add_parser("deploy", help="deploy the contracts to a chain (idempotent)")
+    dep.add_argument("--rpc-url", default=os.environ.get("CONNEXT_CHAIN_URL",
+                                                         "http://127.0.0.1:8545"))
+    dep.add_argument("--private-key", help="deployer key (or CONNEXT_DEPLOYER_KEY)")
+    dep.add_argument("--deployment-file", default=os.environ.get(
+        "CONNEXT_DEPLOYMENT_FILE", ".data/deployments.json"))
+    dep.set_defaults(run=_deploy)
+
+    contracts = commands.add_parser("contracts", help="build or check the Vyper artifacts")
+    sub = contracts.add_subparsers(dest="action", required=True)
+    sub.add_parser("build", help="compile the Vyper sources into artifacts").set_defaults(
+        run=_contracts_build)
+    sub.add_parser("check", help="exit 1 if the committed artifacts are stale").set_defaults(
+        run=_contracts_check)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

