@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: deps test start bench lint contracts clean
+.PHONY: deps system-deps test start bench lint contracts clean
 
 deps: $(PY_STAMP) $(NODE_STAMP)
 
@@ -21,11 +21,20 @@ $(NODE_STAMP): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# Debian packages the tests use when present (docker-compose validates docker-compose.yml).
+# Installed only when running as root (CI); otherwise those tests skip with a reason.
+system-deps:
+	@if ! command -v docker-compose >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+	    && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        docker-compose >/dev/null) || echo "warning: could not install docker-compose"; \
+	fi
+
 lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: deps lint
+test: deps system-deps lint
 	$(BIN)/pytest
 
 start: deps

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -18,9 +19,44 @@ def _start(args: argparse.Namespace) -> int:
     from .devstack import StackConfig, run_stack
 
     config = StackConfig(
-        chain_port=args.chain_port, nats_port=args.nats_port, data_dir=Path(args.data_dir),
+        chain_port=args.chain_port, nats_port=args.nats_port, node_port=args.node_port,
+        data_dir=Path(args.data_dir),
     )
     return run_stack(config)
+
+
+def _node(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from .node import Node, NodeConfig
+
+    logging.basicConfig(level=os.environ.get("CONNEXT_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = NodeConfig.from_env()
+    overrides = {k: v for k, v in {
+        "nats_url": args.nats_url, "chain_url": args.chain_url,
+        "database_url": args.database_url, "http_port": args.http_port,
+        "http_host": args.http_host,
+        "deployment_file": Path(args.deployment_file) if args.deployment_file else None,
+    }.items() if v is not None}
+    config = replace(config, **overrides)
+
+    async def run() -> None:
+        node = Node(config)
+        await node.start()
+        print(f"node {node.address} ready: NATS {config.nats_url}, "
+              f"HTTP http://{config.http_host}:{node.http_port}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await node.stop()
+
+    asyncio.run(run())
+    return 0
 
 
 def _chain(args: argparse.Namespace) -> int:
@@ -96,8 +132,19 @@ def parser() -> argparse.ArgumentParser:
                        default=int(os.environ.get("CONNEXT_CHAIN_PORT", "8545")))
     start.add_argument("--nats-port", type=int,
                        default=int(os.environ.get("CONNEXT_NATS_PORT", "4222")))
+    start.add_argument("--node-port", type=int,
+                       default=int(os.environ.get("CONNEXT_NODE_PORT", "8000")))
     start.add_argument("--data-dir", default=os.environ.get("CONNEXT_DATA_DIR", ".data"))
     start.set_defaults(run=_start)
+
+    node = commands.add_parser("node", help="run the node daemon (configured by CONNEXT_*)")
+    node.add_argument("--nats-url")
+    node.add_argument("--chain-url")
+    node.add_argument("--database-url")
+    node.add_argument("--http-port", type=int)
+    node.add_argument("--http-host")
+    node.add_argument("--deployment-file")
+    node.set_defaults(run=_node)
 
     chain = commands.add_parser("chain", help="run a local anvil chain in the foreground")
     chain.add_argument("--host", default="127.0.0.1")

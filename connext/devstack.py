@@ -112,6 +112,48 @@ class NatsServer:
         self.stop()
 
 
+class NodeDaemon:
+    """`connext node` as a child process, configured through its environment."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self, timeout: float = 60.0) -> NodeDaemon:
+        connext = str(Path(sys.executable).parent / "connext")
+        with self.log_path.open("ab") as log:
+            start_offset = log.tell()
+            self._process = subprocess.Popen([connext, "node"], env=self.env, stdout=log,
+                                             stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while b" ready: " not in self.log_path.read_bytes()[start_offset:]:
+            if not self.running or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the node did not start; see {self.log_path}")
+            time.sleep(0.1)
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass(frozen=True)
 class StackConfig:
     chain_port: int = 8545
@@ -129,11 +171,14 @@ class StackConfig:
         )
 
 
-def describe(deployment: Deployment, chain_url: str, nats_url: str) -> str:
+def describe(deployment: Deployment, chain_url: str, nats_url: str, node_url: str,
+             node_address: str) -> str:
     lines = [
         "connext local stack is up",
         f"  chain (anvil)      {chain_url}  chain id {deployment.chain_id}",
         f"  nats               {nats_url}",
+        f"  node               {node_url}  (address {node_address}; /healthz, /config, "
+        "/metrics)",
         f"  channel factory    {deployment.channel_factory}",
         f"  channel mastercopy {deployment.channel_mastercopy}",
         f"  transfer registry  {deployment.transfer_registry}",
@@ -165,7 +210,7 @@ def run_stack(config: StackConfig, ready: threading.Event | None = None,
         extra_args=["--state", str((config.data_dir / "anvil-state.json").resolve())],
     )
     nats = NatsServer(port=config.nats_port, log_path=config.data_dir / "nats.log")
-    started: list[Anvil | NatsServer] = []
+    started: list[Anvil | NatsServer | NodeDaemon] = []
     try:
         anvil.start()
         started.append(anvil)
@@ -179,7 +224,25 @@ def run_stack(config: StackConfig, ready: threading.Event | None = None,
                 if token_balance(anvil.url, deployment.test_token, account.address) == 0:
                     mint_test_token(anvil.url, deployer, deployment.test_token,
                                     account.address, TEST_TOKEN_MINT)
-        print(describe(deployment, anvil.url, nats.url), flush=True)
+        node = NodeDaemon(
+            {
+                **os.environ,
+                "CONNEXT_NODE_KEY": anvil.private_keys[1],
+                "CONNEXT_NATS_URL": nats.url,
+                "CONNEXT_CHAIN_URL": anvil.url,
+                "CONNEXT_NODE_DATABASE_URL": os.environ.get(
+                    "CONNEXT_NODE_DATABASE_URL",
+                    f"sqlite:///{(config.data_dir / 'node.sqlite').resolve()}"),
+                "CONNEXT_DEPLOYMENT_FILE": str(deployment_file.resolve()),
+                "CONNEXT_NODE_PORT": str(config.node_port),
+                "PYTHONUNBUFFERED": "1",
+            },
+            config.data_dir / "node.log",
+        )
+        node.start()
+        started.append(node)
+        print(describe(deployment, anvil.url, nats.url, f"http://127.0.0.1:{config.node_port}",
+                       anvil.accounts[1].address), flush=True)
         if ready is not None:
             ready.set()
         while not stop.wait(0.5):

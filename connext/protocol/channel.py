@@ -338,7 +338,8 @@ def _apply_resolve(
         nonce=update.nonce,
         merkle_root=transfers_root(new_transfers),
     )
-    resolved = replace(transfer, balance=final, resolver=details.resolver, meta=details.meta)
+    resolved = replace(transfer, balance=final, resolver=details.resolver,
+                       meta={**transfer.meta, **details.meta})
     return Applied(state=new, transfers=new_transfers, transfer=resolved)
 
 

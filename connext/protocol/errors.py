@@ -55,6 +55,12 @@ class InsufficientBalance(ProtocolError):
     code = "insufficient_balance"
 
 
+class InsufficientCollateral(ProtocolError):
+    """The node cannot fund its side of the recipient's channel for this payment."""
+
+    code = "insufficient_collateral"
+
+
 class InvalidAmount(ProtocolError):
     code = "invalid_amount"
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from web3 import Web3
@@ -18,11 +19,11 @@ from connext.devstack import free_port, port_is_open
 CONNEXT = str(Path(sys.executable).parent / "connext")
 
 
-def start_stack(data_dir: Path, chain_port: int, nats_port: int) -> tuple[subprocess.Popen[str],
-                                                                          str]:
+def start_stack(data_dir: Path, chain_port: int, nats_port: int,
+                node_port: int) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
         [CONNEXT, "start", "--chain-port", str(chain_port), "--nats-port", str(nats_port),
-         "--data-dir", str(data_dir)],
+         "--node-port", str(node_port), "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -48,8 +49,8 @@ def stop_stack(process: subprocess.Popen[str]) -> str:
 
 
 def test_start_deploys_mints_prints_and_stops_cleanly_then_reuses(tmp_path: Path) -> None:
-    chain_port, nats_port = free_port(), free_port()
-    process, banner = start_stack(tmp_path, chain_port, nats_port)
+    chain_port, nats_port, node_port = free_port(), free_port(), free_port()
+    process, banner = start_stack(tmp_path, chain_port, nats_port, node_port)
     try:
         assert f"http://127.0.0.1:{chain_port}" in banner
         assert f"nats://127.0.0.1:{nats_port}" in banner
@@ -63,13 +64,18 @@ def test_start_deploys_mints_prints_and_stops_cleanly_then_reuses(tmp_path: Path
         for account in w3.eth.accounts[:10]:
             assert token.functions.balanceOf(account).call() > 0
         assert port_is_open(nats_port)
+        with urllib.request.urlopen(f"http://127.0.0.1:{node_port}/healthz") as response:
+            health = json.loads(response.read())
+        assert health["status"] == "ok" and health["address"] in banner
+        assert f"http://127.0.0.1:{node_port}" in banner
     finally:
         out = stop_stack(process)
     assert "stopped" in out
     assert not port_is_open(chain_port) and not port_is_open(nats_port)
+    assert not port_is_open(node_port)
 
     # Second run: the chain state came back from disk, so nothing is deployed again.
-    process, banner = start_stack(tmp_path, chain_port, nats_port)
+    process, banner = start_stack(tmp_path, chain_port, nats_port, node_port)
     try:
         assert deployment["channel_factory"] in banner
         again = json.loads((tmp_path / "deployments.json").read_text())["31337"]

@@ -1,0 +1,143 @@
+"""Routed payments per second through a real node, with latency and CPU per payment.
+
+Starts anvil, nats-server and `connext node` (a separate process, SQLite in WAL mode: durable
+storage), opens channels for N sender/recipient pairs, funds the senders, then has every
+pair pay concurrently for a fixed number of payments. A payment counts when the sender's
+transfer is resolved (both hops done). CPU per payment is the CPU time of the node process
+plus this process (all clients), divided by the payments; its floor is what the signatures
+of one payment cost: 4 updates x (2 signs + 2 recovers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from connext.chain.anvil import Anvil
+from connext.chain.deploy import deploy
+from connext.client import Client
+from connext.devstack import NatsServer, NodeDaemon, free_port
+from connext.protocol.signing import Signer
+from connext.protocol.types import ETH
+
+from .crypto import measure_crypto
+
+NODE_KEY = "0x" + "4e" * 32
+
+
+async def _run_pairs(pairs: int, payments_per_pair: int, anvil: Anvil, nats: NatsServer,
+                     deployment: Any, node_address: str, workdir: Path) -> dict[str, Any]:
+    clients: list[tuple[Client, Client]] = []
+    for index in range(pairs):
+        pair = []
+        for role in ("sender", "recipient"):
+            signer = Signer.random()
+            anvil.set_balance(signer.address, 10**22)
+            client = await Client.connect(
+                signer, node_address=node_address, nats_url=nats.url, chain_url=anvil.url,
+                database_url=f"sqlite:///{workdir / f'{role}-{pairs}-{index}.sqlite'}",
+                deployment=deployment,
+            )
+            await client.setup()
+            pair.append(client)
+        await pair[0].deposit(ETH, 10**20)
+        clients.append((pair[0], pair[1]))
+    # one warm-up payment per pair collateralizes the recipients' channels
+    await asyncio.gather(*(s.transfer(r.address, ETH, 1) for s, r in clients))
+
+    latencies: list[float] = []
+
+    async def pay(sender: Client, recipient: Client) -> None:
+        for _ in range(payments_per_pair):
+            started = time.perf_counter()
+            result = await sender.transfer(recipient.address, ETH, 1000, wait=60)
+            assert result.status == "completed", result
+            latencies.append(time.perf_counter() - started)
+
+    me = psutil.Process()
+    node = _node_process(node_address)
+    cpu_before = _cpu(me) + (_cpu(node) if node else 0.0)
+    started = time.perf_counter()
+    await asyncio.gather(*(pay(s, r) for s, r in clients))
+    elapsed = time.perf_counter() - started
+    cpu_after = _cpu(me) + (_cpu(node) if node else 0.0)
+    for sender, recipient in clients:
+        await sender.close()
+        await recipient.close()
+    total = pairs * payments_per_pair
+    latencies.sort()
+    return {
+        "pairs": pairs,
+        "payments": total,
+        "seconds": round(elapsed, 2),
+        "payments_per_second": round(total / elapsed, 1),
+        "latency_p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "latency_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+        "cpu_ms_per_payment": round((cpu_after - cpu_before) / total * 1000, 2),
+    }
+
+
+_NODE_PIDS: dict[str, int] = {}
+
+
+def _node_process(address: str) -> psutil.Process | None:
+    pid = _NODE_PIDS.get(address)
+    return None if pid is None else psutil.Process(pid)
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def measure_payments(sizes: tuple[int, ...] = (1, 10, 50),
+                     payments_per_pair: int | None = None) -> dict[str, Any]:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+    workdir = Path(tempfile.mkdtemp(prefix="connext-bench-"))
+    with Anvil() as anvil, NatsServer() as nats:
+        deployment_file = workdir / "deployments.json"
+        deployment = deploy(anvil.url, anvil.private_keys[0], deployment_file=deployment_file)
+        node_signer = Signer.from_hex(NODE_KEY)
+        anvil.set_balance(node_signer.address, 10**26)
+        node = NodeDaemon({
+            **os.environ,
+            "CONNEXT_NODE_KEY": NODE_KEY,
+            "CONNEXT_NATS_URL": nats.url,
+            "CONNEXT_CHAIN_URL": anvil.url,
+            "CONNEXT_NODE_DATABASE_URL": f"sqlite:///{workdir / 'node.sqlite'}",
+            "CONNEXT_DEPLOYMENT_FILE": str(deployment_file),
+            "CONNEXT_NODE_PORT": str(free_port()),
+            "CONNEXT_LOG_LEVEL": "WARNING",
+            "CONNEXT_COLLATERAL": '{"0x0000000000000000000000000000000000000000": '
+                                  '{"threshold": "0", "target": "1000000000000000000000", '
+                                  '"reclaimThreshold": "0"}}',
+        }, workdir / "node.log").start()
+        if node.pid is not None:
+            _NODE_PIDS[node_signer.address] = node.pid
+        try:
+            runs = []
+            for pairs in sizes:
+                per_pair = payments_per_pair or max(10, 500 // pairs)
+                runs.append(asyncio.run(_run_pairs(pairs, per_pair, anvil, nats, deployment,
+                                                   node_signer.address, workdir)))
+        finally:
+            node.stop()
+    crypto = measure_crypto(0.5)
+    floor_ms = 4 * (2 * crypto["sign_us"] + 2 * crypto["recover_us"]) / 1000
+    for run in runs:
+        run["cpu_over_crypto_floor"] = round(run["cpu_ms_per_payment"] / floor_ms, 1)
+    return {"runs": runs, "crypto_floor_ms_per_payment": round(floor_ms, 3)}
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(measure_payments(), indent=2))

@@ -1,0 +1,106 @@
+"""Deposit watcher: notices funds sent to channel addresses and has them reconciled.
+
+It scans blocks from the last processed one (kept in the store, so a restart resumes where
+it stopped) for ERC20 `Transfer` logs to known channel addresses and for the channels'
+own deposit events; ETH sent by plain transfers leaves no log, so each scan also compares
+every channel's ETH total with what its state processed. For each channel and asset with
+unprocessed deposits it calls `reconcile`. It only reads the chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from web3 import Web3
+
+from ..protocol.encoding import keccak
+from ..protocol.types import ETH, Address, ChannelState
+from ..store import ChannelStore
+from .deposits import ChainDeposits
+
+log = logging.getLogger(__name__)
+
+TRANSFER_TOPIC = "0x" + keccak(b"Transfer(address,address,uint256)").hex()
+MAX_BLOCK_RANGE = 2_000
+
+Reconcile = Callable[[ChannelState, Address], Awaitable[None]]
+
+
+class DepositWatcher:
+    def __init__(
+        self,
+        w3: Web3,
+        store: ChannelStore,
+        deposits: ChainDeposits,
+        reconcile: Reconcile,
+        *,
+        name: str = "deposits",
+        start_block: int = 0,
+        poll_interval: float = 1.0,
+        channels: Callable[[], list[ChannelState]] | None = None,
+    ) -> None:
+        self.w3 = w3
+        self.store = store
+        self.deposits = deposits
+        self.reconcile = reconcile
+        self.name = name
+        self.start_block = start_block
+        self.poll_interval = poll_interval
+        self._channels = channels or store.list_channels
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.scan()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("deposit scan failed; retrying")
+            await asyncio.sleep(self.poll_interval)
+
+    async def scan(self) -> int:
+        """Process new blocks once; returns the last processed block."""
+        latest = int(await asyncio.to_thread(lambda: self.w3.eth.block_number))
+        last = await asyncio.to_thread(self.store.get_last_block, self.name)
+        first = self.start_block if last is None else last + 1
+        if first > latest:
+            return latest  # no new block: nothing can have been deposited
+        channels = {s.channel_address: s for s in await asyncio.to_thread(self._channels)}
+        due: set[tuple[Address, Address]] = set()
+        block = first
+        while block <= latest and channels:
+            to = min(latest, block + MAX_BLOCK_RANGE - 1)
+            due |= await asyncio.to_thread(self._token_deposits, list(channels), block, to)
+            block = to + 1
+        due |= {(address, ETH) for address in channels}
+        for address, asset in sorted(due):
+            state = channels[address]
+            alice_total, bob_total = await self.deposits.total_deposits(state, asset)
+            index = state.asset_index(asset)
+            processed = (0, 0) if index is None else (
+                state.processed_deposits_a[index], state.processed_deposits_b[index])
+            if (alice_total, bob_total) != processed and max(alice_total, bob_total) > 0:
+                try:
+                    await self.reconcile(state, asset)
+                except Exception as exc:
+                    log.info("reconcile of %s in %s failed: %s", asset, address, exc)
+        await asyncio.to_thread(self.store.set_last_block, self.name, latest)
+        return latest
+
+    def _token_deposits(self, channels: list[Address], first: int,
+                        last: int) -> set[tuple[Address, Address]]:
+        found: set[tuple[Address, Address]] = set()
+        for chunk in range(0, len(channels), 200):
+            recipients = ["0x" + "00" * 12 + a[2:].lower() for a in channels[chunk:chunk + 200]]
+            logs = self.w3.eth.get_logs({
+                "fromBlock": first, "toBlock": last,
+                "topics": [TRANSFER_TOPIC, None, recipients],
+            })
+            by_lower = {a.lower(): a for a in channels}
+            for entry in logs:
+                recipient = "0x" + bytes(entry["topics"][2])[-20:].hex()
+                if recipient in by_lower:
+                    found.add((by_lower[recipient], Web3.to_checksum_address(entry["address"])))
+        return found

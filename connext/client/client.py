@@ -1,0 +1,462 @@
+"""The light client: a user's keys, their channel with the node, and payments.
+
+`Client` runs the update protocol for the user's side of one channel with one node, over
+NATS, with its own store. Payments are hashlocks under the hood: for a plain `transfer`
+the preimage is encrypted to the recipient's public key (ECIES), so the node cannot claim
+it; the recipient's client decrypts and resolves at once. Amounts are integers in base
+units. The private key never leaves this object and is never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import ecies
+
+from ..chain.contracts import Sender, connect, contract
+from ..chain.deploy import Deployment
+from ..chain.deposits import ChainDeposits
+from ..engine import ChannelEngine, Committed
+from ..messaging import Messaging
+from ..protocol import errors
+from ..protocol.channel import (
+    Rules,
+    create_update,
+    deposit_update,
+    resolve_update,
+)
+from ..protocol.encoding import channel_address, keccak, withdraw_commitment_digest
+from ..protocol.serialization import hexb, parse_bytes
+from ..protocol.signing import Signer
+from ..protocol.transfers import DEFINITIONS, HASHLOCK, WITHDRAW, lock_hash
+from ..protocol.types import ETH, Address, ChannelState, Transfer, UpdateType
+from ..store import ChannelStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PAYMENT_TIMEOUT = 3600
+"""Seconds until an unclaimed payment expires and is refunded."""
+
+EventHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    routing_id: bytes
+    transfer_id: bytes
+    status: str
+    """"completed" (the recipient was paid), "cancelled" (refunded) or "pending"."""
+
+
+@dataclass(frozen=True)
+class WithdrawResult:
+    transfer_id: bytes
+    transaction_hash: str | None
+    status: str
+    """"confirmed" (paid on chain), "failed", or "pending"."""
+
+
+class Client:
+    def __init__(
+        self,
+        signer: Signer,
+        *,
+        node_address: Address,
+        nats_url: str,
+        chain_url: str,
+        database_url: str,
+        deployment: Deployment,
+        request_timeout: float = 10.0,
+    ) -> None:
+        self.signer = signer
+        self.address = signer.address
+        self.node_address = node_address
+        self.nats_url = nats_url
+        self.chain_url = chain_url
+        self.database_url = database_url
+        self.deployment = deployment
+        self.network = deployment.network
+        self.request_timeout = request_timeout
+        self.definition_names = {addr: name for name, addr in deployment.definitions.items()}
+        self.definition_address = dict(deployment.definitions)
+        net = self.network
+        self.channel_address = channel_address(
+            net.channel_factory, net.channel_mastercopy, node_address, self.address, net.chain_id
+        )
+        self._handlers: dict[str, list[EventHandler]] = {}
+        self._waiters: dict[bytes, asyncio.Future[dict[str, Any]]] = {}
+        self._connected = False
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    @classmethod
+    async def connect(cls, signer: Signer, **kwargs: Any) -> Client:
+        client = cls(signer, **kwargs)
+        await client.start()
+        return client
+
+    async def start(self) -> None:
+        self.w3 = connect(self.chain_url)
+        self.store = await asyncio.to_thread(ChannelStore.open, self.database_url)
+        self.messaging = Messaging(self.signer, self.nats_url)
+        await self.messaging.connect()
+        self.deposits = ChainDeposits(self.w3)
+        self.engine = ChannelEngine(
+            self.signer, self.store, self.messaging, self.rules, self.deposits,
+            request_timeout=self.request_timeout, yields_on_collision=True,
+        )
+        self.engine.on_commit(self._on_commit)
+        for method, handler in self.engine.handlers().items():
+            self._bind(method, handler)
+        self._bind("withdrawal.confirmed", self._on_withdrawal)
+        self._bind("withdrawal.failed", self._on_withdrawal)
+        await self.messaging.serve()
+        self._connected = True
+        if await self.engine.channel(self.channel_address) is not None:
+            await self._come_online()
+
+    async def close(self) -> None:
+        if self._connected:
+            self._connected = False
+            await self.messaging.close()
+            await asyncio.to_thread(self.store.close)
+
+    def rules(self) -> Rules:
+        return Rules(
+            definitions={a: DEFINITIONS[n] for a, n in self.definition_names.items()},
+            now=int(time.time()),
+        )
+
+    def _bind(self, method: str,
+              handler: Callable[[Address, dict[str, Any]], Awaitable[dict[str, Any]]]) -> None:
+        async def on_message(envelope: Any) -> dict[str, Any]:
+            if envelope.sender != self.node_address:
+                raise errors.InvalidUpdate("this client only talks to its node")
+            return await handler(envelope.sender, envelope.body)
+
+        self.messaging.handle(method, on_message)
+
+    async def _request(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.messaging.request(self.node_address, method, body,
+                                            timeout=self.request_timeout)
+
+    async def sync(self) -> None:
+        """Catch up with the node and settle what waited (e.g. after the node restarted)."""
+        await self._come_online()
+
+    async def _come_online(self) -> None:
+        try:
+            await self.engine.sync(self.channel_address)
+        except Exception as exc:
+            log.info("sync on connect failed: %s", exc)
+        await self._cancel_expired_incoming()
+        await self._request("channel.online", {"channelAddress": self.channel_address})
+
+    # --- events ------------------------------------------------------------------------
+
+    def on(self, event: str, handler: EventHandler) -> None:
+        """Subscribe to "transfer.received", "transfer.incoming", "transfer.completed",
+        "transfer.cancelled", "deposit.reconciled", "withdrawal.confirmed",
+        "withdrawal.failed" (or "*" for all)."""
+        self._handlers.setdefault(event, []).append(handler)
+
+    async def _emit(self, event: str, data: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.store.append_event, self.channel_address, event, data)
+        for handler in self._handlers.get(event, []) + self._handlers.get("*", []):
+            try:
+                result = handler({"event": event, **data})
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("event handler for %s failed", event)
+
+    # --- channel -----------------------------------------------------------------------
+
+    async def setup(self) -> ChannelState:
+        """Open the channel with the node (idempotent)."""
+        await self._request("channel.setup", {"publicKey": hexb(self.signer.public_key)})
+        state = await self.channel()
+        await self._request("channel.online", {"channelAddress": self.channel_address})
+        return state
+
+    async def channel(self) -> ChannelState:
+        stored = await self.engine.channel(self.channel_address)
+        if stored is None:
+            raise errors.ChannelNotSetUp("no channel yet: call setup()")
+        return stored.state
+
+    async def active_transfers(self) -> dict[bytes, Transfer]:
+        stored = await self.engine.channel(self.channel_address)
+        return {} if stored is None else dict(stored.transfers)
+
+    async def balances(self) -> dict[Address, int]:
+        """Our spendable balance per asset (base units)."""
+        state = await self.channel()
+        return {asset: bal.bob for asset, bal in zip(state.asset_ids, state.balances,
+                                                     strict=True)}
+
+    async def history(self, *, after_id: int = 0, limit: int = 100) -> list[Any]:
+        return await asyncio.to_thread(self.store.events, self.channel_address,
+                                       after_id=after_id, limit=limit)
+
+    async def restore(self) -> ChannelState:
+        """Rebuild our copy of the channel from the node, verifying every signature."""
+        return await self.engine.restore(self.node_address, self.channel_address)
+
+    # --- deposits ------------------------------------------------------------------------
+
+    async def deposit(self, asset_id: Address, amount: int) -> ChannelState:
+        """Send `amount` from our own account to the channel address, then reconcile."""
+        if amount <= 0:
+            raise errors.InvalidAmount("a deposit must be positive")
+        await asyncio.to_thread(self._send_deposit, asset_id, amount)
+        return await self.reconcile_deposit(asset_id)
+
+    def _send_deposit(self, asset_id: Address, amount: int) -> None:
+        sender = Sender(self.w3, self.signer.private_key)
+        if asset_id == ETH:
+            sender.send_eth(self.channel_address, amount)
+        else:
+            token = contract(self.w3, "TestToken", asset_id)
+            sender.transact(token.functions.transfer(self.channel_address, amount))
+
+    async def reconcile_deposit(self, asset_id: Address) -> ChannelState:
+        """Credit whatever the chain shows deposited beyond what the channel processed."""
+        state = await self.channel()
+        alice_total, bob_total = await self.deposits.total_deposits(state, asset_id)
+        index = state.asset_index(asset_id)
+        if index is not None and (state.processed_deposits_a[index],
+                                  state.processed_deposits_b[index]) == (alice_total, bob_total):
+            return state
+        try:
+            committed = await self.engine.propose(
+                self.channel_address,
+                lambda s, _t: deposit_update(s, self.address, asset_id, alice_total, bob_total),
+            )
+        except errors.InvalidDeposit:
+            state = await self.channel()  # the node's watcher may have reconciled it first
+            index = state.asset_index(asset_id)
+            if index is not None and state.processed_deposits_b[index] >= bob_total:
+                return state
+            raise
+        return committed.applied.state
+
+    # --- payments --------------------------------------------------------------------------
+
+    async def transfer(
+        self,
+        recipient: Address,
+        asset_id: Address,
+        amount: int,
+        *,
+        timeout: int = DEFAULT_PAYMENT_TIMEOUT,
+        wait: float | None = 30.0,
+        meta: dict[str, Any] | None = None,
+    ) -> PaymentResult:
+        """Pay `recipient` through the node; with `wait`, until it is paid or refunded."""
+        reply = await self._request("party.public_key", {"address": recipient})
+        public_key = parse_bytes(reply.get("publicKey"), "publicKey", 65)
+        if keccak(public_key[1:])[12:] != bytes.fromhex(recipient[2:]):
+            raise errors.InvalidSignature("the node returned a key that is not the recipient's")
+        preimage = os.urandom(32)
+        encrypted = ecies.encrypt(public_key, preimage)
+        initial = HASHLOCK.encode_state(lock_hash(preimage), int(time.time()) + timeout)
+        return await self._send(
+            recipient, asset_id, amount, "Hashlock", initial, timeout,
+            {**(meta or {}), "encryptedPreimage": hexb(encrypted)}, wait,
+        )
+
+    async def conditional_transfer(
+        self,
+        recipient: Address,
+        asset_id: Address,
+        amount: int,
+        definition: str,
+        initial_state: bytes,
+        *,
+        timeout: int = DEFAULT_PAYMENT_TIMEOUT,
+        meta: dict[str, Any] | None = None,
+        wait: float | None = None,
+    ) -> PaymentResult:
+        """A routed transfer under any registered definition; the recipient resolves it."""
+        return await self._send(recipient, asset_id, amount, definition, initial_state,
+                                timeout, meta or {}, wait)
+
+    async def _send(self, recipient: Address, asset_id: Address, amount: int, definition: str,
+                    initial_state: bytes, timeout: int, meta: dict[str, Any],
+                    wait: float | None) -> PaymentResult:
+        if amount <= 0:
+            raise errors.InvalidAmount("an amount must be positive")
+        if recipient == self.address:
+            raise errors.TransferToSelf("you cannot pay yourself")
+        if definition not in self.definition_address:
+            raise errors.UnknownTransferDefinition(f"unknown transfer definition {definition}")
+        routing_id = os.urandom(32)
+        transfer_id = keccak(b"connext-transfer" + routing_id)
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters[transfer_id] = waiter
+        try:
+            await self.engine.propose(
+                self.channel_address,
+                lambda s, _t: create_update(
+                    s, self.address, transfer_id=transfer_id,
+                    transfer_definition=self.definition_address[definition],
+                    asset_id=asset_id, amount=amount, initial_state=initial_state,
+                    transfer_timeout=timeout,
+                    meta={**meta, "routingId": hexb(routing_id), "recipient": recipient},
+                ),
+            )
+            if wait is None:
+                return PaymentResult(routing_id, transfer_id, "pending")
+            try:
+                outcome = await asyncio.wait_for(asyncio.shield(waiter), wait)
+            except TimeoutError:
+                return PaymentResult(routing_id, transfer_id, "pending")
+            return PaymentResult(routing_id, transfer_id, outcome["status"])
+        finally:
+            self._waiters.pop(transfer_id, None)
+
+    async def resolve(self, transfer_id: bytes, resolver: bytes) -> ChannelState:
+        """Resolve a transfer paying us (e.g. an oracle-signed or stream transfer)."""
+        committed = await self.engine.propose(
+            self.channel_address,
+            lambda s, _t: resolve_update(s, self.address, transfer_id, resolver),
+        )
+        return committed.applied.state
+
+    async def cancel(self, transfer_id: bytes) -> ChannelState:
+        """Decline a transfer paying us: the payer is refunded."""
+        transfers = await self.active_transfers()
+        transfer = transfers.get(transfer_id)
+        if transfer is None:
+            raise errors.UnknownTransfer(f"no active transfer 0x{transfer_id.hex()}")
+        definition = DEFINITIONS[self.definition_names[transfer.transfer_definition]]
+        return await self.resolve(transfer_id, definition.cancel_resolver)
+
+    # --- withdrawals -------------------------------------------------------------------------
+
+    async def withdraw(self, recipient: Address, asset_id: Address, amount: int, *,
+                       wait: float | None = 60.0) -> WithdrawResult:
+        """Move `amount` out of the channel to `recipient` on chain; the node pays the gas."""
+        if amount <= 0:
+            raise errors.InvalidAmount("a withdrawal must be positive")
+        transfer_id = os.urandom(32)
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters[transfer_id] = waiter
+
+        def build(state: ChannelState, _t: Any) -> Any:
+            nonce = state.nonce + 1
+            commitment = withdraw_commitment_digest(
+                state.network.chain_id, state.channel_address, recipient, asset_id, amount, nonce
+            )
+            initial = WITHDRAW.encode_state(self.signer.sign(commitment), self.address,
+                                            self.node_address, commitment, nonce, 0)
+            return create_update(
+                state, self.address, transfer_id=transfer_id,
+                transfer_definition=self.definition_address["Withdraw"], asset_id=asset_id,
+                amount=amount, initial_state=initial, transfer_timeout=DEFAULT_PAYMENT_TIMEOUT,
+                meta={"recipient": recipient},
+            )
+
+        try:
+            await self.engine.propose(self.channel_address, build)
+            if wait is None:
+                return WithdrawResult(transfer_id, None, "pending")
+            try:
+                outcome = await asyncio.wait_for(asyncio.shield(waiter), wait)
+            except TimeoutError:
+                return WithdrawResult(transfer_id, None, "pending")
+            return WithdrawResult(transfer_id, outcome.get("transactionHash"),
+                                  outcome["status"])
+        finally:
+            self._waiters.pop(transfer_id, None)
+
+    async def _on_withdrawal(self, sender: Address, body: dict[str, Any]) -> dict[str, Any]:
+        transfer_id = parse_bytes(body.get("transferId"), "transferId", 32)
+        confirmed = "transactionHash" in body
+        event = "withdrawal.confirmed" if confirmed else "withdrawal.failed"
+        await self._emit(event, body)
+        self._settle_waiter(transfer_id, {**body, "status": "confirmed" if confirmed
+                                          else "failed"})
+        return {}
+
+    def _settle_waiter(self, transfer_id: bytes, outcome: dict[str, Any]) -> None:
+        waiter = self._waiters.get(transfer_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(outcome)
+
+    # --- reacting to the node's updates ------------------------------------------------------
+
+    async def _on_commit(self, committed: Committed) -> None:
+        update, applied = committed.update, committed.applied
+        transfer = applied.transfer
+        if update.type is UpdateType.DEPOSIT:
+            details: Any = update.details
+            await self._emit("deposit.reconciled", {
+                "assetId": details.asset_id,
+                "balance": str(applied.state.balance_of(details.asset_id).bob),
+            })
+            return
+        if transfer is None or (committed.initiated_by_us and update.type is UpdateType.CREATE):
+            return
+        if update.type is UpdateType.CREATE and transfer.responder == self.address:
+            await self._on_incoming(transfer)
+        elif update.type is UpdateType.RESOLVE and transfer.initiator == self.address:
+            if self.definition_names.get(transfer.transfer_definition) == "Withdraw":
+                if transfer.balance.amount[0] > 0:  # the node refused: funds are back
+                    await self._emit("withdrawal.failed", _transfer_event(transfer))
+                    self._settle_waiter(transfer.transfer_id, {"status": "cancelled"})
+                return  # else the on-chain confirmation settles it
+            paid = transfer.balance.amount[1] > 0
+            status = "completed" if paid else "cancelled"
+            await self._emit(f"transfer.{status}", _transfer_event(transfer))
+            self._settle_waiter(transfer.transfer_id, {"status": status})
+        elif (update.type is UpdateType.RESOLVE and transfer.responder == self.address
+              and transfer.balance.amount[1] > 0):
+            await self._emit("transfer.received", _transfer_event(transfer))
+
+    async def _on_incoming(self, transfer: Transfer) -> None:
+        encrypted = transfer.meta.get("encryptedPreimage")
+        if not isinstance(encrypted, str):
+            await self._emit("transfer.incoming", _transfer_event(transfer))
+            return
+        try:
+            preimage = ecies.decrypt(self.signer.private_key, parse_bytes(encrypted, "meta"))
+            lock, _expiry = HASHLOCK.decode_state(transfer.initial_state)
+            if len(preimage) != 32 or lock_hash(preimage) != lock:
+                raise ValueError("the preimage does not open the lock")
+        except Exception as exc:
+            log.warning("cannot open payment %s: %s", transfer.transfer_id.hex(), exc)
+            await self.cancel(transfer.transfer_id)
+            return
+        await self.resolve(transfer.transfer_id, HASHLOCK.encode_resolver(preimage))
+
+    async def _cancel_expired_incoming(self) -> None:
+        now = int(time.time())
+        for transfer in (await self.active_transfers()).values():
+            if transfer.responder != self.address:
+                continue
+            if self.definition_names.get(transfer.transfer_definition) != "Hashlock":
+                continue
+            _lock, expiry = HASHLOCK.decode_state(transfer.initial_state)
+            if expiry != 0 and expiry <= now:
+                await self.cancel(transfer.transfer_id)
+            elif isinstance(transfer.meta.get("encryptedPreimage"), str):
+                await self._on_incoming(transfer)
+
+
+def _transfer_event(transfer: Transfer) -> dict[str, Any]:
+    return {
+        "transferId": hexb(transfer.transfer_id),
+        "routingId": transfer.meta.get("routingId"),
+        "assetId": transfer.asset_id,
+        "amount": str(max(transfer.balance.amount)),
+        "from": transfer.meta.get("sender", transfer.initiator),
+        "to": transfer.meta.get("recipient", transfer.responder),
+    }

@@ -1,0 +1,386 @@
+"""The channel engine: runs the update protocol for one party over all of its channels.
+
+Shared by the node and the client. It proposes updates (sign, persist, send, verify the
+countersignature, commit), answers the counterparty's proposals (rebuild, validate,
+countersign, commit, reply), catches up when one step behind, and restores a channel from
+the counterparty after verifying everything. One update is in flight per channel: an
+asyncio lock in this process and a compare-and-swap on the stored nonce across processes.
+It never signs a state it has not persisted first, and never acts on a state that is not
+double-signed and stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..protocol import errors
+from ..protocol.channel import (
+    ActiveTransfers,
+    Applied,
+    Rules,
+    propose,
+    transfers_root,
+    validate_update,
+    verify_channel_state,
+)
+from ..protocol.serialization import (
+    MalformedData,
+    state_from_json,
+    state_to_json,
+    transfer_from_json,
+    transfer_to_json,
+    update_from_json,
+    update_to_json,
+)
+from ..protocol.signing import Signer, verify
+from ..protocol.types import Address, ChannelState, DepositDetails, Update, UpdateType
+from ..store import ChannelStore, StaleWrite, StoredChannel
+
+log = logging.getLogger(__name__)
+
+UPDATE_METHOD = "protocol.update"
+SYNC_METHOD = "protocol.sync"
+MAX_ATTEMPTS = 40
+
+
+class ChannelBusy(errors.ProtocolError):
+    """The counterparty is running its own update on this channel; retry on top of it."""
+
+    code = "channel_busy"
+
+
+class OutOfSync(errors.ProtocolError):
+    """The parties' channel states are too far apart to catch up in place."""
+
+    code = "out_of_sync"
+
+
+class Transport(Protocol):
+    """What the engine needs from messaging (connext.messaging.Messaging fits)."""
+
+    async def request(
+        self, to: Address, method: str, body: dict[str, Any], *, timeout: float = ...
+    ) -> dict[str, Any]: ...
+
+
+class RemoteFailure(Protocol):
+    code: str
+    message: str
+
+
+class DepositSource(Protocol):
+    """On-chain deposit totals of a channel: (alice's total, bob's total) for an asset."""
+
+    async def total_deposits(self, state: ChannelState, asset_id: Address) -> tuple[int, int]: ...
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A double-signed update this party has stored, and what it did."""
+
+    update: Update
+    applied: Applied
+    initiated_by_us: bool
+
+
+Listener = Callable[[Committed], Coroutine[Any, Any, None]]
+RulesProvider = Callable[[], Rules]
+
+
+class ChannelEngine:
+    def __init__(
+        self,
+        signer: Signer,
+        store: ChannelStore,
+        transport: Transport,
+        rules: RulesProvider,
+        deposits: DepositSource,
+        *,
+        request_timeout: float = 10.0,
+        yields_on_collision: bool = True,
+    ) -> None:
+        """`yields_on_collision`: the client waits for the node's update when both propose
+        at once; the node (False) refuses the client's with `ChannelBusy` and wins."""
+        self.signer = signer
+        self.address = signer.address
+        self.store = store
+        self.transport = transport
+        self.rules = rules
+        self.deposits = deposits
+        self.request_timeout = request_timeout
+        self.yields_on_collision = yields_on_collision
+        self._locks: dict[Address, asyncio.Lock] = {}
+        self._listeners: list[Listener] = []
+
+    # --- wiring -----------------------------------------------------------------------
+
+    def on_commit(self, listener: Listener) -> None:
+        """Call `listener` after every stored double-signed update (in its own task)."""
+        self._listeners.append(listener)
+
+    def handlers(self) -> dict[str, Callable[[Address, dict[str, Any]], Awaitable[dict[str, Any]]]]:
+        """Messaging handlers by method: (sender address, body) -> reply body."""
+        return {UPDATE_METHOD: self.handle_update, SYNC_METHOD: self.handle_sync}
+
+    def lock(self, channel_address: Address) -> asyncio.Lock:
+        lock = self._locks.get(channel_address)
+        if lock is None:
+            lock = self._locks[channel_address] = asyncio.Lock()
+        return lock
+
+    # --- reading ----------------------------------------------------------------------
+
+    async def channel(self, channel_address: Address) -> StoredChannel | None:
+        stored = await asyncio.to_thread(self.store.get_channel, channel_address)
+        if stored is not None and transfers_root(stored.transfers) != stored.state.merkle_root:
+            raise errors.MerkleRootMismatch(
+                f"stored transfers of {channel_address} do not match its state "
+                f"(nonce {stored.state.nonce}, {len(stored.transfers)} active)"
+            )
+        return stored
+
+    # --- proposing ----------------------------------------------------------------------
+
+    async def propose(
+        self,
+        channel_address: Address,
+        build: Callable[[ChannelState, ActiveTransfers], Update],
+    ) -> Committed:
+        """Run one update built by `build` on top of the latest state, retrying on races.
+
+        `build` is called again after every catch-up, so it must derive the update from
+        the state it is given. Protocol errors of our own update propagate unchanged.
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                async with self.lock(channel_address):
+                    stored = await self.channel(channel_address)
+                    if stored is None:
+                        raise errors.ChannelNotSetUp(f"no channel {channel_address}")
+                    update = build(stored.state, stored.transfers)
+                    return await self._run(stored, update)
+            except (ChannelBusy, errors.StaleNonce, StaleWrite) as exc:
+                log.debug("update on %s raced (%s), attempt %d", channel_address, exc, attempt)
+                if not isinstance(exc, ChannelBusy):
+                    await self.sync(channel_address)
+                # jittered exponential backoff: the other side's update lands in between
+                await asyncio.sleep(random.uniform(0, min(0.25, 0.004 * 2**attempt)))
+        raise ChannelBusy(f"channel {channel_address} stayed busy after {MAX_ATTEMPTS} tries")
+
+    async def propose_setup(self, update: Update) -> Committed:
+        """The first update of a new channel (there is no stored state to lock on yet)."""
+        async with self.lock(update.channel_address):
+            stored = await self.channel(update.channel_address)
+            if stored is not None:
+                raise errors.ChannelAlreadySetUp(f"channel {update.channel_address} exists")
+            return await self._run(None, update)
+
+    async def _run(self, stored: StoredChannel | None, update: Update) -> Committed:
+        state = None if stored is None else stored.state
+        transfers: ActiveTransfers = {} if stored is None else stored.transfers
+        signed, applied = propose(state, transfers, update, self.signer, self.rules())
+        await asyncio.to_thread(self.store.save_pending, update.channel_address, signed)
+        body: dict[str, Any] = {"update": update_to_json(signed)}
+        if stored is not None and stored.latest_update is not None:
+            body["previous"] = update_to_json(stored.latest_update)
+        try:
+            reply = await self.transport.request(
+                update.responder, UPDATE_METHOD, body, timeout=self.request_timeout
+            )
+        except Exception as exc:
+            _reraise_remote(exc)
+            raise
+        try:
+            countersigned = update_from_json(reply.get("update"), "update.")
+        except MalformedData as exc:
+            raise errors.InvalidUpdate(f"malformed countersigned update: {exc.message}") from exc
+        responder_party = applied.state.party(update.responder)
+        responder_sig = (
+            countersigned.alice_signature if responder_party == "alice"
+            else countersigned.bob_signature
+        )
+        if not verify(applied.digest, responder_sig, update.responder):
+            raise errors.InvalidSignature("the counterparty's countersignature is invalid")
+        final = signed.with_signature(responder_party, responder_sig)  # type: ignore[arg-type]
+        await self._commit(state, final, applied)
+        committed = Committed(final, applied, initiated_by_us=True)
+        self._notify(committed)
+        return committed
+
+    async def _commit(self, previous: ChannelState | None, update: Update,
+                      applied: Applied) -> None:
+        created = applied.transfer if update.type is UpdateType.CREATE else None
+        resolved = applied.transfer if update.type is UpdateType.RESOLVE else None
+        await asyncio.to_thread(
+            self.store.commit_update,
+            applied.state,
+            update,
+            created=created,
+            resolved=resolved,
+            expected_nonce=0 if previous is None else previous.nonce,
+        )
+
+    def _notify(self, committed: Committed) -> None:
+        for listener in self._listeners:
+            task = asyncio.get_running_loop().create_task(listener(committed))
+            task.add_done_callback(_log_task_failure)
+
+    # --- responding ---------------------------------------------------------------------
+
+    async def handle_update(self, sender: Address, body: dict[str, Any]) -> dict[str, Any]:
+        """A counterparty proposes an update: validate, countersign, store, reply."""
+        update = update_from_json(body.get("update"), "update.")
+        if update.initiator != sender:
+            raise errors.InvalidUpdate("the update's initiator is not the message's sender")
+        if update.responder != self.address:
+            raise errors.InvalidUpdate("the update is not addressed to us")
+        previous = body.get("previous")
+        lock = self.lock(update.channel_address)
+        if lock.locked() and not self.yields_on_collision:
+            raise ChannelBusy("an update of ours is in flight on this channel; retry after it")
+        async with lock:
+            stored = await self.channel(update.channel_address)
+            if stored is not None and previous is not None:
+                stored = await self._catch_up(stored, update_from_json(previous, "previous."))
+            state = None if stored is None else stored.state
+            transfers: ActiveTransfers = {} if stored is None else stored.transfers
+            if state is not None and update.nonce <= state.nonce:
+                latest = stored.latest_update if stored is not None else None
+                if latest is not None and _same_update(latest, update):
+                    return {"update": update_to_json(latest)}  # a retransmission
+                raise errors.StaleNonce(
+                    f"we are at nonce {state.nonce}; update {update.nonce} is stale"
+                )
+            rules = self.rules()
+            applied = validate_update(state, transfers, update, rules)
+            if update.type is UpdateType.DEPOSIT:
+                await self._check_deposit(applied.state, update)
+            party = applied.state.party(self.address)
+            signed = update.with_signature(party, self.signer.sign(applied.digest))
+            await self._commit(state, signed, applied)
+        self._notify(Committed(signed, applied, initiated_by_us=False))
+        return {"update": update_to_json(signed)}
+
+    async def _check_deposit(self, new_state: ChannelState, update: Update) -> None:
+        details = update.details
+        assert isinstance(details, DepositDetails)
+        alice_total, bob_total = await self.deposits.total_deposits(new_state, details.asset_id)
+        if details.total_deposits_alice > alice_total or details.total_deposits_bob > bob_total:
+            raise errors.InvalidDeposit(
+                f"the chain shows deposits of {alice_total}/{bob_total}, the update claims "
+                f"{details.total_deposits_alice}/{details.total_deposits_bob}"
+            )
+
+    async def _catch_up(self, stored: StoredChannel, previous: Update) -> StoredChannel:
+        """Apply the counterparty's latest double-signed update if we are one behind."""
+        if previous.nonce != stored.state.nonce + 1:
+            return stored
+        if not previous.double_signed:
+            raise errors.InvalidSignature("the previous update is not double-signed")
+        applied = validate_update(stored.state, stored.transfers, previous, self.rules())
+        await self._commit(stored.state, previous, applied)
+        self._notify(Committed(previous, applied, initiated_by_us=previous.initiator
+                               == self.address))
+        refreshed = await self.channel(stored.state.channel_address)
+        assert refreshed is not None
+        return refreshed
+
+    async def handle_sync(self, sender: Address, body: dict[str, Any]) -> dict[str, Any]:
+        """Our latest double-signed update, state and active transfers for a participant."""
+        channel_address = body.get("channelAddress")
+        if not isinstance(channel_address, str):
+            raise MalformedData("channelAddress: expected an address")
+        stored = await self.channel(channel_address)
+        if stored is None:
+            raise errors.ChannelNotSetUp(f"no channel {channel_address}")
+        if sender not in (stored.state.alice, stored.state.bob):
+            raise errors.InvalidUpdate("only a participant may sync a channel")
+        return {
+            "state": state_to_json(stored.state),
+            "update": None if stored.latest_update is None
+            else update_to_json(stored.latest_update),
+            "transfers": [transfer_to_json(t) for t in stored.transfers.values()],
+        }
+
+    # --- catching up and restoring --------------------------------------------------------
+
+    async def sync(self, channel_address: Address) -> None:
+        """Fetch the counterparty's latest update and apply it if it is one ahead of ours."""
+        stored = await self.channel(channel_address)
+        if stored is None:
+            return
+        counterparty = stored.state.counterparty(self.address)
+        reply = await self.transport.request(
+            counterparty, SYNC_METHOD, {"channelAddress": channel_address},
+            timeout=self.request_timeout,
+        )
+        if reply.get("update") is None:
+            return
+        theirs = update_from_json(reply["update"], "update.")
+        async with self.lock(channel_address):
+            stored = await self.channel(channel_address)
+            assert stored is not None
+            if theirs.nonce == stored.state.nonce + 1:
+                await self._catch_up(stored, theirs)
+            elif theirs.nonce > stored.state.nonce + 1:
+                raise OutOfSync(
+                    f"counterparty is at nonce {theirs.nonce}, we are at {stored.state.nonce}:"
+                    " restore the channel"
+                )
+
+    async def restore(self, counterparty: Address, channel_address: Address) -> ChannelState:
+        """Replace our copy of a channel by the counterparty's, after verifying all of it.
+
+        Checks both signatures on the state, the channel address derivation and that the
+        active transfers hash to the signed merkle root. Nothing unverified is stored.
+        """
+        reply = await self.transport.request(
+            counterparty, SYNC_METHOD, {"channelAddress": channel_address},
+            timeout=self.request_timeout,
+        )
+        state = state_from_json(reply.get("state"), "state.")
+        update = update_from_json(reply.get("update"), "update.")
+        raw_transfers = reply.get("transfers")
+        if not isinstance(raw_transfers, list):
+            raise MalformedData("transfers: expected a list")
+        transfers = {t.transfer_id: t for t in (transfer_from_json(x) for x in raw_transfers)}
+        if state.channel_address != channel_address or self.address not in (state.alice,
+                                                                             state.bob):
+            raise errors.InvalidUpdate("the restored channel is not ours")
+        if update.nonce != state.nonce or update.channel_address != channel_address:
+            raise errors.InvalidUpdate("the latest update does not match the restored state")
+        if update.alice_signature is None or update.bob_signature is None:
+            raise errors.InvalidSignature("the restored state is not double-signed")
+        verify_channel_state(state, update.alice_signature, update.bob_signature, transfers)
+        async with self.lock(channel_address):
+            await asyncio.to_thread(
+                self.store.restore_channel, state, update, list(transfers.values())
+            )
+        return state
+
+
+def _same_update(a: Update, b: Update) -> bool:
+    return (a.channel_address, a.initiator, a.type, a.nonce, a.details) == (
+        b.channel_address, b.initiator, b.type, b.nonce, b.details
+    )
+
+
+def _reraise_remote(exc: Exception) -> None:
+    """Turn a remote error reply into the matching local exception type, by code."""
+    code = getattr(exc, "code", None)
+    if code is None:
+        return
+    for cls in (ChannelBusy, errors.StaleNonce, OutOfSync):
+        if code == cls.code:
+            raise cls(getattr(exc, "message", str(exc))) from exc
+
+
+def _log_task_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("listener failed", exc_info=task.exception())
+

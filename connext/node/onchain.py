@@ -1,0 +1,49 @@
+"""What the node does on chain: collateral deposits and withdrawals it pays the gas for.
+
+Both go through the channel factory, which deploys the channel in the same transaction
+when it does not exist yet. Transactions are sent by the transaction manager, which owns
+the node account's nonce; this module only builds the calls.
+"""
+
+from __future__ import annotations
+
+from web3 import Web3
+from web3.types import TxReceipt
+
+from ..chain.channel import WithdrawCommitment
+from ..chain.contracts import contract
+from ..chain.txmanager import TransactionManager
+from ..protocol.types import ETH, Address, ChannelState
+
+
+class NodeChain:
+    def __init__(self, w3: Web3, txs: TransactionManager, factory: Address) -> None:
+        self.w3 = w3
+        self.txs = txs
+        self.factory = contract(w3, "ChannelFactory", factory)
+
+    async def deposit(self, state: ChannelState, asset_id: Address, amount: int) -> TxReceipt:
+        """Deposit `amount` on alice's (the node's) side of the channel."""
+        call = self.factory.functions.create_channel_and_deposit(
+            state.alice, state.bob, asset_id, amount
+        )
+        if asset_id == ETH:
+            return await self.txs.submit(call, value=amount, purpose="collateral",
+                                         channel=state.channel_address)
+        token = contract(self.w3, "TestToken", asset_id)
+        await self.txs.submit(token.functions.approve(self.factory.address, amount),
+                              purpose="approve", channel=state.channel_address)
+        return await self.txs.submit(call, purpose="collateral", channel=state.channel_address)
+
+    async def withdraw(
+        self,
+        state: ChannelState,
+        commitment: WithdrawCommitment,
+        signature_alice: bytes,
+        signature_bob: bytes,
+    ) -> TxReceipt:
+        """Pay a double-signed withdraw commitment (deploying the channel if needed)."""
+        call = self.factory.functions.create_channel_and_withdraw(
+            state.alice, state.bob, commitment.as_tuple(), signature_alice, signature_bob
+        )
+        return await self.txs.submit(call, purpose="withdraw", channel=state.channel_address)

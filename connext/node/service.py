@@ -1,0 +1,275 @@
+"""The node daemon: channels with users, routed payments, collateral, withdrawals.
+
+`Node` wires the pieces together: the store, NATS messaging (served in the queue group
+"node" so several node processes can share one address and one database), the channel
+engine, routing, collateral, withdrawals, the transaction manager, and the HTTP API. All
+channel state lives in the store; what is in memory is only locks and caches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..chain.contracts import connect
+from ..chain.deploy import Deployment, load_deployment
+from ..chain.deposits import ChainDeposits
+from ..chain.txmanager import TransactionManager
+from ..chain.watcher import DepositWatcher
+from ..engine import ChannelEngine, Committed
+from ..messaging import Messaging
+from ..protocol import errors
+from ..protocol.channel import Rules, setup_update
+from ..protocol.encoding import channel_address, keccak
+from ..protocol.serialization import (
+    MalformedData,
+    network_to_json,
+    parse_address,
+    parse_bytes,
+    state_to_json,
+)
+from ..protocol.signing import Signer
+from ..protocol.transfers import DEFINITIONS
+from ..protocol.types import Address, ChannelState, UpdateType
+from ..store import ChannelStore
+from .collateral import Collateral
+from .config import NodeConfig
+from .metrics import NodeMetrics
+from .onchain import NodeChain
+from .routing import Router, routing_id_of
+from .withdrawals import Withdrawals
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Address, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class Node:
+    def __init__(self, config: NodeConfig, deployment: Deployment | None = None) -> None:
+        self.config = config
+        self.signer = Signer.from_hex(config.private_key)
+        self.address = self.signer.address
+        self._deployment = deployment
+        self.metrics = NodeMetrics()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self.http_port: int | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.w3 = connect(cfg.chain_url)
+        chain_id = await asyncio.to_thread(lambda: self.w3.eth.chain_id)
+        deployment = self._deployment or load_deployment(cfg.deployment_file, chain_id)
+        if deployment is None:
+            raise RuntimeError(
+                f"no deployment for chain {chain_id} in {cfg.deployment_file}: run `connext "
+                "deploy` (or `make start`) first"
+            )
+        self.deployment = deployment
+        self.network = deployment.network
+        self.definition_names = {addr: name for name, addr in deployment.definitions.items()}
+        self.store = await asyncio.to_thread(ChannelStore.open, cfg.database_url)
+        self.messaging = Messaging(self.signer, cfg.nats_url)
+        await self.messaging.connect()
+        self.deposits = ChainDeposits(self.w3)
+        self.engine = ChannelEngine(
+            self.signer, self.store, self.messaging, self.rules, self.deposits,
+            request_timeout=cfg.request_timeout, yields_on_collision=False,
+        )
+        self.txs = TransactionManager(self.w3, cfg.private_key, self.store)
+        await self.txs.start()
+        self.onchain = NodeChain(self.w3, self.txs, deployment.channel_factory)
+        self.collateral = Collateral(
+            self.engine, cfg.collateral_for, self._deposit_on_chain,
+            self.deposits.total_deposits,
+        )
+        self.router = Router(
+            self.engine, self.store,
+            definition_names=self.definition_names,
+            fee_fixed=cfg.fee_fixed,
+            forward_expiry_margin=cfg.forward_expiry_margin,
+            collateralize=self.collateral.ensure,
+            find_channel=self.find_channel,
+            on_event=self._payment_event,
+        )
+        self.withdrawals = Withdrawals(self.engine, self.onchain, self.notify)
+        self.watcher = DepositWatcher(
+            self.w3, self.store, self.deposits, self._reconcile_user_deposit,
+            start_block=deployment.block_number,
+        )
+        self.engine.on_commit(self._on_commit)
+        for method, handler in self._handlers().items():
+            self._bind(method, handler)
+        await self.messaging.serve(queue="node")
+        from .http import start_http
+
+        self._http_runner, self.http_port = await start_http(self)
+        self._tasks.append(asyncio.create_task(self._sweep_forever()))
+        self._tasks.append(asyncio.create_task(self.watcher.run()))
+        log.info("node %s serving on %s", self.address, cfg.nats_url)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._http_runner.cleanup()
+        await self.messaging.close()
+        await self.txs.stop()
+        await asyncio.to_thread(self.store.close)
+
+    def rules(self) -> Rules:
+        return Rules(
+            definitions={addr: DEFINITIONS[name] for addr, name in self.definition_names.items()},
+            now=int(time.time()),
+        )
+
+    def _bind(self, method: str, handler: Handler) -> None:
+        async def on_message(envelope: Any) -> dict[str, Any]:
+            started = time.perf_counter()
+            try:
+                return await handler(envelope.sender, envelope.body)
+            except errors.ProtocolError as exc:
+                self.metrics.failures.labels(method=method, code=exc.code).inc()
+                raise
+            finally:
+                self.metrics.request_seconds.labels(method=method).observe(
+                    time.perf_counter() - started
+                )
+
+        self.messaging.handle(method, on_message)
+
+    def _handlers(self) -> dict[str, Handler]:
+        return {
+            **self.engine.handlers(),
+            "node.info": self._info,
+            "channel.setup": self._setup,
+            "channel.online": self._online,
+            "party.public_key": self._public_key,
+        }
+
+    # --- requests from users ----------------------------------------------------------
+
+    async def _info(self, sender: Address, body: dict[str, Any]) -> dict[str, Any]:
+        return self.info()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "publicKey": "0x" + self.signer.public_key.hex(),
+            "network": network_to_json(self.network),
+            "definitions": dict(self.deployment.definitions),
+            "testToken": self.deployment.test_token,
+            "channelTimeout": str(self.config.channel_timeout),
+            "feeFixed": str(self.config.fee_fixed),
+        }
+
+    async def _setup(self, sender: Address, body: dict[str, Any]) -> dict[str, Any]:
+        """Open (or return) the channel between the node (alice) and the sender (bob)."""
+        public_key = parse_bytes(body.get("publicKey"), "publicKey", 65)
+        if keccak(public_key[1:])[12:] != bytes.fromhex(sender[2:]):
+            raise errors.InvalidUpdate("publicKey is not the sender's key")
+        await asyncio.to_thread(self.store.set_public_key, sender, public_key)
+        address = self.channel_address_for(sender)
+        stored = await self.engine.channel(address)
+        if stored is None:
+            try:
+                await self.engine.propose_setup(
+                    setup_update(self.address, sender, self.network, self.config.channel_timeout)
+                )
+                self.metrics.channels.inc()
+            except errors.ChannelAlreadySetUp:
+                pass
+            stored = await self.engine.channel(address)
+            assert stored is not None
+        return {"channelAddress": address, "state": state_to_json(stored.state)}
+
+    async def _online(self, sender: Address, body: dict[str, Any]) -> dict[str, Any]:
+        """A user (re)connected: deliver what waited for it, settle what it owes."""
+        address = self.channel_address_for(sender)
+        task = asyncio.create_task(self.router.sweep(only_channel=address))
+        task.add_done_callback(_log_failure)
+        return {"channelAddress": address}
+
+    async def _public_key(self, sender: Address, body: dict[str, Any]) -> dict[str, Any]:
+        address = parse_address(body.get("address"), "address")
+        key = await asyncio.to_thread(self.store.get_public_key, address)
+        if key is None:
+            raise errors.ChannelNotSetUp(f"{address} has no channel with this node")
+        return {"address": address, "publicKey": "0x" + key.hex()}
+
+    # --- channels -----------------------------------------------------------------------
+
+    def channel_address_for(self, user: Address) -> Address:
+        net = self.network
+        return channel_address(net.channel_factory, net.channel_mastercopy, self.address, user,
+                               net.chain_id)
+
+    async def find_channel(self, user: Address) -> ChannelState | None:
+        stored = await self.engine.channel(self.channel_address_for(user))
+        return None if stored is None else stored.state
+
+    async def _deposit_on_chain(self, state: ChannelState, asset_id: Address,
+                                amount: int) -> None:
+        await self.onchain.deposit(state, asset_id, amount)
+        self.metrics.collateral.labels(asset=asset_id).inc(amount)
+
+    async def _reconcile_user_deposit(self, state: ChannelState, asset_id: Address) -> None:
+        if state.alice == self.address:
+            await self.collateral.reconcile(state.channel_address, asset_id)
+
+    # --- reacting to stored updates ---------------------------------------------------
+
+    async def _on_commit(self, committed: Committed) -> None:
+        update, applied = committed.update, committed.applied
+        transfer = applied.transfer
+        if committed.initiated_by_us or transfer is None:
+            if update.type is UpdateType.DEPOSIT:
+                self.metrics.deposits.inc()
+            return
+        definition = self.definition_names.get(transfer.transfer_definition)
+        if update.type is UpdateType.CREATE and transfer.responder == self.address:
+            if definition == "Withdraw":
+                await self.withdrawals.on_created(applied.state, transfer)
+            elif routing_id_of(transfer) is not None:
+                self.metrics.payments.labels(status="received").inc()
+                await self.router.forward(transfer)
+        elif (update.type is UpdateType.RESOLVE and transfer.initiator == self.address
+              and routing_id_of(transfer) is not None):
+            await self.router.settle_sender(transfer)
+
+    def _payment_event(self, kind: str, data: dict[str, Any]) -> None:
+        status = kind.split(".", 1)[1]
+        self.metrics.payments.labels(status=status).inc()
+        if status == "resolved":
+            self.metrics.volume.labels(asset=data.get("assetId", "")).inc(
+                int(data.get("amount", "0"))
+            )
+
+    async def notify(self, user: Address, method: str, body: dict[str, Any]) -> None:
+        """Tell a user's client something (best effort; it can also ask later)."""
+        try:
+            await self.messaging.publish(user, method, body)
+        except Exception:
+            log.info("could not notify %s of %s", user, method)
+
+    async def _sweep_forever(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.router.sweep()
+            except Exception:
+                log.exception("sweep failed")
+            await asyncio.sleep(self.config.sweep_interval)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task failed", exc_info=task.exception())
+
+
+__all__ = ["MalformedData", "Node"]

@@ -1,0 +1,104 @@
+"""Withdrawals the node countersigns and pays the gas for.
+
+A user withdraws by creating a Withdraw transfer to the node whose initial state carries
+the user's signature on the withdraw commitment. The node checks that the commitment is
+exactly what the transfer says (recipient, asset, amount minus fee, nonce, this channel),
+resolves the transfer with its own signature, then submits the double-signed commitment on
+chain. A commitment that does not match is cancelled (the funds return to the user). The
+node never signs a commitment before checking it against the stored transfer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..chain.channel import WithdrawCommitment
+from ..engine import ChannelEngine
+from ..protocol import errors
+from ..protocol.channel import resolve_update
+from ..protocol.encoding import withdraw_commitment_digest
+from ..protocol.serialization import parse_address
+from ..protocol.transfers import WITHDRAW
+from ..protocol.types import ChannelState, Transfer
+from .onchain import NodeChain
+
+log = logging.getLogger(__name__)
+
+Notify = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+"""(user address, method, body): a notification to the user's client."""
+
+
+def commitment_of(state: ChannelState, transfer: Transfer) -> WithdrawCommitment:
+    """The commitment the transfer stands for; raises if its state does not commit to it."""
+    _sig, initiator, responder, commitment_hash, nonce, fee = WITHDRAW.decode_state(
+        transfer.initial_state
+    )
+    if initiator != transfer.initiator or responder != transfer.responder:
+        raise errors.InvalidTransferState("the withdraw names other parties than the transfer")
+    recipient_raw = transfer.meta.get("recipient")
+    try:
+        recipient = parse_address(recipient_raw, "meta.recipient")
+    except errors.ProtocolError as exc:
+        raise errors.InvalidTransferState("the withdraw names no valid recipient") from exc
+    amount = transfer.balance.amount[0] - fee
+    expected = withdraw_commitment_digest(
+        state.network.chain_id, state.channel_address, recipient, transfer.asset_id, amount, nonce
+    )
+    if expected != commitment_hash:
+        raise errors.InvalidTransferState("the commitment does not match the withdraw transfer")
+    return WithdrawCommitment(recipient=recipient, asset_id=transfer.asset_id, amount=amount,
+                              nonce=nonce)
+
+
+class Withdrawals:
+    def __init__(self, engine: ChannelEngine, chain: NodeChain, notify: Notify) -> None:
+        self.engine = engine
+        self.chain = chain
+        self.notify = notify
+
+    async def on_created(self, state: ChannelState, transfer: Transfer) -> None:
+        """A user's Withdraw transfer to us was stored: countersign and submit, or cancel."""
+        try:
+            commitment = commitment_of(state, transfer)
+        except errors.ProtocolError as exc:
+            log.warning("cancelling withdraw %s: %s", transfer.transfer_id.hex(), exc)
+            await self.engine.propose(
+                transfer.channel_address,
+                lambda s, _t: resolve_update(s, self.engine.address, transfer.transfer_id,
+                                             WITHDRAW.cancel_resolver),
+            )
+            return
+        commitment_hash = WITHDRAW.decode_state(transfer.initial_state)[3]
+        user_signature: bytes = WITHDRAW.decode_state(transfer.initial_state)[0]
+        node_signature = self.engine.signer.sign(commitment_hash)
+        committed = await self.engine.propose(
+            transfer.channel_address,
+            lambda s, _t: resolve_update(s, self.engine.address, transfer.transfer_id,
+                                         WITHDRAW.encode_resolver(node_signature)),
+        )
+        new_state = committed.applied.state
+        signature_alice, signature_bob = (
+            (node_signature, user_signature) if new_state.alice == self.engine.address
+            else (user_signature, node_signature)
+        )
+        body = {
+            "transferId": "0x" + transfer.transfer_id.hex(),
+            "recipient": commitment.recipient,
+            "assetId": commitment.asset_id,
+            "amount": str(commitment.amount),
+        }
+        try:
+            receipt = await self.chain.withdraw(new_state, commitment, signature_alice,
+                                                signature_bob)
+        except Exception as exc:
+            log.exception("withdraw %s failed on chain", transfer.transfer_id.hex())
+            await self.notify(transfer.initiator, "withdrawal.failed",
+                              {**body, "error": str(exc)})
+            return
+        await self.notify(transfer.initiator, "withdrawal.confirmed", {
+            **body,
+            "transactionHash": "0x" + bytes(receipt["transactionHash"]).hex(),
+            "blockNumber": int(receipt["blockNumber"]),
+        })

@@ -1,0 +1,83 @@
+"""docker-compose.yml is valid and every service runs a command these tests also run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from connext.cli import parser
+from connext.devstack import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CONNEXT = str(Path(sys.executable).parent / "connext")
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return data
+
+
+def test_compose_file_is_valid_for_docker_compose() -> None:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("docker-compose is not installed (make test installs it when run as root)")
+    result = subprocess.run([binary, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_service_is_there_with_dependencies_and_health() -> None:
+    services = compose()["services"]
+    assert {"chain", "nats", "postgres", "deploy", "node"} <= set(services)
+    assert services["node"]["depends_on"]["deploy"]["condition"] == (
+        "service_completed_successfully")
+    assert services["deploy"]["depends_on"]["chain"]["condition"] == "service_healthy"
+    for name in ("chain", "postgres", "node"):
+        assert "healthcheck" in services[name], name
+
+
+def test_every_connext_service_command_is_a_real_connext_command() -> None:
+    services = compose()["services"]
+    ours = {name: s for name, s in services.items() if s.get("build") == "."}
+    assert set(ours) == {"chain", "deploy", "node"}
+    for name, service in ours.items():
+        parser().parse_args(service["command"])  # exits (SystemExit) if it does not exist
+        health = service.get("healthcheck", {}).get("test")
+        if health:
+            assert health[:2] == ["CMD", "connext"], name
+            parser().parse_args(health[2:])
+
+
+def test_chain_health_and_deploy_commands_work_as_compose_runs_them(tmp_path: Path) -> None:
+    port = free_port()
+    chain = subprocess.Popen([CONNEXT, "chain", "--port", str(port), "--state",
+                              str(tmp_path / "state.json")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert chain.stdout is not None
+        assert "chain ready" in chain.stdout.readline()
+        url = f"http://127.0.0.1:{port}"
+        assert subprocess.run([CONNEXT, "health", "--rpc-url", url]).returncode == 0
+        key = compose()["services"]["deploy"]["environment"]["CONNEXT_DEPLOYER_KEY"]
+        out = subprocess.run(
+            [CONNEXT, "deploy", "--rpc-url", url, "--private-key", key,
+             "--deployment-file", str(tmp_path / "deployments.json")],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        assert json.loads(out)["chain_id"] == 31337
+    finally:
+        chain.send_signal(signal.SIGTERM)
+        chain.wait(30)
+    assert chain.returncode == 0
+    assert (tmp_path / "state.json").exists(), "the chain state is dumped on exit"
+    time.sleep(0.1)
+    assert subprocess.run([CONNEXT, "health", "--rpc-url", f"http://127.0.0.1:{port}"],
+                          capture_output=True).returncode == 1

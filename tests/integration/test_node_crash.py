@@ -1,0 +1,88 @@
+"""The node is SIGKILLed during a stream of payments and restarted on the same database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from typing import Any
+
+from connext.protocol.types import ETH
+
+from .conftest import ClientFactory, NodeProcess
+from .test_payments import ETHER, eventually
+
+AMOUNT = 10**15
+
+
+def node_state(node: NodeProcess, channel: str) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{node.http_port}/channels/{channel}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        data: dict[str, Any] = json.loads(response.read())
+        return data
+
+
+def test_no_payment_is_lost_or_duplicated_across_a_node_crash(
+    clients: ClientFactory, node: NodeProcess
+) -> None:
+    async def scenario() -> None:
+        payer = await clients.connect()
+        payee = await clients.connect()
+        await payer.setup()
+        await payee.setup()
+        await payer.deposit(ETH, ETHER)
+        received: list[str] = []
+        payee.on("transfer.received", lambda event: received.append(event["routingId"]))
+
+        attempts = 0
+        failures = 0
+
+        async def stream(count: int) -> None:
+            nonlocal attempts, failures
+            for _ in range(count):
+                attempts += 1
+                try:
+                    await payer.transfer(payee.address, ETH, AMOUNT, wait=2)
+                except Exception:
+                    failures += 1  # the node was down: this payment may or may not exist
+
+        paying = asyncio.create_task(stream(60))
+        await eventually(lambda: attempts >= 15, timeout=60)
+        node.kill()  # SIGKILL: no shutdown code runs
+        await eventually(lambda: attempts >= 20 or paying.done(), timeout=60)
+        node.start()
+        await paying
+        await payer.sync()
+        await payee.sync()
+
+        async def settled() -> bool:
+            return not await payer.active_transfers() and not await payee.active_transfers()
+
+        await eventually(settled, timeout=60)
+        paid = ETHER - (await payer.balances())[ETH]
+        got = (await payee.balances())[ETH]
+        assert paid == got, "every payment the payer lost, the payee got"
+        assert paid % AMOUNT == 0 and got // AMOUNT == len(received)
+        assert len(set(received)) == len(received), "no payment arrived twice"
+        assert attempts - failures <= len(received) <= attempts
+        assert failures < attempts, "payments went through"
+
+        # both channels continue, and both sides agree on them
+        result = await payer.transfer(payee.address, ETH, AMOUNT)
+        assert result.status == "completed"
+        for client in (payer, payee):
+            nonce = (await client.channel()).nonce
+            await eventually(
+                lambda c=client, n=nonce: int(node_state(node, c.channel_address)["state"]
+                                              ["nonce"]) == n)
+            view = node_state(node, client.channel_address)
+            balances = view["state"]["balances"][0]
+            deposits = view["state"]
+            assert int(balances[0]) + int(balances[1]) == (
+                int(deposits["processedDepositsA"][0]) + int(deposits["processedDepositsB"][0]))
+        await payer.close()
+        await payee.close()
+
+    asyncio.run(scenario())
+
+
