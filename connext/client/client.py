@@ -302,8 +302,8 @@ class Client:
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[transfer_id] = waiter
         try:
-            await self.engine.propose(
-                self.channel_address,
+            await self._propose_create(
+                transfer_id,
                 lambda s, _t: create_update(
                     s, self.address, transfer_id=transfer_id,
                     transfer_definition=self.definition_address[definition],
@@ -321,6 +321,15 @@ class Client:
             return PaymentResult(routing_id, transfer_id, outcome["status"])
         finally:
             self._waiters.pop(transfer_id, None)
+
+    async def _propose_create(self, transfer_id: bytes, build: Any) -> None:
+        """Create our transfer; a create that landed on an earlier, interrupted attempt
+        (its random id is already in the channel) counts as done."""
+        try:
+            await self.engine.propose(self.channel_address, build)
+        except errors.DuplicateTransfer:
+            if transfer_id not in await self.active_transfers():
+                raise
 
     async def resolve(self, transfer_id: bytes, resolver: bytes) -> ChannelState:
         """Resolve a transfer paying us (e.g. an oracle-signed or stream transfer)."""
@@ -365,7 +374,7 @@ class Client:
             )
 
         try:
-            await self.engine.propose(self.channel_address, build)
+            await self._propose_create(transfer_id, build)
             if wait is None:
                 return WithdrawResult(transfer_id, None, "pending")
             try:

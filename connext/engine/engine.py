@@ -12,10 +12,11 @@ double-signed and stored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ..protocol import errors
@@ -23,6 +24,7 @@ from ..protocol.channel import (
     ActiveTransfers,
     Applied,
     Rules,
+    apply_update,
     propose,
     transfers_root,
     validate_update,
@@ -103,9 +105,12 @@ class ChannelEngine:
         *,
         request_timeout: float = 10.0,
         yields_on_collision: bool = True,
+        shared_database: bool = False,
     ) -> None:
         """`yields_on_collision`: the client waits for the node's update when both propose
-        at once; the node (False) refuses the client's with `ChannelBusy` and wins."""
+        at once; the node (False) refuses the client's with `ChannelBusy` and wins.
+        `shared_database`: other processes may write these channels too (node replicas),
+        so a cached channel is checked against the stored nonce before it is used."""
         self.signer = signer
         self.address = signer.address
         self.store = store
@@ -114,7 +119,10 @@ class ChannelEngine:
         self.deposits = deposits
         self.request_timeout = request_timeout
         self.yields_on_collision = yields_on_collision
+        self.shared_database = shared_database
         self._locks: dict[Address, asyncio.Lock] = {}
+        self._landed: dict[Address, asyncio.Event] = {}
+        self._cache: dict[Address, StoredChannel] = {}
         self._listeners: list[Listener] = []
 
     # --- wiring -----------------------------------------------------------------------
@@ -136,12 +144,26 @@ class ChannelEngine:
     # --- reading ----------------------------------------------------------------------
 
     async def channel(self, channel_address: Address) -> StoredChannel | None:
+        """The latest stored channel. A copy cached in memory is used only while the
+        database still has its nonce (another process may have moved the channel on)."""
+        cached = self._cache.get(channel_address)
+        if cached is not None:
+            if not self.shared_database:
+                return cached
+            nonce = await asyncio.to_thread(self.store.channel_nonce, channel_address)
+            if nonce == cached.state.nonce:
+                return cached
         stored = await asyncio.to_thread(self.store.get_channel, channel_address)
         if stored is not None and transfers_root(stored.transfers) != stored.state.merkle_root:
             raise errors.MerkleRootMismatch(
                 f"stored transfers of {channel_address} do not match its state "
                 f"(nonce {stored.state.nonce}, {len(stored.transfers)} active)"
             )
+        if stored is not None:
+            # a read that raced a commit must not replace the newer copy the commit cached
+            current = self._cache.get(channel_address)
+            if current is None or current.state.nonce < stored.state.nonce:
+                self._cache[channel_address] = stored
         return stored
 
     # --- proposing ----------------------------------------------------------------------
@@ -163,13 +185,30 @@ class ChannelEngine:
                     if stored is None:
                         raise errors.ChannelNotSetUp(f"no channel {channel_address}")
                     update = build(stored.state, stored.transfers)
+                    pending = stored.pending_update
+                    if pending is not None and pending.nonce == stored.state.nonce + 1:
+                        # We signed this before and never learnt its fate: finish it first.
+                        # Signing anything else at this nonce could give the counterparty
+                        # two states with the same nonce (equivocation).
+                        done = await self._run(stored, pending, resend=True)
+                        if _same_update(pending, update):
+                            return done
+                        stored = await self.channel(channel_address)
+                        assert stored is not None
+                        update = build(stored.state, stored.transfers)
                     return await self._run(stored, update)
             except (ChannelBusy, errors.StaleNonce, StaleWrite) as exc:
                 log.debug("update on %s raced (%s), attempt %d", channel_address, exc, attempt)
+                self._cache.pop(channel_address, None)
                 if not isinstance(exc, ChannelBusy):
                     await self.sync(channel_address)
-                # jittered exponential backoff: the other side's update lands in between
-                await asyncio.sleep(random.uniform(0, min(0.25, 0.004 * 2**attempt)))
+                # The counterparty's update is on its way to us: retry as soon as it is
+                # stored (its lock is free then), or after a jittered backoff.
+                landed = self._landed.setdefault(channel_address, asyncio.Event())
+                landed.clear()
+                backoff = random.uniform(0.001, min(0.25, 0.004 * 2**attempt))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(landed.wait(), backoff * 4)
         raise ChannelBusy(f"channel {channel_address} stayed busy after {MAX_ATTEMPTS} tries")
 
     async def propose_setup(self, update: Update) -> Committed:
@@ -180,11 +219,27 @@ class ChannelEngine:
                 raise errors.ChannelAlreadySetUp(f"channel {update.channel_address} exists")
             return await self._run(None, update)
 
-    async def _run(self, stored: StoredChannel | None, update: Update) -> Committed:
+    async def _run(self, stored: StoredChannel | None, update: Update, *,
+                   resend: bool = False) -> Committed:
         state = None if stored is None else stored.state
         transfers: ActiveTransfers = {} if stored is None else stored.transfers
-        signed, applied = propose(state, transfers, update, self.signer, self.rules())
-        await asyncio.to_thread(self.store.save_pending, update.channel_address, signed)
+        if resend:
+            # the pending update carries our signature already: re-send it byte for byte
+            try:
+                applied = apply_update(state, transfers, update, self.rules())
+            except errors.ProtocolError:
+                # No longer valid (e.g. expired): the counterparty cannot take it now either.
+                # Unless it took it earlier (then sync brings it in), drop it.
+                await self.sync_unlocked(update.channel_address)
+                await asyncio.to_thread(self.store.clear_pending, update.channel_address)
+                self._cache.pop(update.channel_address, None)
+                raise errors.StaleNonce("our unsettled update expired; rebuilding") from None
+            signed = update
+        else:
+            signed, applied = propose(state, transfers, update, self.signer, self.rules())
+            await asyncio.to_thread(self.store.save_pending, update.channel_address, signed)
+            if stored is not None:
+                self._cache[update.channel_address] = replace(stored, pending_update=signed)
         body: dict[str, Any] = {"update": update_to_json(signed)}
         if stored is not None and stored.latest_update is not None:
             body["previous"] = update_to_json(stored.latest_update)
@@ -216,6 +271,8 @@ class ChannelEngine:
                       applied: Applied) -> None:
         created = applied.transfer if update.type is UpdateType.CREATE else None
         resolved = applied.transfer if update.type is UpdateType.RESOLVE else None
+        address = update.channel_address
+        self._cache.pop(address, None)
         await asyncio.to_thread(
             self.store.commit_update,
             applied.state,
@@ -224,8 +281,15 @@ class ChannelEngine:
             resolved=resolved,
             expected_nonce=0 if previous is None else previous.nonce,
         )
+        self._cache[address] = StoredChannel(
+            state=applied.state, latest_update=update, pending_update=None,
+            transfers=applied.transfers,
+        )
 
     def _notify(self, committed: Committed) -> None:
+        landed = self._landed.get(committed.update.channel_address)
+        if landed is not None:
+            landed.set()
         for listener in self._listeners:
             task = asyncio.get_running_loop().create_task(listener(committed))
             task.add_done_callback(_log_task_failure)
@@ -249,6 +313,17 @@ class ChannelEngine:
                 stored = await self._catch_up(stored, update_from_json(previous, "previous."))
             state = None if stored is None else stored.state
             transfers: ActiveTransfers = {} if stored is None else stored.transfers
+            pending = None if stored is None else stored.pending_update
+            if (pending is not None and pending.nonce == update.nonce
+                    and not _same_update(pending, update)):
+                if not self.yields_on_collision:
+                    # we signed another update at this nonce and may not sign two
+                    raise ChannelBusy("an update of ours at this nonce is unsettled; retry")
+                # The node proposing at this nonce proves it never took our pending update
+                # (it signs one state per nonce too): ours is void, take theirs.
+                await asyncio.to_thread(self.store.clear_pending, update.channel_address)
+                assert stored is not None
+                self._cache[update.channel_address] = replace(stored, pending_update=None)
             if state is not None and update.nonce <= state.nonce:
                 latest = stored.latest_update if stored is not None else None
                 if latest is not None and _same_update(latest, update):
@@ -309,6 +384,20 @@ class ChannelEngine:
 
     # --- catching up and restoring --------------------------------------------------------
 
+    async def sync_unlocked(self, channel_address: Address) -> None:
+        """`sync` for a caller that already holds the channel's lock."""
+        stored = await self.channel(channel_address)
+        if stored is None:
+            return
+        reply = await self.transport.request(
+            stored.state.counterparty(self.address), SYNC_METHOD,
+            {"channelAddress": channel_address}, timeout=self.request_timeout,
+        )
+        if reply.get("update") is not None:
+            theirs = update_from_json(reply["update"], "update.")
+            if theirs.nonce == stored.state.nonce + 1:
+                await self._catch_up(stored, theirs)
+
     async def sync(self, channel_address: Address) -> None:
         """Fetch the counterparty's latest update and apply it if it is one ahead of ours."""
         stored = await self.channel(channel_address)
@@ -358,6 +447,7 @@ class ChannelEngine:
             raise errors.InvalidSignature("the restored state is not double-signed")
         verify_channel_state(state, update.alice_signature, update.bob_signature, transfers)
         async with self.lock(channel_address):
+            self._cache.pop(channel_address, None)
             await asyncio.to_thread(
                 self.store.restore_channel, state, update, list(transfers.values())
             )

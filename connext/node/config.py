@@ -57,6 +57,8 @@ class NodeConfig:
     sweep_interval: float = 1.0
     """Seconds between sweeps for expired payments and undelivered forwards."""
     request_timeout: float = 10.0
+    shared_database: bool = False
+    """True when several node processes serve from one database (replicas)."""
 
     def collateral_for(self, asset_id: Address) -> CollateralProfile:
         return self.collateral.get(asset_id, DEFAULT_COLLATERAL)
@@ -85,4 +87,5 @@ class NodeConfig:
             channel_timeout=int(env.get("CONNEXT_CHANNEL_TIMEOUT", str(cls.channel_timeout))),
             fee_fixed=int(env.get("CONNEXT_FEE", "0")),
             collateral=collateral or {ETH: DEFAULT_COLLATERAL},
+            shared_database=env.get("CONNEXT_NODE_REPLICAS", "1") != "1",
         )

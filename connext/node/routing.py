@@ -24,7 +24,7 @@ from ..protocol.channel import create_update, resolve_update
 from ..protocol.encoding import keccak
 from ..protocol.transfers import DEFINITIONS, HASHLOCK, TransferDefinition
 from ..protocol.types import Address, ChannelState, Transfer
-from ..store import ChannelStore
+from ..store import AlreadyExists, ChannelStore
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +231,33 @@ class Router:
         return None if stored is None else stored.transfers.get(transfer_id)
 
     # --- sweeping ----------------------------------------------------------------------------
+
+    async def recover(self, channels: list[Address]) -> int:
+        """Find payments stored but never recorded for routing (the node stopped between
+        storing the sender's transfer and recording it) and queue them; returns how many."""
+        found = 0
+        for channel in channels:
+            records = await asyncio.to_thread(self.store.transfers, channel, active=True)
+            for record in records:
+                transfer = record.transfer
+                routing_id = routing_id_of(transfer)
+                if transfer.responder != self.address or routing_id is None:
+                    continue
+                if await asyncio.to_thread(self.store.get_routing, routing_id) is not None:
+                    continue
+                recipient = transfer.meta.get(RECIPIENT)
+                with contextlib.suppress(AlreadyExists):
+                    await asyncio.to_thread(
+                        self.store.create_routing,
+                        routing_id=routing_id,
+                        sender_channel=transfer.channel_address,
+                        sender_transfer_id=transfer.transfer_id,
+                        asset_id=transfer.asset_id,
+                        amount=transfer.balance.amount[0],
+                        recipient=recipient if isinstance(recipient, str) else None,
+                    )
+                    found += 1
+        return found
 
     async def sweep(self, only_channel: Address | None = None) -> None:
         """Retry what is owed: undelivered forwards, unsettled senders, expired payments."""

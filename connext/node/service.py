@@ -80,6 +80,7 @@ class Node:
         self.engine = ChannelEngine(
             self.signer, self.store, self.messaging, self.rules, self.deposits,
             request_timeout=cfg.request_timeout, yields_on_collision=False,
+            shared_database=cfg.shared_database,
         )
         self.txs = TransactionManager(self.w3, cfg.private_key, self.store)
         await self.txs.start()
@@ -109,6 +110,10 @@ class Node:
         from .http import start_http
 
         self._http_runner, self.http_port = await start_http(self)
+        channels = await asyncio.to_thread(self.store.list_channels, party=self.address)
+        recovered = await self.router.recover([c.channel_address for c in channels])
+        if recovered:
+            log.info("recovered %d payments that were stored but not yet routed", recovered)
         self._tasks.append(asyncio.create_task(self._sweep_forever()))
         self._tasks.append(asyncio.create_task(self.watcher.run()))
         log.info("node %s serving on %s", self.address, cfg.nats_url)

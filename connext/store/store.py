@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,6 +101,12 @@ class ChannelStore:
         self._engine = engine
         self._closed = False
         self._close_lock = threading.Lock()
+        # SQLite has one writer per file; when two connections of this process collide, the
+        # loser sleeps in SQLite's busy handler (1, 2, 5, 10... ms). Queueing our own writers
+        # on a lock instead keeps each write at its real cost.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -177,7 +183,7 @@ class ChannelStore:
     def _write(self) -> Iterator[Connection]:
         # SQLite: BEGIN IMMEDIATE takes the write lock up front, so a write transaction that
         # reads first never fails to upgrade its lock (it waits on busy_timeout instead).
-        with self._engine.connect() as conn:
+        with self._write_lock, self._engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 yield conn
@@ -201,6 +207,14 @@ class ChannelStore:
             if row is None:
                 return None
             return self._stored_channel(conn, row)
+
+    def channel_nonce(self, channel_address: Address) -> int | None:
+        """The stored nonce of a channel (cheap: lets callers validate a cached copy)."""
+        with self._read() as conn:
+            nonce: int | None = conn.execute(
+                select(db.channels.c.nonce).where(db.channels.c.channel_address == channel_address)
+            ).scalar_one_or_none()
+            return nonce
 
     def find_channel(self, alice: Address, bob: Address, chain_id: int) -> StoredChannel | None:
         """The channel between these parties on this chain, if any."""

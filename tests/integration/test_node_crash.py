@@ -75,6 +75,8 @@ def test_no_payment_is_lost_or_duplicated_across_a_node_crash(
             await eventually(
                 lambda c=client, n=nonce: int(node_state(node, c.channel_address)["state"]
                                               ["nonce"]) == n)
+            await eventually(
+                lambda c=client: not node_state(node, c.channel_address)["activeTransfers"])
             view = node_state(node, client.channel_address)
             balances = view["state"]["balances"][0]
             deposits = view["state"]

@@ -78,6 +78,10 @@ def test_two_users_deposit_pay_and_withdraw(
                                               token: 493 * ETHER}
 
             # the node's books balance: what it holds for the payments equals what it paid
+            # (the node stores the last resolve right after its counterparty does)
+            await eventually(lambda: not any(
+                http_json(node.http_port, f"/channels/{c.channel_address}")["activeTransfers"]
+                for c in (alice, bob)))
             bob_channel = http_json(node.http_port, f"/channels/{bob.channel_address}")
             alice_channel = http_json(node.http_port, f"/channels/{alice.channel_address}")
             assert alice_channel["activeTransfers"] == [] == bob_channel["activeTransfers"]
