@@ -10,6 +10,7 @@ units. The private key never leaves this object and is never logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -91,6 +92,8 @@ class Client:
         )
         self._handlers: dict[str, list[EventHandler]] = {}
         self._waiters: dict[bytes, asyncio.Future[dict[str, Any]]] = {}
+        self._claiming: set[bytes] = set()
+        self.claim_interval = 1.0
         self._connected = False
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -118,12 +121,16 @@ class Client:
         self._bind("withdrawal.failed", self._on_withdrawal)
         await self.messaging.serve()
         self._connected = True
+        self._claimer = asyncio.get_running_loop().create_task(self._claim_forever())
         if await self.engine.channel(self.channel_address) is not None:
             await self._come_online()
 
     async def close(self) -> None:
         if self._connected:
             self._connected = False
+            self._claimer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._claimer
             await self.messaging.close()
             await asyncio.to_thread(self.store.close)
 
@@ -435,6 +442,28 @@ class Client:
         if not isinstance(encrypted, str):
             await self._emit("transfer.incoming", _transfer_event(transfer))
             return
+        if transfer.transfer_id in self._claiming:
+            return
+        self._claiming.add(transfer.transfer_id)
+        try:
+            await self._claim(transfer, encrypted)
+        except errors.UnknownTransfer:
+            pass  # claimed meanwhile
+        finally:
+            self._claiming.discard(transfer.transfer_id)
+
+    async def _claim_forever(self) -> None:
+        """Retry claiming payments whose first claim failed (busy channel, node down)."""
+        while self._connected:
+            await asyncio.sleep(self.claim_interval)
+            try:
+                await self._cancel_expired_incoming()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.info("claiming incoming payments failed, will retry: %s", exc)
+
+    async def _claim(self, transfer: Transfer, encrypted: str) -> None:
         try:
             preimage = ecies.decrypt(self.signer.private_key, parse_bytes(encrypted, "meta"))
             lock, _expiry = HASHLOCK.decode_state(transfer.initial_state)
@@ -447,6 +476,7 @@ class Client:
         await self.resolve(transfer.transfer_id, HASHLOCK.encode_resolver(preimage))
 
     async def _cancel_expired_incoming(self) -> None:
+        """Cancel expired payments to us and claim the others we can open."""
         now = int(time.time())
         for transfer in (await self.active_transfers()).values():
             if transfer.responder != self.address:
