@@ -15,6 +15,7 @@ from typing import Any
 
 from .crypto import measure_crypto
 from .gas import GAS_TARGETS, measure_gas_on_fresh_anvil
+from .payments import measure_payments
 
 RESULTS = Path(__file__).parent / "results.json"
 
@@ -55,6 +56,21 @@ def main() -> None:
         ("floor per update", f"{crypto['update_floor_us']} us", "2 signs + 2 recovers"),
         ("cost / floor", f"{crypto['update_cost_over_floor']}x", ""),
     ]))
+    print()
+
+    payments = measure_payments()
+    results["routed_payments"] = payments
+    rows = []
+    for run in payments["runs"]:
+        rows.append((f"{run['pairs']} pair(s): payments/s", f"{run['payments_per_second']:,}",
+                     f"{run['payments']} payments in {run['seconds']} s"))
+        rows.append((f"{run['pairs']} pair(s): latency p50 / p99",
+                     f"{run['latency_p50_ms']} ms", f"p99 {run['latency_p99_ms']} ms"))
+        rows.append((f"{run['pairs']} pair(s): CPU per payment",
+                     f"{run['cpu_ms_per_payment']} ms",
+                     f"{run['cpu_over_crypto_floor']}x the signature floor of "
+                     f"{payments['crypto_floor_ms_per_payment']} ms"))
+    print(_table("Routed payments (node process + clients, SQLite WAL)", rows))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {RESULTS}")
 
