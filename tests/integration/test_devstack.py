@@ -17,6 +17,7 @@ from connext.chain.contracts import contract
 from connext.devstack import free_port, port_is_open
 
 CONNEXT = str(Path(sys.executable).parent / "connext")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_stack(data_dir: Path, chain_port: int, nats_port: int,
@@ -68,6 +69,19 @@ def test_start_deploys_mints_prints_and_stops_cleanly_then_reuses(tmp_path: Path
             health = json.loads(response.read())
         assert health["status"] == "ok" and health["address"] in banner
         assert f"http://127.0.0.1:{node_port}" in banner
+
+        # the SDK example pays between two fresh clients on this stack
+        example = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "pay.py")],
+            capture_output=True, text=True, timeout=180, cwd=ROOT,
+            env={**os.environ, "CONNEXT_CHAIN_URL": f"http://127.0.0.1:{chain_port}",
+                 "CONNEXT_NATS_URL": f"nats://127.0.0.1:{nats_port}",
+                 "CONNEXT_NODE_URL": f"http://127.0.0.1:{node_port}",
+                 "CONNEXT_DATA_DIR": str(tmp_path)},
+        )
+        assert example.returncode == 0, example.stderr[-3000:]
+        assert "payment: completed" in example.stdout
+        assert "confirmed" in example.stdout
     finally:
         out = stop_stack(process)
     assert "stopped" in out
