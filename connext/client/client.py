@@ -422,6 +422,9 @@ class Client:
         if transfer is None or (committed.initiated_by_us and update.type is UpdateType.CREATE):
             return
         if update.type is UpdateType.CREATE and transfer.responder == self.address:
+            if self.definition_names.get(transfer.transfer_definition) == "Withdraw":
+                await self._countersign_reclaim(transfer)
+                return
             await self._on_incoming(transfer)
         elif update.type is UpdateType.RESOLVE and transfer.initiator == self.address:
             if self.definition_names.get(transfer.transfer_definition) == "Withdraw":
@@ -451,6 +454,22 @@ class Client:
             pass  # claimed meanwhile
         finally:
             self._claiming.discard(transfer.transfer_id)
+
+    async def _countersign_reclaim(self, transfer: Transfer) -> None:
+        """The node takes back its own collateral: its balance, its address. We check the
+        commitment is what the transfer says and sign it (it moves none of our funds)."""
+        _sig, initiator, responder, commitment, nonce, fee = WITHDRAW.decode_state(
+            transfer.initial_state)
+        state = await self.channel()
+        expected = withdraw_commitment_digest(
+            state.network.chain_id, self.channel_address, self.node_address, transfer.asset_id,
+            transfer.balance.amount[0] - fee, nonce,
+        )
+        if (initiator, responder) != (self.node_address, self.address) or expected != commitment:
+            await self.cancel(transfer.transfer_id)
+            return
+        await self.resolve(transfer.transfer_id,
+                           WITHDRAW.encode_resolver(self.signer.sign(commitment)))
 
     async def _claim_forever(self) -> None:
         """Retry claiming payments whose first claim failed (busy channel, node down)."""

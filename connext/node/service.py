@@ -40,7 +40,7 @@ from .config import NodeConfig
 from .metrics import NodeMetrics
 from .onchain import NodeChain
 from .routing import Router, routing_id_of
-from .withdrawals import Withdrawals
+from .withdrawals import Reclaims, Withdrawals
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ class Node:
             on_event=self._payment_event,
         )
         self.withdrawals = Withdrawals(self.engine, self.onchain, self.notify)
+        self.reclaims = Reclaims(self.engine, self.onchain, deployment.definitions["Withdraw"])
         self.watcher = DepositWatcher(
             self.w3, self.store, self.deposits, self._reconcile_user_deposit,
             start_block=deployment.block_number,
@@ -244,9 +245,28 @@ class Node:
             elif routing_id_of(transfer) is not None:
                 self.metrics.payments.labels(status="received").inc()
                 await self.router.forward(transfer)
-        elif (update.type is UpdateType.RESOLVE and transfer.initiator == self.address
-              and routing_id_of(transfer) is not None):
-            await self.router.settle_sender(transfer)
+        elif update.type is UpdateType.RESOLVE and transfer.initiator == self.address:
+            if definition == "Withdraw" and "reclaim" in transfer.meta:
+                await self.reclaims.on_resolved(applied.state, transfer)
+            elif routing_id_of(transfer) is not None:
+                await self.router.settle_sender(transfer)
+                await self._maybe_reclaim(routing_id_of(transfer))
+
+    async def _maybe_reclaim(self, routing_id: bytes | None) -> None:
+        """After a payment settled, take back what the node holds above the reclaim
+        threshold in the sender's channel (down to the collateral target)."""
+        if routing_id is None:
+            return
+        routing = await asyncio.to_thread(self.store.get_routing, routing_id)
+        if routing is None:
+            return
+        stored = await self.engine.channel(routing.sender_channel)
+        if stored is None:
+            return
+        profile = self.config.collateral_for(routing.asset_id)
+        held = stored.state.balance_of(routing.asset_id).alice
+        if profile.reclaim_threshold and held > profile.reclaim_threshold:
+            await self.reclaims.reclaim(stored.state, routing.asset_id, held - profile.target)
 
     def _payment_event(self, kind: str, data: dict[str, Any]) -> None:
         status = kind.split(".", 1)[1]

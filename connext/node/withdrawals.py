@@ -11,17 +11,19 @@ node never signs a commitment before checking it against the stored transfer.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from ..chain.channel import WithdrawCommitment
 from ..engine import ChannelEngine
 from ..protocol import errors
-from ..protocol.channel import resolve_update
+from ..protocol.channel import create_update, resolve_update
 from ..protocol.encoding import withdraw_commitment_digest
 from ..protocol.serialization import parse_address
 from ..protocol.transfers import WITHDRAW
-from ..protocol.types import ChannelState, Transfer
+from ..protocol.types import ChannelState, Transfer, TransferBalance
 from .onchain import NodeChain
 
 log = logging.getLogger(__name__)
@@ -102,3 +104,55 @@ class Withdrawals:
             "transactionHash": "0x" + bytes(receipt["transactionHash"]).hex(),
             "blockNumber": int(receipt["blockNumber"]),
         })
+
+
+class Reclaims:
+    """The node takes idle collateral back: a Withdraw transfer from the node to itself,
+    countersigned by the user's client, then paid on chain by the node."""
+
+    def __init__(self, engine: ChannelEngine, chain: NodeChain, withdraw_definition: str,
+                 timeout: int = 3600) -> None:
+        self.engine = engine
+        self.chain = chain
+        self.definition = withdraw_definition
+        self.timeout = timeout
+        self._inflight: set[tuple[str, str]] = set()
+
+    async def reclaim(self, state: ChannelState, asset_id: str, amount: int) -> None:
+        key = (state.channel_address, asset_id)
+        if key in self._inflight or amount <= 0:
+            return
+        self._inflight.add(key)
+        try:
+            me = self.engine.signer
+
+            def build(current: ChannelState, _t: Any) -> Any:
+                nonce = current.nonce + 1
+                commitment = withdraw_commitment_digest(
+                    current.network.chain_id, current.channel_address, me.address, asset_id,
+                    amount, nonce,
+                )
+                initial = WITHDRAW.encode_state(me.sign(commitment), me.address, current.bob,
+                                                commitment, nonce, 0)
+                return create_update(
+                    current, me.address, transfer_id=os.urandom(32),
+                    transfer_definition=self.definition, asset_id=asset_id, amount=amount,
+                    initial_state=initial, transfer_timeout=self.timeout,
+                    meta={"recipient": me.address, "reclaim": str(amount)},
+                )
+
+            await self.engine.propose(state.channel_address, build)
+        finally:
+            self._inflight.discard(key)
+
+    async def on_resolved(self, state: ChannelState, transfer: Transfer) -> None:
+        """The user countersigned our reclaim: pay it on chain."""
+        if transfer.balance.amount[0] != 0 or transfer.resolver is None:
+            return  # cancelled by the user: the funds stay in the channel
+        # the resolved transfer carries its final balance: the amount comes from our meta
+        original = replace(transfer, balance=TransferBalance(
+            (int(transfer.meta["reclaim"]), 0), transfer.balance.to))
+        commitment = commitment_of(state, original)
+        node_signature: bytes = WITHDRAW.decode_state(transfer.initial_state)[0]
+        (user_signature,) = WITHDRAW.decode_resolver(transfer.resolver)
+        await self.chain.withdraw(state, commitment, node_signature, user_signature)

@@ -116,8 +116,15 @@ def node_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def node_extra_env() -> dict[str, str]:
+    """Extra node environment; a test module overrides this fixture to configure the node."""
+    return {}
+
+
+@pytest.fixture
 def node(anvil: Anvil, nats: NatsServer, deployment: Deployment, deployment_file: Path,
-         node_database_url: str, tmp_path: Path) -> Iterator[NodeProcess]:
+         node_database_url: str, tmp_path: Path,
+         node_extra_env: dict[str, str]) -> Iterator[NodeProcess]:
     signer = Signer.from_hex(NODE_KEY)
     anvil.set_balance(signer.address, 10**24)
     assert deployment.test_token is not None
@@ -125,7 +132,8 @@ def node(anvil: Anvil, nats: NatsServer, deployment: Deployment, deployment_file
                     10**27)
     http_port = free_port()
     process = NodeProcess(
-        env=node_env(anvil, nats, deployment_file, node_database_url, http_port),
+        env={**node_env(anvil, nats, deployment_file, node_database_url, http_port),
+             **node_extra_env},
         log_path=tmp_path / "node",
         address=signer.address,
         http_port=http_port,
