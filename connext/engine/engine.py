@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from ..messaging import MessagingTimeout
 from ..protocol import errors
 from ..protocol.channel import (
     ActiveTransfers,
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 UPDATE_METHOD = "protocol.update"
 SYNC_METHOD = "protocol.sync"
 MAX_ATTEMPTS = 40
+MAX_TIMEOUT_RETRIES = 2
 
 
 class ChannelBusy(errors.ProtocolError):
@@ -178,6 +180,7 @@ class ChannelEngine:
         `build` is called again after every catch-up, so it must derive the update from
         the state it is given. Protocol errors of our own update propagate unchanged.
         """
+        timeouts = 0
         for attempt in range(MAX_ATTEMPTS):
             try:
                 async with self.lock(channel_address):
@@ -197,6 +200,12 @@ class ChannelEngine:
                         assert stored is not None
                         update = build(stored.state, stored.transfers)
                     return await self._run(stored, update)
+            except MessagingTimeout:
+                # Safe to retry: our signed update stays pending and is re-sent as it is.
+                timeouts += 1
+                if timeouts > MAX_TIMEOUT_RETRIES:
+                    raise
+                log.info("no answer on %s; retrying the same update", channel_address)
             except (ChannelBusy, errors.StaleNonce, StaleWrite) as exc:
                 log.debug("update on %s raced (%s), attempt %d", channel_address, exc, attempt)
                 self._cache.pop(channel_address, None)

@@ -6,14 +6,17 @@ Every process started here is stopped by pid at the end of its fixture.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,6 +78,14 @@ class NodeProcess:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+    def channel(self, address: str) -> dict[str, Any]:
+        """The node's view of a channel over its HTTP API: state, latestUpdate,
+        activeTransfers."""
+        url = f"http://127.0.0.1:{self.http_port}/channels/{address}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            data: dict[str, Any] = json.loads(response.read())
+            return data
 
     def output(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.logs if p.exists())

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
-import urllib.request
 from dataclasses import replace
 from typing import Any
 
@@ -24,13 +22,6 @@ from .conftest import ClientFactory, NodeProcess
 from .test_payments import ETHER
 
 
-def node_channel(node: NodeProcess, address: str) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{node.http_port}/channels/{address}"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        data: dict[str, Any] = json.loads(response.read())
-        return data
-
-
 def test_bad_messages_get_typed_errors_and_change_nothing(
     clients: ClientFactory, node: NodeProcess
 ) -> None:
@@ -42,7 +33,7 @@ def test_bad_messages_get_typed_errors_and_change_nothing(
         await other.setup()
         await user.deposit(ETH, ETHER)
         state = await user.channel()
-        before = node_channel(node, user.channel_address)
+        before = node.channel(user.channel_address)
         raw = await nats.connect(clients.nats.url)
 
         async def send(wire: bytes, method: str = "protocol.update") -> dict[str, Any]:
@@ -121,7 +112,7 @@ def test_bad_messages_get_typed_errors_and_change_nothing(
         assert error["code"] == "replayed_message"
 
         # nothing changed, and the node keeps serving real payments
-        assert node_channel(node, user.channel_address) == before
+        assert node.channel(user.channel_address) == before
         assert (await user.channel()) == state
         result = await user.transfer(other.address, ETH, ETHER // 10)
         assert result.status == "completed"

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.request
-from typing import Any
 
 from connext.client import Client
 from connext.protocol.types import ETH
@@ -15,13 +12,6 @@ from .test_payments import ETHER, eventually
 
 CLIENTS = 20
 PAYMENTS = 50
-
-
-def node_state(node: NodeProcess, channel: str) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{node.http_port}/channels/{channel}"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        state: dict[str, Any] = json.loads(response.read())["state"]
-        return state
 
 
 def test_twenty_clients_pay_each_other_concurrently(clients: ClientFactory,
@@ -53,9 +43,9 @@ def test_twenty_clients_pay_each_other_concurrently(clients: ClientFactory,
             ours = await user.channel()
             # both sides agree on the nonce (the node commits right after the last reply)
             await eventually(
-                lambda u=user, n=ours.nonce: int(node_state(node, u.channel_address)["nonce"])
+                lambda u=user, n=ours.nonce: int(node.channel(u.channel_address)["state"]["nonce"])
                 == n)
-            theirs = node_state(node, user.channel_address)
+            theirs = node.channel(user.channel_address)["state"]
             node_side, user_side = (int(x) for x in theirs["balances"][0])
             assert user_side == expected
             # funds conserve in every channel: nothing is locked, nothing appeared

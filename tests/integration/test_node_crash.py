@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.request
-from typing import Any
 
 from connext.protocol.types import ETH
 
@@ -13,13 +10,6 @@ from .conftest import ClientFactory, NodeProcess
 from .test_payments import ETHER, eventually
 
 AMOUNT = 10**15
-
-
-def node_state(node: NodeProcess, channel: str) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{node.http_port}/channels/{channel}"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        data: dict[str, Any] = json.loads(response.read())
-        return data
 
 
 def test_no_payment_is_lost_or_duplicated_across_a_node_crash(
@@ -73,11 +63,11 @@ def test_no_payment_is_lost_or_duplicated_across_a_node_crash(
         for client in (payer, payee):
             nonce = (await client.channel()).nonce
             await eventually(
-                lambda c=client, n=nonce: int(node_state(node, c.channel_address)["state"]
+                lambda c=client, n=nonce: int(node.channel(c.channel_address)["state"]
                                               ["nonce"]) == n)
             await eventually(
-                lambda c=client: not node_state(node, c.channel_address)["activeTransfers"])
-            view = node_state(node, client.channel_address)
+                lambda c=client: not node.channel(c.channel_address)["activeTransfers"])
+            view = node.channel(client.channel_address)
             balances = view["state"]["balances"][0]
             deposits = view["state"]
             assert int(balances[0]) + int(balances[1]) == (

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.request
-from typing import Any
 
 import pytest
 
@@ -27,13 +25,6 @@ def node_extra_env() -> dict[str, str]:
     return {"CONNEXT_COLLATERAL": json.dumps({ETH: profile})}
 
 
-def node_state(node: NodeProcess, channel: str) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{node.http_port}/channels/{channel}"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        state: dict[str, Any] = json.loads(response.read())["state"]
-        return state
-
-
 def test_node_reclaims_collateral_above_the_threshold(clients: ClientFactory,
                                                       node: NodeProcess) -> None:
     async def scenario() -> None:
@@ -48,7 +39,7 @@ def test_node_reclaims_collateral_above_the_threshold(clients: ClientFactory,
             "completed")
 
         def node_side() -> int:
-            return int(node_state(node, payer.channel_address)["balances"][0][0])
+            return int(node.channel(payer.channel_address)["state"]["balances"][0][0])
 
         # the node held 0.6 ETH of the payer's payment, above 0.5: it keeps the target
         await eventually(lambda: node_side() == TARGET, timeout=30)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.request
 from typing import Any
 
 import pytest
@@ -19,13 +17,6 @@ from connext.protocol.types import ETH
 
 from .conftest import NODE_KEY, ClientFactory, NodeProcess
 from .test_payments import ETHER, eventually
-
-
-def node_view(node: NodeProcess, channel: str) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{node.http_port}/channels/{channel}"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        data: dict[str, Any] = json.loads(response.read())
-        return data
 
 
 def test_client_without_its_database_restores_channel_and_balance(
@@ -54,7 +45,7 @@ def test_client_without_its_database_restores_channel_and_balance(
         assert await fresh.balances() == {ETH: ETHER // 2 + ETHER // 16}
         nonce = (await fresh.channel()).nonce
         await eventually(
-            lambda: int(node_view(node, fresh.channel_address)["state"]["nonce"]) == nonce)
+            lambda: int(node.channel(fresh.channel_address)["state"]["nonce"]) == nonce)
         await fresh.close()
         await payer.close()
 
@@ -78,7 +69,7 @@ def test_restore_refuses_a_doctored_answer_and_stores_nothing(
         oracle = Signer.random()
         await user.conditional_transfer(payer.address, ETH, ETHER // 10, "Signed",
                                         SIGNED.encode_state(oracle.address, b"\x01" * 32))
-        genuine = node_view(node, user.channel_address)
+        genuine = node.channel(user.channel_address)
         assert len(genuine["activeTransfers"]) == 1
         await user.close()
 
