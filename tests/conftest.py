@@ -15,6 +15,18 @@ from web3 import Web3
 from connext.chain.anvil import Anvil, start_anvil
 from connext.chain.contracts import connect
 from connext.chain.deploy import Deployment, deploy
+from connext.store.testing import PostgresCluster, unavailable_reason
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL 15 cluster for the session (skipped where the server
+    binaries are absent); tests create their own databases in it."""
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with PostgresCluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ from connext.chain.deploy import Deployment, mint_test_token
 from connext.client import Client
 from connext.devstack import NatsServer, free_port
 from connext.protocol.signing import Signer
-from connext.store.testing import PostgresCluster, unavailable_reason
+from connext.store.testing import PostgresCluster
 
 CONNEXT = str(Path(sys.executable).parent / "connext")
 NODE_KEY = "0x" + "4e" * 32
@@ -107,21 +107,12 @@ def node_env(anvil: Anvil, nats: NatsServer, deployment_file: Path, database_url
     }
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PostgresCluster]:
-    reason = unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    with PostgresCluster() as cluster:
-        yield cluster
-
-
 @pytest.fixture
 def node_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """SQLite by default; `@pytest.mark.parametrize("node_database_url", ["postgresql"],
     indirect=True)` runs the node on a fresh database of a throwaway PostgreSQL cluster."""
     if getattr(request, "param", "sqlite") == "postgresql":
-        cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+        cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
         return cluster.create_database()
     return f"sqlite:///{tmp_path / 'node.sqlite'}"
 

@@ -13,18 +13,9 @@ from pathlib import Path
 import pytest
 
 from connext.store import ChannelStore
-from connext.store.testing import PostgresCluster, unavailable_reason
+from connext.store.testing import PostgresCluster
 
 BACKENDS = ["sqlite", "postgresql"]
-
-
-@pytest.fixture(scope="session")
-def postgres_cluster() -> Iterator[PostgresCluster]:
-    reason = unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    with PostgresCluster() as cluster:
-        yield cluster
 
 
 @pytest.fixture(params=BACKENDS)
