@@ -708,17 +708,7 @@ class ChannelStore:
         now = _now()
         with self._write() as conn:
             status = _transaction_status(conn, tx_id)
-            owner = conn.execute(
-                select(db.transaction_sends.c.transaction_id)
-                .where(db.transaction_sends.c.tx_hash == hexb(tx_hash))
-            ).scalar_one_or_none()
-            if owner is not None and owner != tx_id:
-                raise AlreadyExists(f"hash {hexb(tx_hash)} belongs to transaction {owner}")
-            if owner is None:
-                conn.execute(insert(db.transaction_sends).values(
-                    transaction_id=tx_id, tx_hash=hexb(tx_hash), gas_price=gas_price,
-                    sent_at=now,
-                ))
+            _record_send(conn, tx_id, tx_hash, gas_price, now)
             if status in (TxStatus.PENDING, TxStatus.SUBMITTED):
                 conn.execute(sql_update(db.chain_transactions)
                              .where(db.chain_transactions.c.id == tx_id)
@@ -736,16 +726,7 @@ class ChannelStore:
         now = _now()
         with self._write() as conn:
             _transaction_status(conn, tx_id)
-            owner = conn.execute(
-                select(db.transaction_sends.c.transaction_id)
-                .where(db.transaction_sends.c.tx_hash == hexb(tx_hash))
-            ).scalar_one_or_none()
-            if owner is not None and owner != tx_id:
-                raise AlreadyExists(f"hash {hexb(tx_hash)} belongs to transaction {owner}")
-            if owner is None:
-                conn.execute(insert(db.transaction_sends).values(
-                    transaction_id=tx_id, tx_hash=hexb(tx_hash), gas_price=None, sent_at=now,
-                ))
+            _record_send(conn, tx_id, tx_hash, None, now)
             conn.execute(
                 sql_update(db.chain_transactions)
                 .where(db.chain_transactions.c.id == tx_id)
@@ -1021,6 +1002,21 @@ def _routing(row: Row[Any]) -> Routing:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def _record_send(conn: Connection, tx_id: int, tx_hash: bytes, gas_price: int | None,
+                 now: datetime) -> None:
+    """Attach `tx_hash` to transaction `tx_id` (once); a hash of another one is refused."""
+    owner = conn.execute(
+        select(db.transaction_sends.c.transaction_id)
+        .where(db.transaction_sends.c.tx_hash == hexb(tx_hash))
+    ).scalar_one_or_none()
+    if owner is not None and owner != tx_id:
+        raise AlreadyExists(f"hash {hexb(tx_hash)} belongs to transaction {owner}")
+    if owner is None:
+        conn.execute(insert(db.transaction_sends).values(
+            transaction_id=tx_id, tx_hash=hexb(tx_hash), gas_price=gas_price, sent_at=now,
+        ))
 
 
 def _transaction_status(conn: Connection, tx_id: int) -> TxStatus:
