@@ -46,7 +46,8 @@ def test_node_reconciles_plain_deposits_and_catches_up_after_a_restart(
         node.start()
         await user.sync()
         await eventually(lambda: has(token, 5 * ETHER), timeout=30)
-        assert {r["assetId"] for r in reconciled} >= {ETH, token}
+        # the event is emitted right after the commit that updates the balance
+        await eventually(lambda: {r["assetId"] for r in reconciled} >= {ETH, token})
         await user.close()
 
     asyncio.run(scenario())
