@@ -1,6 +1,90 @@
 """The wallet web app at http://localhost:3000 (Flask + Flask-SocketIO + htmx).
 
-Not built yet: it arrives with the wallet issue, on top of the client SDK. The directory
-exists so the layout matches docs/ARCHITECTURE.md; `templates/` and `static/` beside it
-will hold its Jinja partials, CSS and small JS glue.
+`create_app(config)` builds the app: one blueprint per area (app/views/), the JSON API for
+integrators (app/api.py), live events over Socket.IO (app/live.py). Every wallet operation
+goes through the client SDK (`connext.client.Client`) hosted by `WalletService` on one
+asyncio loop in a background thread. Views stay short; the work lives in the library.
 """
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, send_from_directory
+from flask_socketio import SocketIO
+from flask_wtf.csrf import CSRFProtect
+
+from .config import WebConfig
+from .wallets import WalletService
+
+ROOT = Path(__file__).resolve().parent.parent
+VENDOR = {
+    # browser libraries come from npm (package.json) and are served, never committed
+    "htmx.min.js": ROOT / "node_modules" / "htmx.org" / "dist",
+    "socket.io.min.js": ROOT / "node_modules" / "socket.io-client" / "dist",
+}
+
+socketio = SocketIO()
+csrf = CSRFProtect()
+
+
+def create_app(config: WebConfig | None = None,
+               wallets: WalletService | None = None) -> Flask:
+    config = config or WebConfig.from_env()
+    app = Flask(__name__, template_folder=str(ROOT / "templates"),
+                static_folder=str(ROOT / "static"))
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(days=365),
+        WTF_CSRF_TIME_LIMIT=None,
+        MAX_CONTENT_LENGTH=64 * 1024,
+        TESTING=config.testing,
+    )
+    app.extensions["connext.config"] = config
+    app.extensions["connext.wallets"] = wallets or WalletService(config)
+    csrf.init_app(app)
+
+    from . import api, live, views
+
+    views.register(app)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)  # the API authenticates by bearer token, never by cookie
+    socketio.init_app(app, async_mode="threading")  # same-origin only (the default)
+    live.register(app, socketio)
+
+    @app.get("/vendor/<name>")
+    def vendor(name: str) -> Any:
+        directory = VENDOR.get(name)
+        if directory is None:
+            return "not found", 404
+        return send_from_directory(directory, name, max_age=3600)
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return {"status": "ok"}
+
+    return app
+
+
+def serve(config: WebConfig | None = None) -> None:
+    """Run the app until interrupted (what `connext web` does)."""
+    config = config or WebConfig.from_env()
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    app = create_app(config)
+    print(f"wallet web app on http://{_display_host(config.host)}:{config.port}", flush=True)
+    try:
+        socketio.run(app, host=config.host, port=config.port, allow_unsafe_werkzeug=True,
+                     use_reloader=False, log_output=False)
+    finally:
+        app.extensions["connext.wallets"].close()
+
+
+def _display_host(host: str) -> str:
+    return "localhost" if host in ("127.0.0.1", "0.0.0.0", "") else host

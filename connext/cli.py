@@ -59,6 +59,17 @@ def _node(args: argparse.Namespace) -> int:
     return 0
 
 
+def _web(args: argparse.Namespace) -> int:
+    from app import serve
+    from app.config import WebConfig
+
+    config = WebConfig.from_env()
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items()
+                 if v is not None}
+    serve(replace(config, **overrides))
+    return 0
+
+
 def _chain(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -145,6 +156,11 @@ def parser() -> argparse.ArgumentParser:
     node.add_argument("--http-host")
     node.add_argument("--deployment-file")
     node.set_defaults(run=_node)
+
+    web = commands.add_parser("web", help="run the wallet web app (configured by CONNEXT_*)")
+    web.add_argument("--host")
+    web.add_argument("--port", type=int)
+    web.set_defaults(run=_web)
 
     chain = commands.add_parser("chain", help="run a local anvil chain in the foreground")
     chain.add_argument("--host", default="127.0.0.1")

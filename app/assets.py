@@ -1,0 +1,78 @@
+"""Assets the wallet shows, and amounts typed by people.
+
+Inside, amounts are integers in base units; decimals exist only here, at the edge. Every
+parse error is a sentence a user can act on (it is shown next to the field).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from eth_utils import is_hex_address, to_checksum_address
+
+from connext.protocol.types import ETH, Address
+
+
+class InputError(ValueError):
+    """Bad user input; `field` names the form field the message belongs to."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Asset:
+    address: Address
+    symbol: str
+    decimals: int
+    name: str
+
+    def format(self, amount: int) -> str:
+        """Base units -> "1.25" (no trailing zeros, no exponent)."""
+        if self.decimals == 0:
+            return str(amount)
+        sign = "-" if amount < 0 else ""
+        whole, frac = divmod(abs(amount), 10**self.decimals)
+        text = f"{frac:0{self.decimals}d}".rstrip("0")
+        return f"{sign}{whole}" + (f".{text}" if text else "")
+
+    def parse(self, text: str | None, field: str = "amount") -> int:
+        """A positive amount typed by a person -> base units."""
+        raw = (text or "").strip().replace(",", "")
+        if not raw:
+            raise InputError(field, "Enter an amount.")
+        if not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", raw):
+            raise InputError(field, "Enter the amount as a number, like 1.5.")
+        try:
+            value = Decimal(raw)
+        except InvalidOperation as exc:  # pragma: no cover - the regex guards this
+            raise InputError(field, "Enter the amount as a number, like 1.5.") from exc
+        if value <= 0:
+            raise InputError(field, "The amount must be more than zero.")
+        exponent = value.normalize().as_tuple().exponent
+        places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+        if places > self.decimals:
+            raise InputError(field, f"{self.symbol} has at most {self.decimals} decimals.")
+        units = int(value.scaleb(self.decimals))
+        if units >= 2**255:
+            raise InputError(field, "That amount is too large.")
+        return units
+
+
+ETHER = Asset(ETH, "ETH", 18, "Ether")
+
+
+def parse_address(text: str | None, field: str = "recipient") -> Address:
+    raw = (text or "").strip()
+    if not raw:
+        raise InputError(field, "Enter an address.")
+    if not is_hex_address(raw):
+        raise InputError(field, "That is not an Ethereum address (0x followed by 40 hex "
+                                "characters).")
+    if raw != raw.lower() and raw[2:] != raw[2:].upper() and to_checksum_address(raw) != raw:
+        raise InputError(field, "That address has a typo (its checksum does not match).")
+    return Address(to_checksum_address(raw))

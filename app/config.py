@@ -1,0 +1,74 @@
+"""The wallet app's configuration, from `CONNEXT_*` environment variables.
+
+Defaults fit the local stack that `make start` runs. The web secret encrypts every wallet's
+keys at rest: without `CONNEXT_WEB_SECRET` a random one is created once in the data
+directory, so wallets survive a restart. Documented in docs/WEB.md.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ANVIL_DEV_KEY_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+"""anvil's first dev account: the faucet on local chains (chain id 31337) only."""
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    data_dir: Path = Path(".data/web")
+    secret_key: str = ""
+    nats_url: str = "nats://127.0.0.1:4222"
+    chain_url: str = "http://127.0.0.1:8545"
+    node_url: str = "http://127.0.0.1:8000"
+    deployment_file: Path = Path(".data/deployments.json")
+    host: str = "127.0.0.1"
+    port: int = 3000
+    faucet_key: str | None = None
+    """Key of a funded account that the faucet pays from; None disables the faucet."""
+    public_url: str = ""
+    """The base URL used in shareable links (default: the URL the request came in on)."""
+    request_timeout: float = 10.0
+    testing: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WebConfig:
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("CONNEXT_WEB_DATA_DIR", str(cls.data_dir)))
+        faucet = env.get("CONNEXT_FAUCET_KEY", ANVIL_DEV_KEY_0)
+        return cls(
+            data_dir=data_dir,
+            secret_key=env.get("CONNEXT_WEB_SECRET") or load_or_create_secret(data_dir),
+            nats_url=env.get("CONNEXT_NATS_URL", cls.nats_url),
+            chain_url=env.get("CONNEXT_CHAIN_URL", cls.chain_url),
+            node_url=env.get("CONNEXT_NODE_URL", cls.node_url),
+            deployment_file=Path(env.get("CONNEXT_DEPLOYMENT_FILE",
+                                         str(cls.deployment_file))),
+            host=env.get("CONNEXT_WEB_HOST", cls.host),
+            port=int(env.get("CONNEXT_WEB_PORT", str(cls.port))),
+            faucet_key=faucet or None,
+            public_url=env.get("CONNEXT_WEB_PUBLIC_URL", ""),
+        )
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{(self.data_dir / 'wallets.sqlite').resolve()}"
+
+    def client_database_url(self, address: str) -> str:
+        """Each wallet's client keeps its channel in its own SQLite file."""
+        return f"sqlite:///{(self.data_dir / 'channels' / f'{address}.sqlite').resolve()}"
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    path = data_dir / "secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(secret)
+    return secret

@@ -1,0 +1,35 @@
+"""Live events: the client SDK's events pushed to the browsers of the wallet they concern.
+
+A browser's socket joins one room per wallet its session owns (its wallet and its demo
+wallets); rooms are chosen here from the signed session, never by the browser.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, session
+from flask_socketio import SocketIO, join_room
+
+from .views.common import WALLET_KEY, wallets
+
+DEMO_KEY = "demo_wallets"
+
+
+def register(app: Flask, socketio: SocketIO) -> None:
+    service = app.extensions["connext.wallets"]
+
+    def push(address: str, event: str, data: dict[str, Any]) -> None:
+        payload = {"address": address, "event": event,
+                   **{k: v for k, v in data.items() if k != "event"}}
+        socketio.emit("wallet", payload, to=address)
+
+    service.listeners.append(push)
+
+    @socketio.on("connect")
+    def on_connect(auth: Any = None) -> None:
+        ids = [session.get(WALLET_KEY), *session.get(DEMO_KEY, [])]
+        for wallet_id in ids:
+            wallet = wallets().get_wallet(wallet_id)
+            if wallet is not None:
+                join_room(wallet.address)

@@ -1,0 +1,95 @@
+"""What every wallet screen needs: the browser's wallet, the service, and errors as text.
+
+A browser's wallet id lives in its signed session cookie; a first visit creates a wallet.
+One browser can only ever reach the wallet (and demo wallets) named in its own session.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, g, session
+
+from connext.messaging import MessagingError
+from connext.protocol import errors
+
+from ..assets import Asset, InputError
+from ..config import WebConfig
+from ..wallets import NodeUnreachable, Wallet, WalletService
+
+WALLET_KEY = "wallet_id"
+
+
+def wallets() -> WalletService:
+    service: WalletService = current_app.extensions["connext.wallets"]
+    return service
+
+
+def config() -> WebConfig:
+    value: WebConfig = current_app.extensions["connext.config"]
+    return value
+
+
+def current_wallet() -> Wallet:
+    """This browser's wallet, created on its first visit."""
+    cached = g.get("wallet")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    wallet = wallets().get_wallet(session.get(WALLET_KEY))
+    if wallet is None:
+        wallet = wallets().create_wallet()
+        use_wallet(wallet)
+    g.wallet = wallet
+    return wallet
+
+
+def use_wallet(wallet: Wallet) -> None:
+    session.permanent = True
+    session[WALLET_KEY] = wallet.id
+    g.wallet = wallet
+
+
+def fmt(asset: Asset, amount: int) -> str:
+    return f"{asset.format(amount)} {asset.symbol}"
+
+
+MESSAGES = {
+    "insufficient_balance": "That is more than your balance.",
+    "insufficient_collateral": "The node cannot deliver that much right now; try a smaller "
+                               "amount.",
+    "channel_not_set_up": "The recipient has no wallet on this network yet.",
+    "transfer_to_self": "You cannot pay yourself.",
+    "invalid_amount": "The amount must be more than zero.",
+    "link_already_claimed": "This link was already claimed.",
+    "link_cancelled": "This link was cancelled by its creator.",
+    "unknown_link": "This link does not exist on this network.",
+    "invalid_link": "This is not a valid payment link.",
+}
+
+
+def explain(exc: BaseException) -> str:
+    """A sentence for the user; never a stack trace."""
+    if isinstance(exc, InputError | NodeUnreachable):
+        return str(exc)
+    code = getattr(exc, "code", None)
+    if isinstance(code, str) and code in MESSAGES:
+        return MESSAGES[code]
+    if isinstance(exc, errors.ProtocolError):
+        return exc.message[:1].upper() + exc.message[1:]
+    if isinstance(exc, MessagingError | TimeoutError):
+        return "The node did not answer in time; nothing was lost, try again in a moment."
+    return "Something went wrong on our side; nothing was sent. Try again in a moment."
+
+
+def field_of(exc: BaseException, default: str) -> str:
+    if isinstance(exc, InputError):
+        return exc.field
+    if getattr(exc, "code", None) in ("insufficient_balance", "invalid_amount"):
+        return "amount"
+    if getattr(exc, "code", None) in ("channel_not_set_up", "transfer_to_self"):
+        return "recipient"
+    return default
+
+
+def form_error(exc: BaseException, default: str = "form") -> dict[str, Any]:
+    return {field_of(exc, default): explain(exc)}

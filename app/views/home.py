@@ -1,0 +1,142 @@
+"""Home (balances, channel status, recent activity), Activity, and the channel inspector."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC
+from typing import Any
+
+from flask import Blueprint, render_template
+
+from connext.chain.contracts import connect
+from connext.protocol.types import ChannelState
+
+from ..assets import Asset
+from ..wallets import Wallet, WalletService
+from .common import current_wallet, explain, wallets
+
+bp = Blueprint("home", __name__)
+
+LABELS = {
+    "transfer.received": "Received",
+    "transfer.completed": "Sent",
+    "transfer.cancelled": "Refunded",
+    "transfer.incoming": "Incoming",
+    "deposit.reconciled": "Deposit",
+    "withdrawal.confirmed": "Cash out",
+    "withdrawal.failed": "Cash out failed",
+}
+
+
+async def wallet_view(service: WalletService, wallet: Wallet, *,
+                      activity: int = 8) -> dict[str, Any]:
+    """Everything the wallet screens show, in one trip to the loop."""
+    client = await service.client(wallet)
+    state = await client.channel()
+    events = await asyncio.to_thread(client.store.events, client.channel_address,
+                                     newest_first=True, limit=activity)
+    return {
+        "state": state,
+        "channel_address": client.channel_address,
+        "balances": balances(service, state),
+        "activity": [describe_event(service, e.kind, dict(e.payload), e.created_at, e.id)
+                     for e in events],
+    }
+
+
+def balances(service: WalletService, state: ChannelState) -> list[dict[str, Any]]:
+    rows = []
+    for asset in service.assets().values():
+        amount = state.balance_of(asset.address).bob
+        rows.append({"asset": asset, "amount": amount, "text": asset.format(amount)})
+    return rows
+
+
+def describe_event(service: WalletService, kind: str, payload: dict[str, Any],
+                   created_at: Any, event_id: int) -> dict[str, Any]:
+    asset: Asset | None = service.assets().get(payload.get("assetId", ""))
+    amount = payload.get("amount")
+    if kind == "deposit.reconciled":
+        amount = None  # the event carries the new balance, not the deposited amount
+    text = ""
+    if asset is not None and isinstance(amount, str) and amount.isdigit():
+        text = f"{asset.format(int(amount))} {asset.symbol}"
+    elif asset is not None:
+        text = asset.symbol
+    counterparty = payload.get("from") if kind == "transfer.received" else payload.get("to")
+    if kind.startswith("withdrawal"):
+        counterparty = payload.get("recipient")
+    when = created_at.replace(tzinfo=UTC) if created_at.tzinfo is None else created_at
+    status = {"withdrawal.failed": "failed", "transfer.cancelled": "refunded",
+              "transfer.incoming": "pending"}.get(kind, "done")
+    return {
+        "id": event_id, "kind": kind, "label": LABELS.get(kind, kind), "amount": text,
+        "counterparty": counterparty if isinstance(counterparty, str) else "",
+        "tx": payload.get("transactionHash", ""), "status": status,
+        "when": when.strftime("%Y-%m-%d %H:%M:%S UTC"), "iso": when.isoformat(),
+    }
+
+
+def _page(template: str, activity: int = 8, **extra: Any) -> str:
+    service, wallet = wallets(), current_wallet()
+    try:
+        view = service.run(wallet_view(service, wallet, activity=activity))
+    except Exception as exc:
+        return render_template(template, error=explain(exc), **extra)
+    return render_template(template, **view, **extra)
+
+
+@bp.get("/")
+def index() -> str:
+    return _page("home.html")
+
+
+@bp.get("/partials/balances")
+def balances_partial() -> str:
+    return _page("partials/balances.html")
+
+
+@bp.get("/activity")
+def activity() -> str:
+    return _page("activity.html", activity=200)
+
+
+@bp.get("/partials/activity")
+def activity_partial() -> str:
+    return _page("partials/activity.html", activity=8)
+
+
+@bp.get("/channel")
+def inspector() -> str:
+    service, wallet = wallets(), current_wallet()
+
+    async def load() -> dict[str, Any]:
+        client = await service.client(wallet)
+        stored = await client.engine.channel(client.channel_address)
+        assert stored is not None
+        return {"stored": stored, "channel_address": client.channel_address,
+                "node_address": client.node_address,
+                "definitions": client.definition_names}
+
+    try:
+        view = service.run(load())
+        view["onchain"] = onchain_status(service, view["channel_address"])
+    except Exception as exc:
+        return render_template("inspector.html", error=explain(exc))
+    return render_template("inspector.html", **view, assets=service.assets())
+
+
+def onchain_status(service: WalletService, channel_address: str) -> dict[str, Any]:
+    w3 = connect(service.config.chain_url)
+    code = w3.eth.get_code(channel_address)
+    held = {asset.symbol: asset.format(_holding(w3, asset, channel_address))
+            for asset in service.assets().values()}
+    return {"deployed": len(code) > 0, "held": held}
+
+
+def _holding(w3: Any, asset: Asset, owner: str) -> int:
+    if int(asset.address, 16) == 0:
+        return int(w3.eth.get_balance(owner))
+    from connext.chain.contracts import contract
+
+    return int(contract(w3, "TestToken", asset.address).functions.balanceOf(owner).call())
