@@ -26,7 +26,7 @@ def register(app: Flask, socketio: SocketIO) -> None:
 
     service.listeners.append(push)
 
-    @socketio.on("connect")
+    @socketio.on("connect")  # type: ignore[untyped-decorator]
     def on_connect(auth: Any = None) -> None:
         ids = [session.get(WALLET_KEY), *session.get(DEMO_KEY, [])]
         for wallet_id in ids:

@@ -368,7 +368,7 @@ class WalletService:
         """Send test funds from the dev account straight to the channel address."""
         if not self.faucet_enabled or self.config.faucet_key is None:
             raise InputError("asset", "The faucet exists only on a local development chain.")
-        amount = 10**asset.decimals * (1 if asset.address == ETH else 100)
+        amount = int(10**asset.decimals) * (1 if asset.address == ETH else 100)
         w3 = connect(self.config.chain_url)
         with self._faucet_lock:
             sender = Sender(w3, self.config.faucet_key)

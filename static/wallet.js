@@ -1,0 +1,81 @@
+// The wallet's only JavaScript: live events from the server (Socket.IO) refresh the parts of
+// the page that show balances and activity (htmx re-fetches them), plus small conveniences.
+// Everything works without it, only less live.
+(function () {
+  "use strict";
+
+  const MESSAGES = {
+    "transfer.received": "Payment received",
+    "transfer.completed": "Payment delivered",
+    "transfer.cancelled": "Payment refunded",
+    "deposit.reconciled": "Deposit confirmed",
+    "withdrawal.confirmed": "Cash out confirmed on chain",
+    "withdrawal.failed": "Cash out failed: funds are back in your balance",
+  };
+
+  function toast(text) {
+    const box = document.getElementById("toasts");
+    if (!box) return;
+    const item = document.createElement("p");
+    item.className = "toast";
+    item.textContent = text;
+    box.appendChild(item);
+    setTimeout(() => item.remove(), 5000);
+  }
+
+  function settleProgress(event) {
+    document.querySelectorAll('[data-waiting="' + event + '"]').forEach((el) => {
+      el.removeAttribute("data-waiting");
+      el.classList.add("done");
+      el.querySelectorAll(".spinner").forEach((s) => s.classList.remove("on"));
+      el.querySelectorAll(".done-text").forEach((s) => (s.hidden = false));
+    });
+  }
+
+  let socket = null;
+  function connect() {
+    if (typeof io === "undefined") return;
+    if (socket) socket.disconnect();
+    socket = io({ transports: ["websocket", "polling"] });
+    socket.on("wallet", (event) => {
+      const text = MESSAGES[event.event];
+      if (text) toast(text);
+      settleProgress(event.event);
+      document.body.dataset.lastEvent = event.event;
+      if (window.htmx) htmx.trigger(document.body, "wallet-changed");
+    });
+  }
+
+  function fillFromHash(root) {
+    root.querySelectorAll("input[data-from-hash]").forEach((input) => {
+      if (!input.value && location.hash.length > 1) input.value = location.hash.slice(1);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    if (window.htmx) {
+      // re-render forms that failed validation (422) in place, with their messages
+      htmx.config.responseHandling = [
+        { code: "204", swap: false },
+        { code: "[23]..", swap: true },
+        { code: "422", swap: true },
+        { code: "[45]..", swap: false, error: true },
+      ];
+    }
+    fillFromHash(document);
+    connect();
+  });
+
+  document.addEventListener("htmx:load", (e) => {
+    fillFromHash(e.target);
+    // the demo's two wallets join this browser's live rooms when the page first shows them
+    if (e.target.querySelector && e.target.querySelector("[data-demo]")) connect();
+  });
+
+  document.addEventListener("htmx:responseError", () => {
+    toast("The wallet server did not answer; nothing was lost. Try again.");
+  });
+  document.addEventListener("htmx:sendError", () => {
+    toast("Cannot reach the wallet server; check your connection.");
+  });
+})();

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask, g, request
 
-from . import deposit, demo, home, links, send, settings, withdraw
+from . import demo, deposit, home, links, send, settings, withdraw
 from .common import current_wallet
 
 BLUEPRINTS = (home.bp, deposit.bp, send.bp, links.bp, withdraw.bp, settings.bp, demo.bp)

@@ -1,12 +1,95 @@
-"""Demo screen."""
+"""The sales demo: two wallets side by side, funded from the faucet, paying each other live.
+
+The two demo wallets belong to this browser's session (created on the first visit), so a
+demo never touches the visitor's own wallet or anyone else's.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from typing import Any
+
+from flask import Blueprint, abort, render_template, request, session
+
+from ..wallets import Wallet
+from .common import explain, fmt, form_error, wallets
+from .home import wallet_view
 
 bp = Blueprint("demo", __name__)
+DEMO_KEY = "demo_wallets"
+NAMES = ("Alice's shop", "Bob")
+
+
+def demo_wallets() -> list[Wallet]:
+    service = wallets()
+    found = [w for w in (service.get_wallet(i) for i in session.get(DEMO_KEY, [])) if w]
+    if len(found) != 2:
+        found = [service.create_wallet(), service.create_wallet()]
+        session[DEMO_KEY] = [w.id for w in found]
+    return found
+
+
+def _panel(slot: int, **context: Any) -> dict[str, Any]:
+    service = wallets()
+    pair = demo_wallets()
+    wallet, other = pair[slot], pair[1 - slot]
+    panel: dict[str, Any] = {"slot": slot, "name": NAMES[slot], "wallet": wallet,
+                             "other": other, "other_name": NAMES[1 - slot], **context}
+    try:
+        panel.update(service.run(wallet_view(service, wallet, activity=5)))
+        panel["assets"] = list(service.assets().values())
+        panel["faucet"] = service.faucet_enabled
+    except Exception as exc:
+        panel["error"] = explain(exc)
+    return panel
 
 
 @bp.get("/demo")
 def index() -> str:
-    return render_template("base.html")
+    return render_template("demo.html", panels=[_panel(0), _panel(1)])
+
+
+@bp.get("/demo/<int:slot>")
+def panel(slot: int) -> str:
+    if slot not in (0, 1):
+        abort(404)
+    return render_template("partials/demo_panel.html", panel=_panel(slot))
+
+
+@bp.post("/demo/<int:slot>/faucet")
+def faucet(slot: int) -> tuple[str, int]:
+    if slot not in (0, 1):
+        abort(404)
+    service = wallets()
+    wallet = demo_wallets()[slot]
+    try:
+        asset = service.asset(request.form.get("asset"))
+        client = service.run(service.client(wallet))
+        service.faucet(wallet, asset, client.channel_address)
+        service.run(client.reconcile_deposit(asset.address))
+    except Exception as exc:
+        return render_template("partials/demo_panel.html",
+                               panel=_panel(slot, errors={"faucet": explain(exc)})), 422
+    return render_template("partials/demo_panel.html", panel=_panel(slot)), 200
+
+
+@bp.post("/demo/<int:slot>/pay")
+def pay(slot: int) -> tuple[str, int]:
+    if slot not in (0, 1):
+        abort(404)
+    service = wallets()
+    wallet, other = demo_wallets()[slot], demo_wallets()[1 - slot]
+    try:
+        asset = service.asset(request.form.get("asset"))
+        amount = asset.parse(request.form.get("amount"))
+
+        async def send() -> Any:
+            client = await service.client(wallet)
+            await service.client(other)  # the recipient must be online to claim at once
+            return await client.transfer(other.address, asset.address, amount, wait=30.0)
+
+        result = service.run(send(), timeout=45)
+    except Exception as exc:
+        return render_template("partials/demo_panel.html",
+                               panel=_panel(slot, errors=form_error(exc, "amount"))), 422
+    note = f"Paid {fmt(asset, amount)}" if result.status == "completed" else result.status
+    return render_template("partials/demo_panel.html", panel=_panel(slot, note=note)), 200

@@ -128,7 +128,7 @@ def inspector() -> str:
 
 def onchain_status(service: WalletService, channel_address: str) -> dict[str, Any]:
     w3 = connect(service.config.chain_url)
-    code = w3.eth.get_code(channel_address)
+    code = w3.eth.get_code(w3.to_checksum_address(channel_address))
     held = {asset.symbol: asset.format(_holding(w3, asset, channel_address))
             for asset in service.assets().values()}
     return {"deployed": len(code) > 0, "held": held}
