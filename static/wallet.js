@@ -32,6 +32,17 @@
     });
   }
 
+  // An event can arrive while a page request is in flight whose response (rendered before
+  // the event) then replaces the page: refresh once more after such a swap, so nothing stale
+  // stays on screen; and a progress box rendered after its event arrived settles at once.
+  let lastEventAt = 0;
+  const pageRequests = new WeakMap();
+  const seen = {};
+
+  function refresh() {
+    if (window.htmx) htmx.trigger(document.body, "wallet-changed");
+  }
+
   let socket = null;
   function connect() {
     if (typeof io === "undefined") return;
@@ -40,10 +51,13 @@
     socket.on("wallet", (event) => {
       const text = MESSAGES[event.event];
       if (text) toast(text);
+      lastEventAt = seen[event.event] = Date.now();
       settleProgress(event.event);
       document.body.dataset.lastEvent = event.event;
-      if (window.htmx) htmx.trigger(document.body, "wallet-changed");
+      refresh();
     });
+    socket.on("connect", () => (document.body.dataset.live = "on"));
+    socket.on("disconnect", () => (document.body.dataset.live = "off"));
   }
 
   function fillFromHash(root) {
@@ -66,8 +80,32 @@
     connect();
   });
 
+  // plain (non-htmx) forms show their progress too, and are not submitted twice
+  document.addEventListener("submit", (e) => {
+    const form = e.target;
+    if (window.htmx && form.getAttribute("hx-boost") !== "false") return;  // htmx shows it
+    if (form.classList.contains("busy")) e.preventDefault();
+    else form.classList.add("busy");
+  });
+  window.addEventListener("pageshow", () =>
+    document.querySelectorAll("form.busy").forEach((f) => f.classList.remove("busy")));
+
+  document.addEventListener("htmx:beforeRequest", (e) => {
+    pageRequests.set(e.detail.xhr, Date.now());
+  });
+  document.addEventListener("htmx:afterSettle", (e) => {
+    const started = e.detail.xhr ? pageRequests.get(e.detail.xhr) : undefined;
+    if (started !== undefined && lastEventAt >= started) refresh();
+  });
+
   document.addEventListener("htmx:load", (e) => {
     fillFromHash(e.target);
+    if (e.target.querySelectorAll) {
+      e.target.querySelectorAll("[data-waiting]").forEach((el) => {
+        const at = seen[el.getAttribute("data-waiting")];
+        if (at && Date.now() - at < 15000) settleProgress(el.getAttribute("data-waiting"));
+      });
+    }
     // the demo's two wallets join this browser's live rooms when the page first shows them
     if (e.target.querySelector && e.target.querySelector("[data-demo]")) connect();
   });
