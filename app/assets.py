@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
 from eth_utils.address import is_hex_address, to_checksum_address
 
@@ -42,22 +41,25 @@ class Asset:
 
     def parse(self, text: str | None, field: str = "amount") -> int:
         """A positive amount typed by a person -> base units."""
-        raw = (text or "").strip().replace(",", "")
+        raw = (text or "").strip()
         if not raw:
             raise InputError(field, "Enter an amount.")
+        if "," in raw:  # "1,5" may mean 1.5 or 15: never guess with money
+            raise InputError(field, "Write the amount without commas, with a dot for "
+                                    "decimals (like 1.5).")
         if not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", raw):
             raise InputError(field, "Enter the amount as a number, like 1.5.")
-        try:
-            value = Decimal(raw)
-        except InvalidOperation as exc:  # pragma: no cover - the regex guards this
-            raise InputError(field, "Enter the amount as a number, like 1.5.") from exc
-        if value <= 0:
-            raise InputError(field, "The amount must be more than zero.")
-        exponent = value.normalize().as_tuple().exponent
-        places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
-        if places > self.decimals:
+        sign, digits = (raw[0], raw[1:]) if raw[0] in "+-" else ("", raw)
+        whole, _, frac = digits.partition(".")
+        frac = frac.rstrip("0")
+        units = int(whole or "0") * 10**self.decimals
+        if len(frac) > self.decimals:
+            if units == 0 and int(frac) == 0 or sign == "-":
+                raise InputError(field, "The amount must be more than zero.")
             raise InputError(field, f"{self.symbol} has at most {self.decimals} decimals.")
-        units = int(value.scaleb(self.decimals))
+        units += int(frac.ljust(self.decimals, "0") or "0")
+        if units == 0 or sign == "-":
+            raise InputError(field, "The amount must be more than zero.")
         if units >= 2**255:
             raise InputError(field, "That amount is too large.")
         return units
@@ -70,7 +72,7 @@ def parse_address(text: str | None, field: str = "recipient") -> Address:
     raw = (text or "").strip()
     if not raw:
         raise InputError(field, "Enter an address.")
-    if not is_hex_address(raw):
+    if not raw.startswith(("0x", "0X")) or not is_hex_address(raw):
         raise InputError(field, "That is not an Ethereum address (0x followed by 40 hex "
                                 "characters).")
     if raw != raw.lower() and raw[2:] != raw[2:].upper() and to_checksum_address(raw) != raw:
