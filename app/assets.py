@@ -54,7 +54,7 @@ class Asset:
         frac = frac.rstrip("0")
         units = int(whole or "0") * 10**self.decimals
         if len(frac) > self.decimals:
-            if units == 0 and int(frac) == 0 or sign == "-":
+            if sign == "-":
                 raise InputError(field, "The amount must be more than zero.")
             raise InputError(field, f"{self.symbol} has at most {self.decimals} decimals.")
         units += int(frac.ljust(self.decimals, "0") or "0")
