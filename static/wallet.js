@@ -66,6 +66,34 @@
     });
   }
 
+  // Scanning a QR code (an address or a request link) where the browser can detect barcodes.
+  function enableScanning(root) {
+    if (!("BarcodeDetector" in window) || !navigator.mediaDevices) return;
+    root.querySelectorAll("button[data-scan]").forEach((button) => {
+      button.hidden = false;
+      button.addEventListener("click", async () => {
+        const input = document.getElementById(button.dataset.scan);
+        const video = button.parentElement.querySelector("video[data-scan-video]");
+        try {
+          const stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
+          video.srcObject = stream;
+          video.hidden = false;
+          await video.play();
+          const detector = new BarcodeDetector({ formats: ["qr_code"] });
+          const stop = () => { stream.getTracks().forEach((t) => t.stop()); video.hidden = true; };
+          const look = async () => {
+            const codes = await detector.detect(video).catch(() => []);
+            if (codes.length) { input.value = codes[0].rawValue; stop(); input.focus(); }
+            else if (!video.hidden) requestAnimationFrame(look);
+          };
+          look();
+        } catch (err) {
+          toast("Cannot use the camera: paste the address or link instead.");
+        }
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     if (window.htmx) {
       // re-render forms that failed validation (422) in place, with their messages
@@ -77,6 +105,7 @@
       ];
     }
     fillFromHash(document);
+    enableScanning(document);
     connect();
   });
 
@@ -100,6 +129,7 @@
 
   document.addEventListener("htmx:load", (e) => {
     fillFromHash(e.target);
+    if (e.target.querySelectorAll) enableScanning(e.target);
     if (e.target.querySelectorAll) {
       e.target.querySelectorAll("[data-waiting]").forEach((el) => {
         const at = seen[el.getAttribute("data-waiting")];
