@@ -70,6 +70,8 @@
   function enableScanning(root) {
     if (!("BarcodeDetector" in window) || !navigator.mediaDevices) return;
     root.querySelectorAll("button[data-scan]").forEach((button) => {
+      if (button.dataset.ready) return;
+      button.dataset.ready = "1";
       button.hidden = false;
       button.addEventListener("click", async () => {
         const input = document.getElementById(button.dataset.scan);
