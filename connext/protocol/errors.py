@@ -111,3 +111,68 @@ class InvalidTransferState(TransferError):
 
 class InvalidTransferResolver(TransferError):
     code = "invalid_transfer_resolver"
+
+
+# --- link payments (a payment whose secret lives in a link) ---------------------------------
+
+
+class InvalidLink(ProtocolError):
+    """A link code that is not `0x<routing id>.0x<secret>` (32 bytes each)."""
+
+    code = "invalid_link"
+
+    def __init__(self, message: str = "this is not a valid payment link") -> None:
+        super().__init__(message)
+
+
+class UnknownLink(ProtocolError):
+    """The node knows no link with this routing id."""
+
+    code = "unknown_link"
+
+    def __init__(self, message: str = "no such link") -> None:
+        super().__init__(message)
+
+
+class LinkAlreadyClaimed(ProtocolError):
+    code = "link_already_claimed"
+
+    def __init__(self, message: str = "this link was already claimed") -> None:
+        super().__init__(message)
+
+
+class LinkCancelled(ProtocolError):
+    """The link was cancelled (or expired): its creator was refunded."""
+
+    code = "link_cancelled"
+
+    def __init__(self, message: str = "this link was cancelled") -> None:
+        super().__init__(message)
+
+
+class NotLinkCreator(ProtocolError):
+    """Only the user who created a link may cancel it."""
+
+    code = "not_link_creator"
+
+    def __init__(self, message: str = "only the link's creator can cancel it") -> None:
+        super().__init__(message)
+
+
+def error_class(code: str) -> type[ProtocolError] | None:
+    """The error class of this module with `code` (to re-raise a remote error typed)."""
+    return _BY_CODE.get(code)
+
+
+def _by_code() -> dict[str, type[ProtocolError]]:
+    found: dict[str, type[ProtocolError]] = {}
+    pending: list[type[ProtocolError]] = [ProtocolError]
+    while pending:
+        cls = pending.pop()
+        if cls.__module__ == __name__:
+            found.setdefault(cls.code, cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+_BY_CODE = _by_code()

@@ -65,6 +65,12 @@ class RoutingStatus(StrEnum):
     """The sender was refunded."""
     FAILED = "failed"
     """Forwarding failed for good (see `error`)."""
+    LINK = "link"
+    """A link payment nobody claimed yet: no recipient, never forwarded until a claim
+    (`claim_routing` link -> pending) names one."""
+    REFUNDING = "refunding"
+    """A link its creator cancelled (or that expired): no claim can take it, the refund of
+    the sender's transfer is under way (then cancelled)."""
 
 
 @dataclass(frozen=True)

@@ -555,15 +555,17 @@ class ChannelStore:
         recipient: Address | None = None,
         recipient_asset_id: Address | None = None,
         recipient_amount: int | None = None,
+        status: RoutingStatus | str = RoutingStatus.PENDING,
     ) -> Routing:
-        """Record a payment to forward (status pending); `AlreadyExists` if it is known."""
+        """Record a payment to forward (status pending, or link for a link payment that
+        waits for a claim); `AlreadyExists` if it is known."""
         now = _now()
         with self._write() as conn:
             written = conn.execute(
                 self._insert(db.routings)
                 .values(
                     routing_id=hexb(routing_id),
-                    status=RoutingStatus.PENDING.value,
+                    status=RoutingStatus(status).value,
                     sender_channel=sender_channel,
                     sender_transfer_id=hexb(sender_transfer_id),
                     asset_id=asset_id,
@@ -628,6 +630,27 @@ class ChannelStore:
                     f"routing 0x{routing_id.hex()} is {current}, not {_statuses(expected)}"
                 )
             return _routing(_get_routing_row(conn, routing_id))
+
+    def claim_routing(
+        self,
+        routing_id: bytes,
+        from_status: RoutingStatus | str,
+        to_status: RoutingStatus | str,
+        *,
+        recipient: Address | None,
+    ) -> bool:
+        """Compare-and-set: move the routing from `from_status` to `to_status` and set its
+        recipient (None clears it), only if it is in `from_status` now. True when this call
+        made the move; of concurrent calls (any process sharing the database) one wins."""
+        stmt = (
+            sql_update(db.routings)
+            .where(db.routings.c.routing_id == hexb(routing_id),
+                   db.routings.c.status == RoutingStatus(from_status).value)
+            .values(status=RoutingStatus(to_status).value, recipient=recipient,
+                    updated_at=_now())
+        )
+        with self._write() as conn:
+            return bool(conn.execute(stmt).rowcount == 1)
 
     def routings_with_status(
         self, statuses: RoutingStatus | str | Collection[RoutingStatus | str]

@@ -4,6 +4,8 @@ payment through pending -> forwarded -> resolved (or cancelled / failed)."""
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -111,3 +113,58 @@ def test_queries_by_status_and_pending_forwards_per_recipient(store: ChannelStor
         no_recipient]
     assert [r.routing_id for r in store.pending_forwards(RECIPIENT.bob.address)] == [first]
     assert [r.routing_id for r in store.pending_forwards(SENDER.bob.address)] == [other]
+
+
+def test_a_link_is_recorded_without_recipient_and_claimed_once(store: ChannelStore) -> None:
+    routing_id = _create(store, recipient=None, status=RoutingStatus.LINK)
+    link = store.get_routing(routing_id)
+    assert link is not None and link.status is RoutingStatus.LINK and link.recipient is None
+    assert [r.routing_id for r in store.routings_with_status("link")] == [routing_id]
+
+    assert store.claim_routing(routing_id, "link", "pending", recipient=RECIPIENT.bob.address)
+    # a second claim (by anyone) finds it no longer open
+    assert not store.claim_routing(routing_id, "link", "pending", recipient=SENDER.bob.address)
+    assert not store.claim_routing(routing_id, "link", "refunding", recipient=None)
+    claimed = store.get_routing(routing_id)
+    assert claimed is not None
+    assert claimed.status is RoutingStatus.PENDING
+    assert claimed.recipient == RECIPIENT.bob.address
+    assert claimed.updated_at >= link.updated_at
+
+    # giving a claim back clears the recipient; unknown routings are never claimed
+    assert store.claim_routing(routing_id, "pending", "link", recipient=None)
+    back = store.get_routing(routing_id)
+    assert back is not None and back.status is RoutingStatus.LINK and back.recipient is None
+    assert not store.claim_routing(os.urandom(32), "link", "pending", recipient=None)
+    with pytest.raises(ValueError):
+        store.claim_routing(routing_id, "link", "lost", recipient=None)
+
+
+def _claim_race(stores: tuple[ChannelStore, ...], routing_id: bytes,
+                claimants: list[str]) -> list[bool]:
+    """Every claimant claims the link at once (one thread each); True where it won."""
+    barrier = threading.Barrier(len(claimants))
+
+    def claim(index: int) -> bool:
+        barrier.wait()
+        return stores[index % len(stores)].claim_routing(routing_id, "link", "pending",
+                                                         recipient=claimants[index])
+
+    with ThreadPoolExecutor(max_workers=len(claimants)) as pool:
+        return list(pool.map(claim, range(len(claimants))))
+
+
+def test_concurrent_claims_of_a_link_exactly_one_wins(store: ChannelStore,
+                                                      database_url: str) -> None:
+    other = ChannelStore.open(database_url)  # a second "process" on the same database
+    try:
+        claimants = ["0x" + f"{i + 1:02x}" * 20 for i in range(8)]
+        for _round in range(5):
+            routing_id = _create(store, recipient=None, status="link")
+            won = _claim_race((store, other), routing_id, claimants)
+            assert won.count(True) == 1, won
+            stored = other.get_routing(routing_id)
+            assert stored is not None and stored.status is RoutingStatus.PENDING
+            assert stored.recipient == claimants[won.index(True)]
+    finally:
+        other.close()
