@@ -7,6 +7,14 @@ resolves the sender's transfer with the same resolver; when the recipient cancel
 payment expires undelivered, the node cancels the sender's transfer (refund).
 Everything it needs after a restart is in the store: the routing record and the transfers.
 It never forwards before the sender's transfer is double-signed and stored.
+
+A link payment names no recipient: its meta carries `link.signer`, the address of a key
+derived from the secret. It is recorded with status "link" and waits; whoever holds the
+secret claims it (`redeem_link`: a signature of that key over the claimant's address, and
+a compare-and-set link -> pending naming the claimant), and from then on it is forwarded
+and settled like any payment. Its creator may cancel it while nobody claimed it
+(`cancel_link`: link -> refunding -> cancelled); an unclaimed link that expires is
+refunded by the sweep. The node never sees the secret before the claimant reveals it.
 """
 
 from __future__ import annotations
@@ -16,25 +24,51 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ..engine import ChannelEngine
 from ..protocol import errors
 from ..protocol.channel import create_update, resolve_update
 from ..protocol.encoding import keccak
+from ..protocol.signing import recover_address_bytes
 from ..protocol.transfers import DEFINITIONS, HASHLOCK, TransferDefinition
 from ..protocol.types import Address, ChannelState, Transfer
-from ..store import AlreadyExists, ChannelStore
+from ..store import AlreadyExists, ChannelStore, Routing, RoutingStatus, StaleWrite
 
 log = logging.getLogger(__name__)
 
 ROUTING_ID = "routingId"
 RECIPIENT = "recipient"
+LINK = "link"
+
+CLAIMED = (RoutingStatus.PENDING, RoutingStatus.FORWARDED, RoutingStatus.RESOLVED)
+"""Statuses of a link somebody claimed (its routing names the claimant)."""
 
 
 def forward_transfer_id(routing_id: bytes) -> bytes:
     """The recipient-side transfer id: derived, so a retried forward is idempotent."""
     return keccak(b"connext-forward" + routing_id)
+
+
+def link_claim_digest(routing_id: bytes, redeemer: Address) -> bytes:
+    """What the link key signs to claim a link for `redeemer` (docs/PROTOCOL.md)."""
+    return keccak(b"connext-link-claim" + routing_id + bytes.fromhex(redeemer[2:]))
+
+
+def link_signer_of(transfer: Transfer) -> bytes | None:
+    """The 20-byte link signer of a link payment (meta `link.signer`, no recipient), else
+    None: a transfer that is not a link payment."""
+    link = transfer.meta.get(LINK)
+    if RECIPIENT in transfer.meta or not isinstance(link, dict):
+        return None
+    signer = link.get("signer")
+    if not isinstance(signer, str) or not signer.startswith("0x") or len(signer) != 42:
+        return None
+    try:
+        return bytes.fromhex(signer[2:])
+    except ValueError:
+        return None
 
 
 def routing_id_of(transfer: Transfer) -> bytes | None:
@@ -49,6 +83,17 @@ def routing_id_of(transfer: Transfer) -> bytes | None:
 
 class RecipientOffline(Exception):
     """The recipient did not answer; the forward waits until it reconnects."""
+
+
+@dataclass(frozen=True)
+class _Forward:
+    """A checked, collateralized forward, ready to propose."""
+
+    incoming: Transfer
+    routing_id: bytes
+    channel_address: Address
+    amount: int
+    initial_state: bytes
 
 
 class Router:
@@ -78,6 +123,13 @@ class Router:
     def _definition(self, transfer: Transfer) -> TransferDefinition:
         return DEFINITIONS[self.definition_names[transfer.transfer_definition]]
 
+    def _link_signer(self, transfer: Transfer) -> bytes | None:
+        """The link signer of a link payment (a Hashlock: the secret is its preimage). Any
+        other transfer naming a link signer and no recipient cannot be routed and is
+        refunded like a payment without a recipient."""
+        signer = link_signer_of(transfer)
+        return signer if signer is not None and self._definition(transfer) is HASHLOCK else None
+
     # --- forward -------------------------------------------------------------------------
 
     async def forward(self, incoming: Transfer) -> None:
@@ -92,76 +144,108 @@ class Router:
             self._inflight.discard(routing_id)
 
     async def _forward(self, incoming: Transfer, routing_id: bytes) -> None:
-        recipient = incoming.meta.get(RECIPIENT)
+        is_link = self._link_signer(incoming) is not None
         routing = await asyncio.to_thread(self.store.get_routing, routing_id)
         if routing is None:
-            await asyncio.to_thread(
+            routing = await self._record(incoming, routing_id, is_link=is_link)
+        if routing.status is not RoutingStatus.PENDING:
+            return  # a link waits for a claim; anything else is past forwarding
+        recipient = routing.recipient if is_link else incoming.meta.get(RECIPIENT)
+        try:
+            forward = await self._prepare(incoming, routing_id, recipient)
+            if forward is not None:
+                await self._deliver(forward)
+        except _OFFLINE as exc:
+            log.info("recipient of %s offline (%s); will deliver later", routing_id.hex(), exc)
+        except errors.ProtocolError as exc:
+            await self._fail(incoming, routing_id, exc)
+
+    async def _record(self, incoming: Transfer, routing_id: bytes, *, is_link: bool) -> Routing:
+        """The routing record of a sender's transfer to us (created when missing)."""
+        recipient = incoming.meta.get(RECIPIENT)
+        with contextlib.suppress(AlreadyExists):
+            return await asyncio.to_thread(
                 self.store.create_routing,
                 routing_id=routing_id,
                 sender_channel=incoming.channel_address,
                 sender_transfer_id=incoming.transfer_id,
                 asset_id=incoming.asset_id,
                 amount=incoming.balance.amount[0],
-                recipient=recipient if isinstance(recipient, str) else None,
+                recipient=None if is_link or not isinstance(recipient, str) else recipient,
+                status=RoutingStatus.LINK if is_link else RoutingStatus.PENDING,
             )
-        elif routing.status not in ("pending",):
-            return
-        try:
-            if not isinstance(recipient, str) or recipient in (self.address,
-                                                               incoming.initiator):
-                raise errors.InvalidUpdate("the payment names no valid recipient")
-            channel = await self.find_channel(recipient)
-            if channel is None:
-                raise errors.ChannelNotSetUp(f"{recipient} has no channel with this node")
-            amount = incoming.balance.amount[0] - self.fee_fixed
-            if amount <= 0:
-                raise errors.InvalidAmount("the payment does not cover the node's fee")
-            forward_id = forward_transfer_id(routing_id)
-            if await asyncio.to_thread(self.store.get_transfer, forward_id,
-                                       channel_address=channel.channel_address) is not None:
-                # forwarded before a restart: never twice, even if it is resolved since
-                await asyncio.to_thread(
-                    self.store.update_routing_status, routing_id, "forwarded",
-                    recipient_channel=channel.channel_address, recipient_transfer_id=forward_id,
-                )
-                return
-            channel = await self.collateralize(channel, incoming.asset_id, amount)
-            outgoing_state = self._forward_state(incoming)
-            meta = {
-                **{k: v for k, v in incoming.meta.items() if k != RECIPIENT},
-                "sender": incoming.initiator,
-            }
-            # DuplicateTransfer: forwarded before a restart, the transfer is already there
-            with contextlib.suppress(errors.DuplicateTransfer):
-                await self.engine.propose(
-                    channel.channel_address,
-                    lambda state, _transfers: create_update(
-                        state,
-                        self.address,
-                        transfer_id=forward_id,
-                        transfer_definition=incoming.transfer_definition,
-                        asset_id=incoming.asset_id,
-                        amount=amount,
-                        initial_state=outgoing_state,
-                        transfer_timeout=incoming.transfer_timeout,
-                        meta=meta,
-                    ),
-                )
-        except _OFFLINE as exc:
-            log.info("recipient of %s offline (%s); will deliver later", routing_id.hex(), exc)
-            return
-        except errors.ProtocolError as exc:
-            log.info("cannot forward %s: %s", routing_id.hex(), exc)
-            await asyncio.to_thread(self.store.update_routing_status, routing_id, "failed",
-                                    error=exc.message)
-            self.on_event("payment.failed", {"routingId": "0x" + routing_id.hex(),
-                                             "reason": exc.code})
-            await self.cancel_sender(incoming)
-            return
-        await asyncio.to_thread(
-            self.store.update_routing_status, routing_id, "forwarded",
-            recipient_channel=channel.channel_address, recipient_transfer_id=forward_id,
-        )
+        routing = await asyncio.to_thread(self.store.get_routing, routing_id)
+        assert routing is not None
+        return routing
+
+    async def _prepare(self, incoming: Transfer, routing_id: bytes,
+                       recipient: Any) -> _Forward | None:
+        """Check the forward can be made and collateralize the recipient's channel; None
+        when it was made before (a restart): the routing is then marked forwarded. Nothing
+        is signed here, so a failure leaves no transfer behind."""
+        if not isinstance(recipient, str) or recipient in (self.address, incoming.initiator):
+            raise errors.InvalidUpdate("the payment names no valid recipient")
+        channel = await self.find_channel(recipient)
+        if channel is None:
+            raise errors.ChannelNotSetUp(f"{recipient} has no channel with this node")
+        amount = incoming.balance.amount[0] - self.fee_fixed
+        if amount <= 0:
+            raise errors.InvalidAmount("the payment does not cover the node's fee")
+        forward_id = forward_transfer_id(routing_id)
+        if await asyncio.to_thread(self.store.get_transfer, forward_id,
+                                   channel_address=channel.channel_address) is not None:
+            # forwarded before a restart: never twice, even if it is resolved since
+            await self._mark_forwarded(routing_id, channel.channel_address)
+            return None
+        outgoing_state = self._forward_state(incoming)
+        channel = await self.collateralize(channel, incoming.asset_id, amount)
+        return _Forward(incoming, routing_id, channel.channel_address, amount, outgoing_state)
+
+    async def _deliver(self, forward: _Forward) -> None:
+        """Create the mirrored transfer in the recipient's channel; mark it forwarded."""
+        incoming = forward.incoming
+        forward_id = forward_transfer_id(forward.routing_id)
+        meta = {
+            **{k: v for k, v in incoming.meta.items() if k != RECIPIENT},
+            "sender": incoming.initiator,
+        }
+        # DuplicateTransfer: forwarded before a restart, the transfer is already there
+        with contextlib.suppress(errors.DuplicateTransfer):
+            await self.engine.propose(
+                forward.channel_address,
+                lambda state, _transfers: create_update(
+                    state,
+                    self.address,
+                    transfer_id=forward_id,
+                    transfer_definition=incoming.transfer_definition,
+                    asset_id=incoming.asset_id,
+                    amount=forward.amount,
+                    initial_state=forward.initial_state,
+                    transfer_timeout=incoming.transfer_timeout,
+                    meta=meta,
+                ),
+            )
+        await self._mark_forwarded(forward.routing_id, forward.channel_address)
+
+    async def _mark_forwarded(self, routing_id: bytes, channel_address: Address) -> None:
+        # only from pending: a recipient that resolved at once may be settled already
+        with contextlib.suppress(StaleWrite):
+            await asyncio.to_thread(
+                self.store.update_routing_status, routing_id, "forwarded",
+                recipient_channel=channel_address,
+                recipient_transfer_id=forward_transfer_id(routing_id),
+                expected=RoutingStatus.PENDING,
+            )
+
+    async def _fail(self, incoming: Transfer, routing_id: bytes,
+                    exc: errors.ProtocolError) -> None:
+        """Forwarding failed for good: record why and refund the sender."""
+        log.info("cannot forward %s: %s", routing_id.hex(), exc)
+        await asyncio.to_thread(self.store.update_routing_status, routing_id, "failed",
+                                error=exc.message)
+        self.on_event("payment.failed", {"routingId": "0x" + routing_id.hex(),
+                                         "reason": exc.code})
+        await self.cancel_sender(incoming)
 
     def _forward_state(self, incoming: Transfer) -> bytes:
         definition = self._definition(incoming)
@@ -201,14 +285,17 @@ class Router:
             log.info("sender of %s offline; will settle later", routing_id.hex())
             return
         status = "resolved" if paid else "cancelled"
-        await asyncio.to_thread(self.store.update_routing_status, routing_id, status)
+        await asyncio.to_thread(self.store.update_routing_status, routing_id, status,
+                                recipient_channel=outgoing.channel_address,
+                                recipient_transfer_id=outgoing.transfer_id)
         self.on_event(f"payment.{status}", {
             "routingId": "0x" + routing_id.hex(), "assetId": incoming.asset_id,
             "amount": str(outgoing.balance.amount[1]),
         })
 
-    async def cancel_sender(self, incoming: Transfer) -> None:
-        """Refund the sender: cancel its transfer to us (we are its responder)."""
+    async def cancel_sender(self, incoming: Transfer, *, strict: bool = False) -> None:
+        """Refund the sender: cancel its transfer to us (we are its responder). An offline
+        sender is refunded later (the sweep retries), unless `strict`: then it raises."""
         try:
             await self.engine.propose(
                 incoming.channel_address,
@@ -221,6 +308,8 @@ class Router:
             return
         except _OFFLINE:
             log.info("sender offline; refund of %s waits", incoming.transfer_id.hex())
+            if strict:
+                raise
             return
         routing_id = routing_id_of(incoming)
         if routing_id is not None:
@@ -229,6 +318,138 @@ class Router:
     async def _incoming(self, channel_address: Address, transfer_id: bytes) -> Transfer | None:
         stored = await self.engine.channel(channel_address)
         return None if stored is None else stored.transfers.get(transfer_id)
+
+    # --- link payments -------------------------------------------------------------------------
+
+    async def redeem_link(self, routing_id: bytes, signature: bytes,
+                          redeemer: Address) -> bytes:
+        """Claim an open link for `redeemer` (the link key signed the claim for it) and
+        forward it into the redeemer's channel; returns the forward's transfer id.
+
+        The claim is a compare-and-set in the store, so of concurrent claims (even in
+        several node processes) exactly one wins. When the forward cannot be made before
+        anything is signed (no collateral, ...), the claim is given back and the link
+        stays open."""
+        routing, incoming, signer = await self._link(routing_id)
+        _check_open(routing)
+        active = await self._incoming(routing.sender_channel, routing.sender_transfer_id)
+        if active is None or self._expired(active, int(time.time())):
+            raise errors.LinkCancelled("this link has expired")
+        try:
+            claimant = recover_address_bytes(link_claim_digest(routing_id, redeemer), signature)
+        except errors.InvalidSignature:
+            claimant = b""
+        if claimant != signer:
+            raise errors.InvalidSignature("the claim is not signed by the link's key")
+        if redeemer == incoming.initiator:
+            raise errors.TransferToSelf("you cannot claim your own link")
+        if await self.find_channel(redeemer) is None:
+            raise errors.ChannelNotSetUp(f"{redeemer} has no channel with this node")
+        if not await asyncio.to_thread(self.store.claim_routing, routing_id,
+                                       RoutingStatus.LINK, RoutingStatus.PENDING,
+                                       recipient=redeemer):
+            current = await asyncio.to_thread(self.store.get_routing, routing_id)
+            assert current is not None
+            _check_open(current)
+            raise errors.LinkAlreadyClaimed()
+        self.on_event("payment.claimed", {"routingId": "0x" + routing_id.hex()})
+        while routing_id in self._inflight:  # a sweep's forward of this claim runs
+            await asyncio.sleep(0.01)
+        self._inflight.add(routing_id)
+        try:
+            current = await asyncio.to_thread(self.store.get_routing, routing_id)
+            assert current is not None
+            if current.status in (RoutingStatus.FORWARDED, RoutingStatus.RESOLVED):
+                return forward_transfer_id(routing_id)  # a sweep delivered our claim
+            if current.status is not RoutingStatus.PENDING:
+                raise errors.LinkCancelled()  # a sweep failed to deliver it: refunded
+            try:
+                forward = await self._prepare(active, routing_id, redeemer)
+            except errors.ProtocolError:
+                # nothing was signed: give the claim back, the link stays open
+                await asyncio.to_thread(self.store.claim_routing, routing_id,
+                                        RoutingStatus.PENDING, RoutingStatus.LINK,
+                                        recipient=None)
+                raise
+            if forward is not None:
+                try:
+                    await self._deliver(forward)
+                except _OFFLINE:
+                    raise  # stays claimed (pending): the sweep delivers it later
+                except errors.ProtocolError as exc:
+                    await self._fail(active, routing_id, exc)
+                    raise
+        finally:
+            self._inflight.discard(routing_id)
+        return forward_transfer_id(routing_id)
+
+    async def cancel_link(self, routing_id: bytes, requester: Address) -> None:
+        """The creator takes back an unclaimed link: link -> refunding (no claim can win
+        after that), refund the sender's transfer, -> cancelled. A cancel that did not
+        finish (refunding) is finished by a retry or by the sweep."""
+        routing, incoming, _signer = await self._link(routing_id)
+        if requester != incoming.initiator:
+            raise errors.NotLinkCreator()
+        if routing.status is not RoutingStatus.REFUNDING:
+            _check_open(routing)
+            if not await asyncio.to_thread(self.store.claim_routing, routing_id,
+                                           RoutingStatus.LINK, RoutingStatus.REFUNDING,
+                                           recipient=None):
+                current = await asyncio.to_thread(self.store.get_routing, routing_id)
+                assert current is not None
+                if current.status is not RoutingStatus.REFUNDING:
+                    _check_open(current)
+                    raise errors.LinkAlreadyClaimed()
+        active = await self._incoming(routing.sender_channel, routing.sender_transfer_id)
+        if active is not None:
+            await self.cancel_sender(active, strict=True)
+        await self._mark_refunded(routing_id)
+        self.on_event("payment.cancelled", {"routingId": "0x" + routing_id.hex(),
+                                            "assetId": routing.asset_id, "amount": "0"})
+
+    async def link_status(self, routing_id: bytes) -> dict[str, Any]:
+        """What anyone holding the routing id may know: open, claimed, cancelled (also
+        once expired) or unknown, and the amount the link holds."""
+        try:
+            routing, incoming, _signer = await self._link(routing_id)
+        except errors.UnknownLink:
+            return {"status": "unknown"}
+        if routing.status is RoutingStatus.LINK:
+            expired = self._expired(incoming, int(time.time()))
+            status = "cancelled" if expired else "open"
+        elif routing.status in CLAIMED:
+            status = "claimed"
+        else:
+            status = "cancelled"
+        return {"status": status, "assetId": routing.asset_id, "amount": str(routing.amount)}
+
+    async def _link(self, routing_id: bytes) -> tuple[Routing, Transfer, bytes]:
+        """The routing of a link, the sender's transfer (as created) and the link signer;
+        `UnknownLink` when there is none. A link stored but not yet recorded (its create
+        was just committed; `forward` records it right after) is recorded here."""
+        routing = await asyncio.to_thread(self.store.get_routing, routing_id)
+        if routing is None:
+            for transfer in await asyncio.to_thread(self.store.transfers_by_routing_id,
+                                                    routing_id):
+                if (transfer.responder == self.address
+                        and self._link_signer(transfer) is not None
+                        and await self._incoming(transfer.channel_address,
+                                                 transfer.transfer_id) is not None):
+                    routing = await self._record(transfer, routing_id, is_link=True)
+                    break
+        if routing is None:
+            raise errors.UnknownLink()
+        incoming = await asyncio.to_thread(self.store.get_transfer, routing.sender_transfer_id,
+                                           channel_address=routing.sender_channel)
+        signer = None if incoming is None else self._link_signer(incoming)
+        if incoming is None or signer is None or incoming.responder != self.address:
+            raise errors.UnknownLink()
+        return routing, incoming, signer
+
+    async def _mark_refunded(self, routing_id: bytes) -> None:
+        with contextlib.suppress(StaleWrite):
+            await asyncio.to_thread(self.store.update_routing_status, routing_id, "cancelled",
+                                    expected=(RoutingStatus.REFUNDING, RoutingStatus.CANCELLED))
 
     # --- sweeping ----------------------------------------------------------------------------
 
@@ -246,6 +467,7 @@ class Router:
                 if await asyncio.to_thread(self.store.get_routing, routing_id) is not None:
                     continue
                 recipient = transfer.meta.get(RECIPIENT)
+                is_link = self._link_signer(transfer) is not None
                 with contextlib.suppress(AlreadyExists):
                     await asyncio.to_thread(
                         self.store.create_routing,
@@ -255,23 +477,32 @@ class Router:
                         asset_id=transfer.asset_id,
                         amount=transfer.balance.amount[0],
                         recipient=recipient if isinstance(recipient, str) else None,
+                        status=RoutingStatus.LINK if is_link else RoutingStatus.PENDING,
                     )
                     found += 1
         return found
 
     async def sweep(self, only_channel: Address | None = None) -> None:
-        """Retry what is owed: undelivered forwards, unsettled senders, expired payments."""
+        """Retry what is owed: undelivered forwards, unsettled senders, expired payments,
+        unfinished link refunds. An unclaimed link is never forwarded, only refunded when
+        it expires."""
         now = int(time.time())
         for routing in await asyncio.to_thread(self.store.routings_with_status,
-                                               ("pending", "forwarded")):
+                                               ("pending", "forwarded", "link", "refunding")):
             if only_channel is not None and only_channel not in (
                 routing.sender_channel, routing.recipient_channel
             ):
                 continue
             incoming = await self._incoming(routing.sender_channel, routing.sender_transfer_id)
             if incoming is None:
+                if routing.status is RoutingStatus.REFUNDING:  # refunded, not yet recorded
+                    await self._mark_refunded(routing.routing_id)
                 continue
-            if routing.status == "forwarded" and routing.recipient_transfer_id is not None:
+            if routing.status is RoutingStatus.REFUNDING:
+                await self.cancel_sender(incoming)
+                continue
+            if (routing.status is RoutingStatus.FORWARDED
+                    and routing.recipient_transfer_id is not None):
                 outgoing = await asyncio.to_thread(
                     self.store.get_transfer, routing.recipient_transfer_id,
                     channel_address=routing.recipient_channel,
@@ -280,9 +511,14 @@ class Router:
                     await self.settle_sender(outgoing)
                     continue
             if self._expired(incoming, now):
+                if routing.status is RoutingStatus.LINK and not await asyncio.to_thread(
+                    self.store.claim_routing, routing.routing_id, RoutingStatus.LINK,
+                    RoutingStatus.REFUNDING, recipient=None,
+                ):
+                    continue  # claimed (or cancelled) meanwhile
                 await self.cancel_sender(incoming)
                 self.on_event("payment.expired", {"routingId": "0x" + routing.routing_id.hex()})
-            elif routing.status == "pending":
+            elif routing.status is RoutingStatus.PENDING:
                 await self.forward(incoming)
 
     def _expired(self, transfer: Transfer, now: int) -> bool:
@@ -290,6 +526,15 @@ class Router:
             return False
         _lock, expiry = HASHLOCK.decode_state(transfer.initial_state)
         return bool(expiry != 0 and expiry <= now)
+
+
+def _check_open(routing: Routing) -> None:
+    """Nothing when the link is open; else why it cannot be claimed or cancelled."""
+    if routing.status is RoutingStatus.LINK:
+        return
+    if routing.status in CLAIMED:
+        raise errors.LinkAlreadyClaimed()
+    raise errors.LinkCancelled()
 
 
 def _offline_errors() -> tuple[type[BaseException], ...]:

@@ -26,6 +26,7 @@ from ..protocol.channel import Rules, setup_update
 from ..protocol.encoding import channel_address, keccak
 from ..protocol.serialization import (
     MalformedData,
+    hexb,
     network_to_json,
     parse_address,
     parse_bytes,
@@ -157,6 +158,9 @@ class Node:
             "channel.setup": self._setup,
             "channel.online": self._online,
             "party.public_key": self._public_key,
+            "link.redeem": self._link_redeem,
+            "link.cancel": self._link_cancel,
+            "link.status": self._link_status,
         }
 
     # --- requests from users ----------------------------------------------------------
@@ -208,6 +212,26 @@ class Node:
         if key is None:
             raise errors.ChannelNotSetUp(f"{address} has no channel with this node")
         return {"address": address, "publicKey": "0x" + key.hex()}
+
+    # --- link payments (see routing.py) -----------------------------------------------
+
+    async def _link_redeem(self, sender: Address, body: dict[str, Any]) -> dict[str, Any]:
+        """Claim a link into the sender's channel: {routingId, signature} -> {transferId}
+        of the forward (double-signed when this replies)."""
+        routing_id = parse_bytes(body.get("routingId"), "routingId", 32)
+        signature = parse_bytes(body.get("signature"), "signature", 65)
+        forward_id = await self.router.redeem_link(routing_id, signature, sender)
+        return {"transferId": hexb(forward_id)}
+
+    async def _link_cancel(self, sender: Address, body: dict[str, Any]) -> dict[str, Any]:
+        """The creator cancels its unclaimed link; replies once the refund is committed."""
+        routing_id = parse_bytes(body.get("routingId"), "routingId", 32)
+        await self.router.cancel_link(routing_id, sender)
+        return {"status": "cancelled"}
+
+    async def _link_status(self, sender: Address, body: dict[str, Any]) -> dict[str, Any]:
+        routing_id = parse_bytes(body.get("routingId"), "routingId", 32)
+        return await self.router.link_status(routing_id)
 
     # --- channels -----------------------------------------------------------------------
 
