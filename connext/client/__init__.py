@@ -1,5 +1,19 @@
 """The light client SDK: `Client` (see docs/SDK.md)."""
 
-from .client import Client, PaymentResult, WithdrawResult
+from .client import (
+    DEFAULT_LINK_TIMEOUT,
+    Client,
+    LinkPayment,
+    PaymentResult,
+    WithdrawResult,
+    parse_link_code,
+)
 
-__all__ = ["Client", "PaymentResult", "WithdrawResult"]
+__all__ = [
+    "DEFAULT_LINK_TIMEOUT",
+    "Client",
+    "LinkPayment",
+    "PaymentResult",
+    "WithdrawResult",
+    "parse_link_code",
+]

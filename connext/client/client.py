@@ -5,6 +5,11 @@ NATS, with its own store. Payments are hashlocks under the hood: for a plain `tr
 the preimage is encrypted to the recipient's public key (ECIES), so the node cannot claim
 it; the recipient's client decrypts and resolves at once. Amounts are integers in base
 units. The private key never leaves this object and is never logged.
+
+A link payment (`create_link`) names no recipient: its preimage lives only in the link's
+code. Whoever holds the code claims it (`redeem_link`) by signing their own address with a
+key derived from the secret, so the node forwards it to them and nobody who saw only the
+lock can claim it; the creator can take back an unclaimed link (`cancel_link`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from ..chain.contracts import Sender, connect, contract
 from ..chain.deploy import Deployment
 from ..chain.deposits import ChainDeposits
 from ..engine import ChannelEngine, Committed
-from ..messaging import Messaging
+from ..messaging import Messaging, RemoteError
 from ..protocol import errors
 from ..protocol.channel import (
     Rules,
@@ -34,7 +39,7 @@ from ..protocol.channel import (
 )
 from ..protocol.encoding import channel_address, keccak, withdraw_commitment_digest
 from ..protocol.serialization import hexb, parse_bytes
-from ..protocol.signing import Signer
+from ..protocol.signing import SECP256K1_N, Signer
 from ..protocol.transfers import DEFINITIONS, HASHLOCK, WITHDRAW, lock_hash
 from ..protocol.types import ETH, Address, ChannelState, Transfer, UpdateType
 from ..store import ChannelStore
@@ -43,6 +48,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PAYMENT_TIMEOUT = 3600
 """Seconds until an unclaimed payment expires and is refunded."""
+
+DEFAULT_LINK_TIMEOUT = 7 * 24 * 3600
+"""Seconds until an unclaimed link payment expires and is refunded to its creator."""
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
 
@@ -53,6 +61,76 @@ class PaymentResult:
     transfer_id: bytes
     status: str
     """"completed" (the recipient was paid), "cancelled" (refunded) or "pending"."""
+
+
+@dataclass(frozen=True)
+class LinkPayment:
+    """A link payment we created: whoever gets `code` can claim `amount` (less the node's
+    fee). Keep `code` secret until you share it; the node never sees `secret`."""
+
+    routing_id: bytes
+    transfer_id: bytes
+    """Our transfer to the node, locked until the link is claimed or cancelled."""
+    secret: bytes
+    asset_id: Address
+    amount: int
+
+    @property
+    def code(self) -> str:
+        """What goes in a link URL: "0x<routing id hex>.0x<secret hex>"."""
+        return f"0x{self.routing_id.hex()}.0x{self.secret.hex()}"
+
+    def __repr__(self) -> str:  # never show the secret
+        return (f"LinkPayment(routing_id=0x{self.routing_id.hex()}, asset_id={self.asset_id}, "
+                f"amount={self.amount})")
+
+
+def parse_link_code(code: str) -> tuple[bytes, bytes]:
+    """(routing id, secret) of a link code; `InvalidLink` on anything malformed."""
+    if not isinstance(code, str):
+        raise errors.InvalidLink()
+    parts = code.strip().split(".")
+    if len(parts) != 2:
+        raise errors.InvalidLink()
+    values = []
+    for part in parts:
+        if len(part) != 66 or not part.startswith("0x"):
+            raise errors.InvalidLink()
+        try:
+            value = bytes.fromhex(part[2:])
+        except ValueError:
+            raise errors.InvalidLink() from None
+        if len(value) != 32:  # fromhex skips whitespace
+            raise errors.InvalidLink()
+        values.append(value)
+    routing_id, secret = values
+    if _link_key_bytes(secret) is None:
+        raise errors.InvalidLink()
+    return routing_id, secret
+
+
+def link_key(secret: bytes) -> Signer:
+    """The link key: keccak("connext-link-key" ++ secret) as a secp256k1 private key. Its
+    address (the link signer) is in the link payment's meta; it signs claims."""
+    key = _link_key_bytes(secret)
+    if key is None:
+        raise errors.InvalidLink()
+    return Signer(key)
+
+
+def _link_key_bytes(secret: bytes) -> bytes | None:
+    key = keccak(b"connext-link-key" + secret)
+    return key if 0 < int.from_bytes(key, "big") < SECP256K1_N else None
+
+
+def link_claim_digest(routing_id: bytes, redeemer: Address) -> bytes:
+    """What the link key signs to claim the link for `redeemer` (docs/PROTOCOL.md)."""
+    return keccak(b"connext-link-claim" + routing_id + bytes.fromhex(redeemer[2:]))
+
+
+def _transfer_id_of(routing_id: bytes) -> bytes:
+    """Our transfer's id for a routed payment: derived from its random routing id."""
+    return keccak(b"connext-transfer" + routing_id)
 
 
 @dataclass(frozen=True)
@@ -93,6 +171,10 @@ class Client:
         self._handlers: dict[str, list[EventHandler]] = {}
         self._waiters: dict[bytes, asyncio.Future[dict[str, Any]]] = {}
         self._claiming: set[bytes] = set()
+        self._link_secrets: dict[bytes, bytes] = {}
+        """Secrets of links we are redeeming, by routing id, until the forward is settled:
+        a forward that arrives late (after a timeout) is still claimed."""
+        self._link_waiters: dict[bytes, asyncio.Future[dict[str, Any]]] = {}
         self.claim_interval = 1.0
         self._connected = False
 
@@ -298,14 +380,22 @@ class Client:
     async def _send(self, recipient: Address, asset_id: Address, amount: int, definition: str,
                     initial_state: bytes, timeout: int, meta: dict[str, Any],
                     wait: float | None) -> PaymentResult:
-        if amount <= 0:
-            raise errors.InvalidAmount("an amount must be positive")
         if recipient == self.address:
             raise errors.TransferToSelf("you cannot pay yourself")
+        return await self._route(asset_id, amount, definition, initial_state, timeout,
+                                 {**meta, "recipient": recipient}, wait)
+
+    async def _route(self, asset_id: Address, amount: int, definition: str,
+                     initial_state: bytes, timeout: int, meta: dict[str, Any],
+                     wait: float | None) -> PaymentResult:
+        """Create a routed transfer to the node (meta names a recipient, or a link signer);
+        with `wait`, until the node settles it."""
+        if amount <= 0:
+            raise errors.InvalidAmount("an amount must be positive")
         if definition not in self.definition_address:
             raise errors.UnknownTransferDefinition(f"unknown transfer definition {definition}")
         routing_id = os.urandom(32)
-        transfer_id = keccak(b"connext-transfer" + routing_id)
+        transfer_id = _transfer_id_of(routing_id)
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[transfer_id] = waiter
         try:
@@ -316,7 +406,7 @@ class Client:
                     transfer_definition=self.definition_address[definition],
                     asset_id=asset_id, amount=amount, initial_state=initial_state,
                     transfer_timeout=timeout,
-                    meta={**meta, "routingId": hexb(routing_id), "recipient": recipient},
+                    meta={**meta, "routingId": hexb(routing_id)},
                 ),
             )
             if wait is None:
@@ -337,6 +427,120 @@ class Client:
         except errors.DuplicateTransfer:
             if transfer_id not in await self.active_transfers():
                 raise
+
+    # --- link payments ---------------------------------------------------------------------
+
+    async def create_link(self, asset_id: Address, amount: int, *,
+                          timeout: int = DEFAULT_LINK_TIMEOUT) -> LinkPayment:
+        """Lock `amount` in a payment anyone holding the returned link's `code` can claim
+        (less the node's fee); returns once our transfer to the node is double-signed.
+        Unclaimed, it is refunded when `timeout` seconds have passed (or by `cancel_link`)."""
+        while True:
+            secret = os.urandom(32)
+            if _link_key_bytes(secret) is not None:
+                break
+        initial = HASHLOCK.encode_state(lock_hash(secret), int(time.time()) + timeout)
+        meta = {"link": {"signer": link_key(secret).address}}
+        result = await self._route(asset_id, amount, "Hashlock", initial, timeout, meta, None)
+        return LinkPayment(result.routing_id, result.transfer_id, secret, asset_id, amount)
+
+    async def redeem_link(self, code: str, *, wait: float = 30.0) -> PaymentResult:
+        """Claim a link payment into our channel: the node forwards it to us and we resolve
+        it with the link's secret. Status "completed" once it is in our balance, "pending"
+        if that took longer than `wait` (it completes later), "cancelled" if it was
+        refunded instead. Raises `InvalidLink`, `UnknownLink`, `LinkAlreadyClaimed`,
+        `LinkCancelled`, `InvalidSignature`, `TransferToSelf` (our own link)."""
+        routing_id, secret = parse_link_code(code)
+        signature = link_key(secret).sign(link_claim_digest(routing_id, self.address))
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._link_waiters[routing_id] = waiter
+        self._link_secrets[routing_id] = secret
+        settled = False
+        try:
+            try:
+                reply = await self._link_request("link.redeem", {
+                    "routingId": hexb(routing_id), "signature": hexb(signature)})
+            except errors.ProtocolError as exc:
+                # a refused claim (or an answer that never came: the claim may have won,
+                # then the forward is claimed when it arrives; keep the secret for it)
+                settled = not isinstance(exc, (RemoteError, TimeoutError))
+                raise
+            transfer_id = parse_bytes(reply.get("transferId"), "transferId", 32)
+            transfer = (await self.active_transfers()).get(transfer_id)
+            if transfer is not None:
+                try:
+                    await self._claim_link(transfer)
+                except Exception as exc:  # the claimer retries while the secret is kept
+                    log.info("claiming link %s failed, will retry: %s", routing_id.hex(), exc)
+            try:
+                outcome = await asyncio.wait_for(asyncio.shield(waiter), wait)
+            except TimeoutError:
+                return PaymentResult(routing_id, transfer_id, "pending")
+            settled = True
+            return PaymentResult(routing_id, transfer_id, outcome["status"])
+        finally:
+            if self._link_waiters.get(routing_id) is waiter:
+                del self._link_waiters[routing_id]
+            if settled:
+                self._link_secrets.pop(routing_id, None)
+
+    async def cancel_link(self, routing_id: bytes) -> None:
+        """Take back a link payment nobody claimed; returns when the refund is committed in
+        our channel. Raises `LinkAlreadyClaimed`, `LinkCancelled`, `UnknownLink`,
+        `NotLinkCreator`."""
+        transfer_id = _transfer_id_of(routing_id)
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters[transfer_id] = waiter
+        try:
+            await self._link_request("link.cancel", {"routingId": hexb(routing_id)})
+            if transfer_id in await self.active_transfers():
+                # the node replies after the refund is double-signed; our copy is stored
+                # before we countersign, so this only waits when the channel was behind
+                await asyncio.wait_for(asyncio.shield(waiter), self.request_timeout)
+        finally:
+            self._waiters.pop(transfer_id, None)
+
+    async def link_status(self, routing_id: bytes) -> str:
+        """The node's view of a link: "open", "claimed", "cancelled" (also once expired)
+        or "unknown"."""
+        reply = await self._link_request("link.status", {"routingId": hexb(routing_id)})
+        status = reply.get("status")
+        if status not in ("open", "claimed", "cancelled", "unknown"):
+            raise errors.InvalidUpdate(f"the node answered an unknown link status {status!r}")
+        return str(status)
+
+    async def _link_request(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A request whose error replies are re-raised as the matching typed error
+        (`LinkAlreadyClaimed`, ...), the remote error as its cause."""
+        try:
+            return await self._request(method, body)
+        except RemoteError as exc:
+            cls = errors.error_class(exc.code)
+            if cls is None:
+                raise
+            raise cls(exc.message) from exc
+
+    async def _claim_link(self, transfer: Transfer) -> None:
+        """Resolve a link forward we are redeeming with the link's secret (once at a time;
+        the redeem call, the commit listener and the claimer may all try)."""
+        routing_id = _routing_id(transfer)
+        secret = None if routing_id is None else self._link_secrets.get(routing_id)
+        if secret is None or transfer.transfer_id in self._claiming:
+            return
+        if self.definition_names.get(transfer.transfer_definition) != "Hashlock":
+            return
+        lock, _expiry = HASHLOCK.decode_state(transfer.initial_state)
+        if lock != lock_hash(secret):
+            log.warning("link forward %s is not locked with the link's secret",
+                        transfer.transfer_id.hex())
+            return
+        self._claiming.add(transfer.transfer_id)
+        try:
+            await self.resolve(transfer.transfer_id, HASHLOCK.encode_resolver(secret))
+        except errors.UnknownTransfer:
+            pass  # resolved meanwhile
+        finally:
+            self._claiming.discard(transfer.transfer_id)
 
     async def resolve(self, transfer_id: bytes, resolver: bytes) -> ChannelState:
         """Resolve a transfer paying us (e.g. an oracle-signed or stream transfer)."""
@@ -436,11 +640,21 @@ class Client:
             status = "completed" if paid else "cancelled"
             await self._emit(f"transfer.{status}", _transfer_event(transfer))
             self._settle_waiter(transfer.transfer_id, {"status": status})
-        elif (update.type is UpdateType.RESOLVE and transfer.responder == self.address
-              and transfer.balance.amount[1] > 0):
-            await self._emit("transfer.received", _transfer_event(transfer))
+        elif update.type is UpdateType.RESOLVE and transfer.responder == self.address:
+            paid = transfer.balance.amount[1] > 0
+            if paid:
+                await self._emit("transfer.received", _transfer_event(transfer))
+            routing_id = _routing_id(transfer)
+            if routing_id is not None and routing_id in self._link_secrets:
+                self._link_secrets.pop(routing_id, None)
+                waiter = self._link_waiters.get(routing_id)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result({"status": "completed" if paid else "cancelled"})
 
     async def _on_incoming(self, transfer: Transfer) -> None:
+        if self._redeeming(transfer):
+            await self._claim_link(transfer)  # never shown as an incoming transfer
+            return
         encrypted = transfer.meta.get("encryptedPreimage")
         if not isinstance(encrypted, str):
             await self._emit("transfer.incoming", _transfer_event(transfer))
@@ -505,8 +719,25 @@ class Client:
             _lock, expiry = HASHLOCK.decode_state(transfer.initial_state)
             if expiry != 0 and expiry <= now:
                 await self.cancel(transfer.transfer_id)
-            elif isinstance(transfer.meta.get("encryptedPreimage"), str):
+            elif (isinstance(transfer.meta.get("encryptedPreimage"), str)
+                  or self._redeeming(transfer)):
                 await self._on_incoming(transfer)
+
+    def _redeeming(self, transfer: Transfer) -> bool:
+        """A link forward to us whose secret we hold (we are redeeming that link)."""
+        routing_id = _routing_id(transfer)
+        return ("link" in transfer.meta and routing_id is not None
+                and routing_id in self._link_secrets)
+
+
+def _routing_id(transfer: Transfer) -> bytes | None:
+    value = transfer.meta.get("routingId")
+    if not isinstance(value, str) or len(value) != 66 or not value.startswith("0x"):
+        return None
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError:
+        return None
 
 
 def _transfer_event(transfer: Transfer) -> dict[str, Any]:
