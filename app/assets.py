@@ -52,7 +52,7 @@ class Asset:
         sign, digits = (raw[0], raw[1:]) if raw[0] in "+-" else ("", raw)
         whole, _, frac = digits.partition(".")
         frac = frac.rstrip("0")
-        units = int(whole or "0") * 10**self.decimals
+        units = int(whole or "0") * int(10**self.decimals)
         if len(frac) > self.decimals:
             if sign == "-":
                 raise InputError(field, "The amount must be more than zero.")

@@ -64,6 +64,7 @@ MESSAGES = {
     "link_cancelled": "This link was cancelled by its creator.",
     "unknown_link": "This link does not exist on this network.",
     "invalid_link": "This is not a valid payment link.",
+    "not_link_creator": "Only the wallet that created a link can cancel it.",
 }
 
 

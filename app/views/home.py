@@ -34,7 +34,8 @@ async def wallet_view(service: WalletService, wallet: Wallet, *,
     client = await service.client(wallet)
     state = await client.channel()
     events = await asyncio.to_thread(client.store.events, client.channel_address,
-                                     newest_first=True, limit=activity)
+                                     newest_first=True, limit=activity * 2)
+    events = [e for e in events if e.kind in LABELS][:activity]  # not the node's collateral
     return {
         "state": state,
         "channel_address": client.channel_address,
@@ -56,8 +57,6 @@ def describe_event(service: WalletService, kind: str, payload: dict[str, Any],
                    created_at: Any, event_id: int) -> dict[str, Any]:
     asset: Asset | None = service.assets().get(payload.get("assetId", ""))
     amount = payload.get("amount")
-    if kind == "deposit.reconciled":
-        amount = None  # the event carries the new balance, not the deposited amount
     text = ""
     if asset is not None and isinstance(amount, str) and amount.isdigit():
         text = f"{asset.format(int(amount))} {asset.symbol}"

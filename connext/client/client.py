@@ -251,7 +251,7 @@ class Client:
 
     def on(self, event: str, handler: EventHandler) -> None:
         """Subscribe to "transfer.received", "transfer.incoming", "transfer.completed",
-        "transfer.cancelled", "deposit.reconciled", "withdrawal.confirmed",
+        "transfer.cancelled", "deposit.reconciled", "collateral.added", "withdrawal.confirmed",
         "withdrawal.failed" (or "*" for all)."""
         self._handlers.setdefault(event, []).append(handler)
 
@@ -618,10 +618,20 @@ class Client:
         transfer = applied.transfer
         if update.type is UpdateType.DEPOSIT:
             details: Any = update.details
-            await self._emit("deposit.reconciled", {
-                "assetId": details.asset_id,
-                "balance": str(applied.state.balance_of(details.asset_id).bob),
-            })
+            asset = details.asset_id
+            before = committed.previous
+            index = None if before is None else before.asset_index(asset)
+            ours = details.total_deposits_bob - (
+                0 if before is None or index is None else before.processed_deposits_b[index])
+            theirs = details.total_deposits_alice - (
+                0 if before is None or index is None else before.processed_deposits_a[index])
+            balance = str(applied.state.balance_of(asset).bob)
+            if ours > 0:
+                await self._emit("deposit.reconciled", {
+                    "assetId": asset, "amount": str(ours), "balance": balance})
+            if theirs > 0:  # the node added collateral: it can now pay us more
+                await self._emit("collateral.added", {
+                    "assetId": asset, "amount": str(theirs), "balance": balance})
             return
         if transfer is None or (committed.initiated_by_us and update.type is UpdateType.CREATE):
             return

@@ -90,6 +90,8 @@ class Committed:
     update: Update
     applied: Applied
     initiated_by_us: bool
+    previous: ChannelState | None = None
+    """The state the update was applied to (None for a setup)."""
 
 
 Listener = Callable[[Committed], Coroutine[Any, Any, None]]
@@ -272,7 +274,7 @@ class ChannelEngine:
             raise errors.InvalidSignature("the counterparty's countersignature is invalid")
         final = signed.with_signature(responder_party, responder_sig)  # type: ignore[arg-type]
         await self._commit(state, final, applied)
-        committed = Committed(final, applied, initiated_by_us=True)
+        committed = Committed(final, applied, initiated_by_us=True, previous=state)
         self._notify(committed)
         return committed
 
@@ -347,7 +349,7 @@ class ChannelEngine:
             party = applied.state.party(self.address)
             signed = update.with_signature(party, self.signer.sign(applied.digest))
             await self._commit(state, signed, applied)
-        self._notify(Committed(signed, applied, initiated_by_us=False))
+        self._notify(Committed(signed, applied, initiated_by_us=False, previous=state))
         return {"update": update_to_json(signed)}
 
     async def _check_deposit(self, new_state: ChannelState, update: Update) -> None:
@@ -369,7 +371,7 @@ class ChannelEngine:
         applied = validate_update(stored.state, stored.transfers, previous, self.rules())
         await self._commit(stored.state, previous, applied)
         self._notify(Committed(previous, applied, initiated_by_us=previous.initiator
-                               == self.address))
+                               == self.address, previous=stored.state))
         refreshed = await self.channel(stored.state.channel_address)
         assert refreshed is not None
         return refreshed
