@@ -7,6 +7,7 @@ Redeem page's form carries it in the POST body instead, so it stays out of acces
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from flask import Blueprint, render_template, request, url_for
@@ -31,13 +32,37 @@ def _page(status: int = 200, **context: Any) -> tuple[str, int]:
         assets = service.assets()
     except Exception as exc:
         return render_template("links.html", error=explain(exc), **context), status
+    records = service.links(wallet)
+    _refresh_statuses(wallet, records)
     links = []
-    for link in service.links(wallet):
+    for link in records:
         asset = assets.get(link["asset_id"])
         links.append({**link, "url": _link_url(link["code"]),
                       "amount_text": fmt(asset, link["amount"]) if asset else link["amount"]})
     return render_template("links.html", assets=list(assets.values()), links=links,
                            **view, **context), status
+
+
+def _refresh_statuses(wallet: Any, records: list[dict[str, Any]]) -> None:
+    """Ask the node about links still open here (someone may have claimed one)."""
+    service = wallets()
+    open_links = [r for r in records if r["status"] == "open"]
+    if not open_links:
+        return
+
+    async def statuses() -> list[str]:
+        client = await service.client(wallet)
+        return list(await asyncio.gather(*(
+            client.link_status(bytes.fromhex(r["routing_id"][2:])) for r in open_links)))
+
+    try:
+        found = service.run(statuses(), timeout=15)
+    except Exception:
+        return  # the node is unreachable: show what we know
+    for record, status in zip(open_links, found, strict=True):
+        if status in ("claimed", "cancelled"):
+            record["status"] = status
+            service.set_link_status(wallet, record["routing_id"], status)
 
 
 @bp.get("/links")

@@ -155,6 +155,10 @@ def test_a_link_payment_is_claimed_once_and_a_cancelled_link_refunds(
                                                       timeout=SLOW)
     carol.goto("/")
     expect(carol.get_by_test_id("balance-ETH")).to_have_text("0")
+    alice.goto("/links")
+    first = url.split("#", 1)[1].split(".", 1)[0]
+    expect(alice.locator(f'li[data-routing="{first}"]')).to_have_attribute("data-status",
+                                                                          "claimed")
 
     # a second link, cancelled before anyone claims it, refunds alice
     alice.goto("/links")
