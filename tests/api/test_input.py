@@ -1,0 +1,174 @@
+"""Parsing what integrators send, with no app and no network: the nesting guard, amounts,
+addresses, hex and strict JSON bodies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.api_input import (
+    MAX_DEPTH,
+    MAX_UINT256,
+    ApiError,
+    Field,
+    address,
+    amount,
+    check_depth,
+    fields,
+    hex_bytes,
+    parse_body,
+    query_int,
+)
+
+
+def nested(depth: int, inner: str = "1") -> str:
+    return "[" * depth + inner + "]" * depth
+
+
+def depth_of(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max((depth_of(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((depth_of(v) for v in value.values()), default=0)
+    return 0
+
+
+def test_the_guard_accepts_the_limit_and_refuses_one_more() -> None:
+    check_depth(nested(MAX_DEPTH))
+    check_depth('{"a":' * (MAX_DEPTH - 1) + "{}" + "}" * (MAX_DEPTH - 1))
+    with pytest.raises(ApiError) as refused:
+        check_depth(nested(MAX_DEPTH + 1))
+    assert (refused.value.status, refused.value.code) == (422, "too_deeply_nested")
+    with pytest.raises(ApiError):
+        check_depth('{"a":' * MAX_DEPTH + "[]" + "}" * MAX_DEPTH)
+
+
+def test_brackets_inside_strings_do_not_count_and_escapes_are_followed() -> None:
+    check_depth(json.dumps({"meta": "[" * 1000 + "{" * 1000}))
+    check_depth(json.dumps({"meta": '\\"[[[[' * 200}))  # escaped quotes stay inside
+    check_depth(json.dumps(["\\" * 9 + "[" * 100]))  # backslashes escaping backslashes
+    # a string that really ends: what follows is structure again
+    with pytest.raises(ApiError):
+        check_depth('["\\\\"' + "," + nested(MAX_DEPTH) + "]")
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab'),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(alphabet='[]{}"\\ab', max_size=4), inner,
+                                      max_size=3),
+                    max_leaves=40))
+def test_the_guard_agrees_with_the_real_depth(value: Any) -> None:
+    text = json.dumps(value)
+    if depth_of(value) <= MAX_DEPTH:
+        check_depth(text)
+    else:
+        with pytest.raises(ApiError):
+            check_depth(text)
+
+
+def test_a_body_nested_a_hundred_thousand_deep_is_refused_without_parsing() -> None:
+    # json.loads on this would overflow the C stack under eth-account's recursion limit
+    raw = nested(100_000).encode()
+    with pytest.raises(ApiError) as refused:
+        parse_body(raw, "application/json")
+    assert refused.value.code == "too_deeply_nested"
+
+
+@pytest.mark.parametrize(("raw", "mimetype", "status", "code"), [
+    (b'{"a": 1}', "text/plain", 415, "unsupported_media_type"),
+    (b'{"a": 1}', None, 415, "unsupported_media_type"),
+    (b"", "application/json", 422, "missing_body"),
+    (b"  ", None, 422, "missing_body"),
+    (b"{not json", "application/json", 422, "invalid_json"),
+    (b"\xff\xfe", "application/json", 422, "invalid_json"),
+    (b"[1, 2]", "application/json", 422, "not_an_object"),
+    (b'"text"', "application/json", 422, "not_an_object"),
+    (b"null", "application/json", 422, "not_an_object"),
+    (b'{"a": NaN}', "application/json", 422, "invalid_json"),
+    (b'{"a": Infinity}', "application/json", 422, "invalid_json"),
+    (b'{"a": 1, "a": 2}', "application/json", 422, "invalid_json"),
+    (b'{"a": ' + b"9" * 5000 + b"}", "application/json", 422, "invalid_json"),
+])
+def test_bodies_that_are_not_one_json_object_are_refused(raw: bytes, mimetype: str | None,
+                                                         status: int, code: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        parse_body(raw, mimetype)
+    assert (refused.value.status, refused.value.code) == (status, code)
+    assert refused.value.message.endswith(".")
+
+
+def test_an_optional_body_may_be_empty() -> None:
+    assert parse_body(b"", None, required=False) == {}
+    assert parse_body(b'{"x": [1]}', "application/json") == {"x": [1]}
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("1", 1), (1, 1), ("1500000000000000000", 1_500_000_000_000_000_000),
+    (str(MAX_UINT256), MAX_UINT256), (MAX_UINT256, MAX_UINT256), ("007", 7),
+])
+def test_amounts_in_base_units(value: Any, expected: int) -> None:
+    assert amount(value) == expected
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ("1.5", "no decimals"), ("1.", "no decimals"), (".5", "no decimals"),
+    (1.5, "not a fractional number"), (1.0, "not a fractional number"),
+    (1e18, "not a fractional number"),
+    ("-1", "more than zero"), (-1, "more than zero"), ("0", "more than zero"),
+    (0, "more than zero"), ("000", "more than zero"),
+    (str(2**256), "too large"), (2**256, "too large"), ("9" * 200, "too large"),
+    ("1e18", "whole number"), ("0x10", "whole number"), (" 1", "whole number"),
+    ("", "whole number"), ("1,5", "whole number"), ("+1", "whole number"),
+    (True, "whole number"), (None, "whole number"), ([1], "whole number"),
+])
+def test_amounts_that_are_refused(value: Any, says: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        amount(value)
+    assert refused.value.code == "invalid_amount" and refused.value.field == "amount"
+    assert says in refused.value.message
+
+
+def test_addresses_are_strict() -> None:
+    lower = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"
+    checksummed = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    assert address(lower, "recipient") == checksummed
+    assert address(checksummed, "recipient") == checksummed
+    for bad in (lower[:-1], lower + "0", " " + lower, lower[2:], 123, None,
+                checksummed.replace("C", "c", 1)):
+        with pytest.raises(ApiError) as refused:
+            address(bad, "recipient")
+        assert refused.value.code == "invalid_address"
+        assert refused.value.field == "recipient"
+
+
+def test_hex_bytes() -> None:
+    assert hex_bytes("0x", "s") == b""
+    assert hex_bytes("0xAbCd", "s") == b"\xab\xcd"
+    for bad in ("abcd", "0xabc", "0x zz", "0x\u0660\u0661", 5):
+        with pytest.raises(ApiError):
+            hex_bytes(bad, "s")
+    with pytest.raises(ApiError):
+        hex_bytes("0x" + "00" * 31, "transferId", 32)
+
+
+def test_fields_refuses_unknown_and_missing_fields_by_name() -> None:
+    spec = [Field("amount", amount), Field("note", str, required=False)]
+    assert fields({"amount": "5"}, spec) == {"amount": 5}
+    with pytest.raises(ApiError) as unknown:
+        fields({"amount": "5", "amonut": "5"}, spec)
+    assert (unknown.value.code, unknown.value.field) == ("unknown_field", "amonut")
+    with pytest.raises(ApiError) as missing:
+        fields({"note": "x"}, spec)
+    assert (missing.value.code, missing.value.field) == ("missing_field", "amount")
+
+
+def test_query_integers() -> None:
+    assert query_int({}, "limit", 100, 1, 500) == 100
+    assert query_int({"limit": "5"}, "limit", 100, 1, 500) == 5
+    for bad in ("0", "501", "-1", "1.5", "", "abc", "9" * 30):
+        with pytest.raises(ApiError):
+            query_int({"limit": bad}, "limit", 100, 1, 500)
