@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.routing.exceptions import RoutingException
 
@@ -155,8 +155,15 @@ def _on_error(exc: Exception) -> Response:
 
 
 @bp.after_request
-def _no_store(response: Response) -> Response:
+def _finish(response: Response) -> Response:
     response.headers.setdefault("Cache-Control", "no-store")
+    if request.method == "OPTIONS":
+        # Flask's automatic answer would also list the methods of the catch-all route
+        allowed = _allowed_methods(request.path)
+        if not allowed:
+            return error_response(ApiError(404, "not_found", "There is no such API route; "
+                                                             "see /api/openapi.json."))
+        response.headers["Allow"] = ", ".join(allowed)
     return response
 
 
@@ -169,27 +176,35 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 def _unknown(rest: str = "") -> Response:
     """Anything under /api that no route takes: JSON 404, or 405 with `Allow` when the path
     exists with other methods."""
-    rules = [Rule(r.rule, methods=r.methods, endpoint=r.endpoint)
-             for r in current_app.url_map.iter_rules()
-             if r.endpoint.startswith("api.") and r.endpoint not in _CATCH_ALL]
-    adapter = Map(rules).bind("localhost")
-    try:
-        adapter.match(request.path, method=request.method)
-    except MethodNotAllowed as exc:
-        allowed = ", ".join(sorted(exc.valid_methods or ()))
+    allowed = _allowed_methods(request.path)
+    if allowed:
+        methods = ", ".join(allowed)
         raise ApiError(405, "method_not_allowed",
-                       f"{request.method} is not allowed on this route; it accepts {allowed}.",
-                       headers={"Allow": allowed}) from None
-    except RoutingException:
-        pass
+                       f"{request.method} is not allowed on this route; it accepts {methods}.",
+                       headers={"Allow": methods})
     raise ApiError(404, "not_found", "There is no such API route; see /api/openapi.json.")
+
+
+def _allowed_methods(path: str) -> list[str]:
+    """The methods the API's own routes (not the catch-all) accept at `path`."""
+    routes: Map | None = current_app.extensions.get("connext.api.routes")
+    if routes is None:
+        routes = Map([Rule(r.rule, methods=r.methods, endpoint=r.endpoint)
+                      for r in current_app.url_map.iter_rules()
+                      if r.endpoint.startswith("api.") and r.endpoint not in _CATCH_ALL])
+        current_app.extensions["connext.api.routes"] = routes
+    try:
+        return sorted(routes.bind("localhost").allowed_methods(path))
+    except RoutingException:
+        return []
 
 
 # --- authentication ---------------------------------------------------------------------------
 
 
-def _authorize(address: str) -> Wallet:
-    """The wallet in the path, if the request carries one of its live API tokens."""
+def _authorize(address: str, query: tuple[str, ...] = ()) -> Wallet:
+    """The wallet in the path, if the request carries one of its live API tokens (and no
+    query parameter but those in `query`)."""
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -203,7 +218,16 @@ def _authorize(address: str) -> Wallet:
     if address.lower() != wallet.address.lower():
         raise ApiError(403, "forbidden", "This token belongs to another wallet; use the "
                                          "token of the wallet named in the path.")
+    _only_query(query)
     return wallet
+
+
+def _only_query(allowed: tuple[str, ...]) -> None:
+    for name in request.args:
+        if name not in allowed:
+            accepted = f"accepts only {', '.join(allowed)}" if allowed else "takes none"
+            raise invalid("unknown_parameter", f"Unknown query parameter '{name}'; this route "
+                                               f"{accepted}.", name)
 
 
 def _body(required: bool = True) -> dict[str, Any]:
@@ -274,6 +298,7 @@ def openapi() -> Response:
 
 @bp.post("/v1/wallets")
 def create_wallet() -> tuple[Response, int]:
+    _only_query(())
     args = fields(_body(required=False), [Field("label", inputs.label, required=False)])
     service = _service()
     service.deployment()  # the network must answer before anything is created
@@ -493,7 +518,7 @@ def withdraw(address: str) -> tuple[Response, int]:
 
 @bp.get(f"{WALLET}/history")
 def history(address: str) -> Response:
-    wallet = _authorize(address)
+    wallet = _authorize(address, ("after", "limit"))
     after = inputs.query_int(request.args, "after", 0, 0, 2**63 - 1)
     limit = inputs.query_int(request.args, "limit", 100, 1, 500)
     service = _service()

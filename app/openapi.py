@@ -56,7 +56,7 @@ SCHEMAS: Json = {
                        "string (recommended; JSON numbers above 2^53 lose precision in many "
                        "languages) or a JSON integer. More than zero, at most 2^256 - 1. "
                        "Fractions, floats, exponents and signs are refused.",
-        "oneOf": [{"type": "string", "pattern": "^[0-9]+$", "minLength": 1},
+        "oneOf": [{"type": "string", "pattern": "^0*[1-9][0-9]*$"},
                   {"type": "integer", "minimum": 1}],
         "example": "250000000000000000",
     },

@@ -185,6 +185,9 @@ def test_unknown_api_routes_and_methods_answer_json(http: FlaskClient,
     assert error_of(response, 405)["code"] == "method_not_allowed"
     assert "GET" in response.headers["Allow"]
     assert error_of(http.get("/api/v1/wallets"), 405)["code"] == "method_not_allowed"
+    options = http.options(f"/api/v1/wallets/{wallet.address}/transfers")
+    assert options.status_code == 200 and options.headers["Allow"] == "OPTIONS, POST"
+    assert error_of(http.options("/api/v2/anything"), 404)["code"] == "not_found"
     # the rest of the site keeps its own pages
     assert http.get("/no-such-page").mimetype == "text/html"
 
