@@ -20,7 +20,7 @@ def _start(args: argparse.Namespace) -> int:
 
     config = StackConfig(
         chain_port=args.chain_port, nats_port=args.nats_port, node_port=args.node_port,
-        data_dir=Path(args.data_dir),
+        web_port=args.web_port, data_dir=Path(args.data_dir),
     )
     return run_stack(config)
 
@@ -145,6 +145,8 @@ def parser() -> argparse.ArgumentParser:
                        default=int(os.environ.get("CONNEXT_NATS_PORT", "4222")))
     start.add_argument("--node-port", type=int,
                        default=int(os.environ.get("CONNEXT_NODE_PORT", "8000")))
+    start.add_argument("--web-port", type=int,
+                       default=int(os.environ.get("CONNEXT_WEB_PORT", "3000")))
     start.add_argument("--data-dir", default=os.environ.get("CONNEXT_DATA_DIR", ".data"))
     start.set_defaults(run=_start)
 

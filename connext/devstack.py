@@ -154,11 +154,66 @@ class NodeDaemon:
             process.wait()
 
 
+class WebDaemon:
+    """`connext web` (the wallet app) as a child process; ready when /healthz answers."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, port: int) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.port = port
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> WebDaemon:
+        import urllib.request
+
+        connext = str(Path(sys.executable).parent / "connext")
+        env = {**self.env, "CONNEXT_WEB_PORT": str(self.port)}
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen([connext, "web"], env=env, stdout=log,
+                                             stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                pass
+            if not self.running or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the wallet app did not start; see {self.log_path}")
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass(frozen=True)
 class StackConfig:
     chain_port: int = 8545
     nats_port: int = 4222
     node_port: int = 8000
+    web_port: int = 3000
     data_dir: Path = Path(".data")
 
     @classmethod
@@ -167,6 +222,7 @@ class StackConfig:
             chain_port=int(os.environ.get("CONNEXT_CHAIN_PORT", "8545")),
             nats_port=int(os.environ.get("CONNEXT_NATS_PORT", "4222")),
             node_port=int(os.environ.get("CONNEXT_NODE_PORT", "8000")),
+            web_port=int(os.environ.get("CONNEXT_WEB_PORT", "3000")),
             data_dir=Path(os.environ.get("CONNEXT_DATA_DIR", ".data")),
         )
 
@@ -186,7 +242,6 @@ def describe(deployment: Deployment, chain_url: str, nats_url: str, node_url: st
     lines += [f"  {name:<18} {address}" for name, address in deployment.definitions.items()]
     if deployment.test_token:
         lines.append(f"  test token (TEST)  {deployment.test_token}")
-    lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
 
 
@@ -210,7 +265,7 @@ def run_stack(config: StackConfig, ready: threading.Event | None = None,
         extra_args=["--state", str((config.data_dir / "anvil-state.json").resolve())],
     )
     nats = NatsServer(port=config.nats_port, log_path=config.data_dir / "nats.log")
-    started: list[Anvil | NatsServer | NodeDaemon] = []
+    started: list[Anvil | NatsServer | NodeDaemon | WebDaemon] = []
     try:
         anvil.start()
         started.append(anvil)
@@ -241,8 +296,26 @@ def run_stack(config: StackConfig, ready: threading.Event | None = None,
         )
         node.start()
         started.append(node)
+        web = WebDaemon(
+            {
+                **os.environ,
+                "CONNEXT_WEB_DATA_DIR": str((config.data_dir / "web").resolve()),
+                "CONNEXT_NATS_URL": nats.url,
+                "CONNEXT_CHAIN_URL": anvil.url,
+                "CONNEXT_NODE_URL": f"http://127.0.0.1:{config.node_port}",
+                "CONNEXT_DEPLOYMENT_FILE": str(deployment_file.resolve()),
+                "CONNEXT_FAUCET_KEY": deployer,
+                "PYTHONUNBUFFERED": "1",
+            },
+            config.data_dir / "web.log",
+            config.web_port,
+        )
+        web.start()
+        started.append(web)
         print(describe(deployment, anvil.url, nats.url, f"http://127.0.0.1:{config.node_port}",
                        anvil.accounts[1].address), flush=True)
+        print(f"\nopen the wallet: http://localhost:{config.web_port}\nPress Ctrl-C to stop.",
+              flush=True)
         if ready is not None:
             ready.set()
         while not stop.wait(0.5):

@@ -18,6 +18,12 @@ from connext.chain.deploy import Deployment, deploy
 from connext.store.testing import PostgresCluster, unavailable_reason
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests run last: fast failures show first, and Playwright's event loop never
+    shares the session with the asyncio tests that come after it."""
+    items.sort(key=lambda item: "/e2e/" in str(item.path).replace("\\", "/"))
+
+
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:
     """One throwaway PostgreSQL 15 cluster for the session (skipped where the server

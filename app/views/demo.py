@@ -48,11 +48,11 @@ def index() -> str:
     return render_template("demo.html", panels=[_panel(0), _panel(1)])
 
 
-@bp.get("/demo/<int:slot>")
-def panel(slot: int) -> str:
+@bp.get("/demo/<int:slot>/live")
+def live(slot: int) -> str:
     if slot not in (0, 1):
         abort(404)
-    return render_template("partials/demo_panel.html", panel=_panel(slot))
+    return render_template("partials/demo_live.html", panel=_panel(slot))
 
 
 @bp.post("/demo/<int:slot>/faucet")

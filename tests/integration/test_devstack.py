@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,10 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_stack(data_dir: Path, chain_port: int, nats_port: int,
-                node_port: int) -> tuple[subprocess.Popen[str], str]:
+                node_port: int, web_port: int) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
         [CONNEXT, "start", "--chain-port", str(chain_port), "--nats-port", str(nats_port),
-         "--node-port", str(node_port), "--data-dir", str(data_dir)],
+         "--node-port", str(node_port), "--web-port", str(web_port),
+         "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -42,6 +44,15 @@ def start_stack(data_dir: Path, chain_port: int, nats_port: int,
     raise AssertionError("stack did not come up:\n" + "".join(lines))
 
 
+def visit_wallet(web_port: int) -> tuple[str, str]:
+    """Open the wallet's home page as a new browser would; returns the page and address."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    with opener.open(f"http://localhost:{web_port}/", timeout=60) as response:
+        page = response.read().decode()
+    found = re.search(r'data-address="(0x[0-9a-fA-F]{40})"', page)
+    return page, found.group(1) if found else ""
+
+
 def stop_stack(process: subprocess.Popen[str]) -> str:
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=60)
@@ -51,7 +62,8 @@ def stop_stack(process: subprocess.Popen[str]) -> str:
 
 def test_start_deploys_mints_prints_and_stops_cleanly_then_reuses(tmp_path: Path) -> None:
     chain_port, nats_port, node_port = free_port(), free_port(), free_port()
-    process, banner = start_stack(tmp_path, chain_port, nats_port, node_port)
+    web_port = free_port()
+    process, banner = start_stack(tmp_path, chain_port, nats_port, node_port, web_port)
     try:
         assert f"http://127.0.0.1:{chain_port}" in banner
         assert f"nats://127.0.0.1:{nats_port}" in banner
@@ -70,6 +82,11 @@ def test_start_deploys_mints_prints_and_stops_cleanly_then_reuses(tmp_path: Path
         assert health["status"] == "ok" and health["address"] in banner
         assert f"http://127.0.0.1:{node_port}" in banner
 
+        # the wallet web app answers on the printed URL and gives a visitor a wallet
+        assert f"open the wallet: http://localhost:{web_port}" in banner
+        home, wallet = visit_wallet(web_port)
+        assert "Your wallet" in home and wallet
+
         # the SDK example pays between two fresh clients on this stack
         example = subprocess.run(
             [sys.executable, str(ROOT / "examples" / "pay.py")],
@@ -86,14 +103,17 @@ def test_start_deploys_mints_prints_and_stops_cleanly_then_reuses(tmp_path: Path
         out = stop_stack(process)
     assert "stopped" in out
     assert not port_is_open(chain_port) and not port_is_open(nats_port)
-    assert not port_is_open(node_port)
+    assert not port_is_open(node_port) and not port_is_open(web_port)
 
     # Second run: the chain state came back from disk, so nothing is deployed again.
-    process, banner = start_stack(tmp_path, chain_port, nats_port, node_port)
+    process, banner = start_stack(tmp_path, chain_port, nats_port, node_port, web_port)
     try:
         assert deployment["channel_factory"] in banner
         again = json.loads((tmp_path / "deployments.json").read_text())["31337"]
         assert again == deployment
+        # the wallet's keys were kept (encrypted with the secret in the data directory)
+        assert (tmp_path / "web" / "secret").exists()
+        assert (tmp_path / "web" / "wallets.sqlite").exists()
     finally:
         stop_stack(process)
     assert not port_is_open(chain_port) and not port_is_open(nats_port)

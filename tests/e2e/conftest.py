@@ -1,0 +1,80 @@
+"""End-to-end fixtures: the full stack on free ports and Chromium driven by Playwright.
+
+Chromium is Debian's /usr/bin/chromium (Playwright cannot download browsers here); where
+it is absent, Playwright's own Chromium is used if installed, else these tests skip with
+the reason. Screenshots go to test-results/screenshots/ (desktop and phone width).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page
+
+from tests.fullstack import FullStack
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "screenshots"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+def _bundled_chromium() -> str | None:
+    from playwright.sync_api import sync_playwright
+
+    try:
+        with sync_playwright() as p:
+            path = p.chromium.executable_path
+    except Exception:
+        return None
+    return path if path and os.path.exists(path) else None
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    if os.path.exists(CHROMIUM):
+        return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+    if _bundled_chromium() is None:
+        pytest.skip(f"no Chromium: install Debian's chromium ({CHROMIUM}) or run "
+                    "`playwright install chromium`")
+    return {**browser_type_launch_args, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[FullStack]:
+    with FullStack() as running:
+        try:
+            yield running
+        finally:
+            if os.environ.get("CONNEXT_E2E_LOGS") == "1":
+                print(running.logs())
+
+
+@pytest.fixture(scope="session")
+def base_url(stack: FullStack) -> str:
+    return stack.web_url
+
+
+@pytest.fixture(scope="session")
+def screenshot() -> Callable[[Page, str], None]:
+    """`screenshot(page, name)`: <name>-desktop.png and <name>-phone.png of the page."""
+    if SCREENSHOTS.exists():
+        shutil.rmtree(SCREENSHOTS)
+    SCREENSHOTS.mkdir(parents=True)
+
+    def shoot(page: Page, name: str) -> None:
+        before = page.viewport_size
+        for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
+            page.set_viewport_size(size)
+            page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}.png"), full_page=True)
+        if before is not None:
+            page.set_viewport_size(before)
+
+    return shoot
