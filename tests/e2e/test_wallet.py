@@ -12,17 +12,19 @@ from eth_account import Account
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from web3 import Web3
 
+from tests.fullstack import FullStack
+
 ETHER = 10**18
 SLOW = 30_000  # ms: an on-chain step on anvil takes well under this
 
 
 @pytest.fixture
-def people(browser: Browser, stack: object) -> Iterator[Callable[[], Page]]:
+def people(browser: Browser, stack: FullStack) -> Iterator[Callable[[], Page]]:
     """Opens a new person's browser (its own context, so its own wallet) on the wallet."""
     contexts: list[BrowserContext] = []
 
     def open_person() -> Page:
-        context = browser.new_context(base_url=stack.web_url)  # type: ignore[attr-defined]
+        context = browser.new_context(base_url=stack.web_url)
         contexts.append(context)
         page = context.new_page()
         page.goto("/")
@@ -64,7 +66,7 @@ def nonce(page: Page) -> int:
     return int(page.get_by_test_id("nonce").text_content() or "")
 
 
-def test_a_newcomers_first_five_minutes(people: Callable[[], Page], stack: object,
+def test_a_newcomers_first_five_minutes(people: Callable[[], Page], stack: FullStack,
                                         screenshot: Callable[[Page, str], None]) -> None:
     alice = people()
     screenshot(alice, "home-new-wallet")
@@ -94,7 +96,7 @@ def test_a_newcomers_first_five_minutes(people: Callable[[], Page], stack: objec
     expect(result).to_have_attribute("data-status", "confirmed", timeout=SLOW)
     screenshot(bob, "withdraw-confirmed")
     tx = bob.get_by_test_id("withdraw-tx").text_content()
-    w3 = Web3(Web3.HTTPProvider(stack.chain_url))  # type: ignore[attr-defined]
+    w3 = Web3(Web3.HTTPProvider(stack.chain_url))
     receipt = w3.eth.get_transaction_receipt(tx)
     assert receipt["status"] == 1
     assert w3.eth.get_balance(external) == ETHER // 10
