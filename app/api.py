@@ -244,8 +244,8 @@ def _asset(ref: str, field: str = "assetId") -> Asset:
         return service.asset(ref, field)
     except InputError:
         symbols = ", ".join(a.symbol for a in service.assets().values())
-        raise invalid("unknown_asset", f"'{field}' must be one of this network's assets: "
-                                       f"{symbols} (by symbol or address).", field) from None
+        raise inputs.bad("unknown_asset", field, f"must be one of this network's assets: "
+                                                 f"{symbols} (by symbol or address).") from None
 
 
 def _balance(asset: Asset, amount: int) -> dict[str, Any]:
@@ -277,8 +277,8 @@ def _meta(args: dict[str, Any]) -> dict[str, Any] | None:
     if meta is not None:
         for key in RESERVED_META:
             if key in meta:
-                raise invalid("invalid_input", f"'meta' may not use the key '{key}'; the "
-                                               "network sets it.", "meta")
+                raise inputs.bad("invalid_input", "meta", f"may not use the key '{key}'; the "
+                                                          "network sets it.")
     return meta
 
 

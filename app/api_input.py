@@ -169,44 +169,45 @@ def fields(body: Mapping[str, Any], spec: Sequence[Field]) -> dict[str, Any]:
 # --- field values -------------------------------------------------------------------------
 
 
+def bad(code: str, field: str, says: str) -> ApiError:
+    """422 for one field: "The field 'amount' <says>"."""
+    return invalid(code, f"The field '{field}' {says}", field)
+
+
 def amount(value: Any, field: str = "amount") -> int:
     """A positive amount in base units: a decimal string ("1500") or a JSON integer."""
+    whole = 'must be a whole number of base units, as a decimal string like "1500000".'
     if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
-        raise invalid("invalid_amount", f"'{field}' must be a whole number of base units, as "
-                                        'a decimal string like "1500000000000000000".', field)
+        raise bad("invalid_amount", field, whole)
     if isinstance(value, float):
-        raise invalid("invalid_amount", f"'{field}' must be a whole number of base units "
-                                        '(1 ETH is "1000000000000000000"); send it as a '
-                                        "decimal string, not a fractional number.", field)
+        raise bad("invalid_amount", field, 'must be a whole number of base units (1 ETH is '
+                                           '"1000000000000000000"); send it as a decimal '
+                                           "string, not a fractional number.")
     if isinstance(value, int):
         number = value
     else:
         text = str(value)
         if re.fullmatch(r"\s*-\s*\d+(\.\d*)?\s*", text):
-            raise invalid("invalid_amount", f"'{field}' must be more than zero.", field)
+            raise bad("invalid_amount", field, "must be more than zero.")
         if re.fullmatch(r"\d*\.\d*", text) and any(c.isdigit() for c in text):
-            raise invalid("invalid_amount", f"'{field}' is in base units, so it has no "
-                                            'decimals (1 ETH is "1000000000000000000").',
-                          field)
+            raise bad("invalid_amount", field, "is in base units, so it has no decimals (1 ETH "
+                                               'is "1000000000000000000").')
         if not re.fullmatch(r"[0-9]+", text):
-            raise invalid("invalid_amount", f"'{field}' must be a whole number of base "
-                                            'units, as a decimal string like "1500000".',
-                          field)
+            raise bad("invalid_amount", field, whole)
         if len(text.lstrip("0")) > 78:
-            raise invalid("invalid_amount", f"'{field}' is too large (at most 2^256 - 1).",
-                          field)
+            raise bad("invalid_amount", field, "is too large (at most 2^256 - 1).")
         number = int(text)
     if number <= 0:
-        raise invalid("invalid_amount", f"'{field}' must be more than zero.", field)
+        raise bad("invalid_amount", field, "must be more than zero.")
     if number > MAX_UINT256:
-        raise invalid("invalid_amount", f"'{field}' is too large (at most 2^256 - 1).", field)
+        raise bad("invalid_amount", field, "is too large (at most 2^256 - 1).")
     return number
 
 
 def address(value: Any, field: str) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"0[xX][0-9a-fA-F]{40}", value):
-        raise invalid("invalid_address", f"'{field}' must be an Ethereum address (0x "
-                                         "followed by 40 hex characters).", field)
+        raise bad("invalid_address", field, "must be an Ethereum address (0x followed by 40 "
+                                            "hex characters).")
     try:
         return parse_user_address(value, field)
     except InputError as exc:
@@ -216,22 +217,22 @@ def address(value: Any, field: str) -> str:
 def asset_ref(value: Any, field: str) -> str:
     """An asset as its symbol ("ETH") or address; resolved against the wallet's assets."""
     if not isinstance(value, str) or not 1 <= len(value) <= 42:
-        raise invalid("unknown_asset", f"'{field}' must be an asset's symbol (like \"ETH\") "
-                                       "or its address.", field)
+        raise bad("unknown_asset", field, 'must be an asset\'s symbol (like "ETH") or its '
+                                          "address.")
     return value
 
 
 def hex_bytes(value: Any, field: str, length: int | None = None) -> bytes:
-    what = f"{length} bytes as 0x-prefixed hex" if length else "0x-prefixed hex"
+    what = f"must be {length} bytes as 0x-prefixed hex." if length else \
+        "must be 0x-prefixed hex with an even number of digits."
     if not isinstance(value, str) or not value.startswith("0x"):
-        raise invalid("invalid_hex", f"'{field}' must be {what}.", field)
+        raise bad("invalid_hex", field, what)
     digits = value[2:]
     if not re.fullmatch(r"(?:[0-9a-fA-F]{2})*", digits):
-        raise invalid("invalid_hex", f"'{field}' must be {what} (an even number of hex "
-                                     "digits).", field)
+        raise bad("invalid_hex", field, what)
     raw = bytes.fromhex(digits)
     if length is not None and len(raw) != length:
-        raise invalid("invalid_hex", f"'{field}' must be {what}.", field)
+        raise bad("invalid_hex", field, what)
     return raw
 
 
@@ -242,15 +243,14 @@ def bytes32(value: Any, field: str) -> bytes:
 def definition(value: Any, field: str) -> str:
     if value not in ROUTABLE_DEFINITIONS:
         names = ", ".join(ROUTABLE_DEFINITIONS)
-        raise invalid("unknown_transfer_definition",
-                      f"'{field}' must be one of the transfer definitions {names}.", field)
+        raise bad("unknown_transfer_definition", field, f"must be one of {names}.")
     return str(value)
 
 
 def _integer(value: Any, field: str, low: int, high: int, unit: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise invalid("invalid_input", f"'{field}' must be a whole number of {unit} from "
-                                       f"{low} to {high}.", field)
+        raise bad("invalid_input", field, f"must be a whole number of {unit} from {low} to "
+                                          f"{high}.")
     return value
 
 
@@ -264,14 +264,13 @@ def wait(value: Any, field: str) -> int:
 
 def meta(value: Any, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise invalid("invalid_input", f"'{field}' must be a JSON object.", field)
+        raise bad("invalid_input", field, "must be a JSON object.")
     return value
 
 
 def label(value: Any, field: str) -> str:
     if not isinstance(value, str) or len(value) > 100:
-        raise invalid("invalid_input", f"'{field}' must be text of at most 100 characters.",
-                      field)
+        raise bad("invalid_input", field, "must be text of at most 100 characters.")
     return value
 
 
