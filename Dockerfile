@@ -1,5 +1,6 @@
 # One image for every connext service: the node, the deploy step, the chain (anvil from
-# npm) and, later, the web wallet. Services differ only by their `connext ...` command.
+# npm) and the web wallet (htmx and the Socket.IO client from npm, served from
+# node_modules). Services differ only by their `connext ...` command.
 FROM python:3.11-slim
 
 RUN apt-get update \
@@ -11,7 +12,11 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
 COPY pyproject.toml README.md ./
 COPY connext ./connext
-RUN pip install --no-cache-dir .
+COPY app ./app
+COPY templates ./templates
+COPY static ./static
+# editable: the wallet app finds templates/, static/ and node_modules/ beside app/
+RUN pip install --no-cache-dir -e .
 
 ENV CONNEXT_DATA_DIR=/data \
     ANVIL_BIN=/app/node_modules/.bin/anvil

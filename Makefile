@@ -21,13 +21,17 @@ $(NODE_STAMP): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# Debian packages the tests use when present (docker-compose validates docker-compose.yml).
-# Installed only when running as root (CI); otherwise those tests skip with a reason.
+# Debian packages the tests use when present: docker-compose validates docker-compose.yml,
+# chromium runs the browser tests (Playwright cannot download browsers here). Installed only
+# when running as root (CI); otherwise those tests skip with a reason.
 system-deps:
-	@if ! command -v docker-compose >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
-	    && command -v apt-get >/dev/null 2>&1; then \
+	@missing=""; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing (apt)"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	        docker-compose >/dev/null) || echo "warning: could not install docker-compose"; \
+	        $$missing >/dev/null) || echo "warning: could not install$$missing"; \
 	fi
 
 lint: deps
@@ -38,6 +42,7 @@ test: deps system-deps lint
 	$(BIN)/pytest
 
 start: deps
+	@echo "starting the local stack; the wallet opens at http://localhost:3000"
 	$(BIN)/connext start
 
 bench: deps
@@ -47,4 +52,4 @@ contracts: deps
 	$(BIN)/python -m connext.contracts.build
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis test-results

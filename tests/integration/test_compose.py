@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -37,18 +38,20 @@ def test_compose_file_is_valid_for_docker_compose() -> None:
 
 def test_every_service_is_there_with_dependencies_and_health() -> None:
     services = compose()["services"]
-    assert {"chain", "nats", "postgres", "deploy", "node"} <= set(services)
+    assert {"chain", "nats", "postgres", "deploy", "node", "web"} <= set(services)
     assert services["node"]["depends_on"]["deploy"]["condition"] == (
         "service_completed_successfully")
     assert services["deploy"]["depends_on"]["chain"]["condition"] == "service_healthy"
-    for name in ("chain", "postgres", "node"):
+    assert services["web"]["depends_on"]["node"]["condition"] == "service_healthy"
+    assert services["web"]["ports"] == ["3000:3000"]
+    for name in ("chain", "postgres", "node", "web"):
         assert "healthcheck" in services[name], name
 
 
 def test_every_connext_service_command_is_a_real_connext_command() -> None:
     services = compose()["services"]
     ours = {name: s for name, s in services.items() if s.get("build") == "."}
-    assert set(ours) == {"chain", "deploy", "node"}
+    assert set(ours) == {"chain", "deploy", "node", "web"}
     for name, service in ours.items():
         parser().parse_args(service["command"])  # exits (SystemExit) if it does not exist
         health = service.get("healthcheck", {}).get("test")
@@ -81,3 +84,25 @@ def test_chain_health_and_deploy_commands_work_as_compose_runs_them(tmp_path: Pa
     time.sleep(0.1)
     assert subprocess.run([CONNEXT, "health", "--rpc-url", f"http://127.0.0.1:{port}"],
                           capture_output=True).returncode == 1
+
+
+def test_the_web_service_runs_as_compose_runs_it(tmp_path: Path) -> None:
+    """`connext web` with the compose service's arguments serves the wallet and answers the
+    compose healthcheck (the network behind it is not needed for that)."""
+    service = compose()["services"]["web"]
+    port = free_port()
+    command = [arg if arg != "3000" else str(port) for arg in service["command"]]
+    command = [c if c != "0.0.0.0" else "127.0.0.1" for c in command]
+    env = {**os.environ, **service["environment"], "CONNEXT_WEB_DATA_DIR": str(tmp_path)}
+    web = subprocess.Popen([CONNEXT, *command], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    try:
+        health = service["healthcheck"]["test"][2:]
+        health = [h.replace(":3000", f":{port}") for h in health]
+        deadline = time.monotonic() + 30
+        while subprocess.run([CONNEXT, *health], capture_output=True).returncode != 0:
+            assert web.poll() is None and time.monotonic() < deadline, "web did not start"
+            time.sleep(0.2)
+    finally:
+        web.send_signal(signal.SIGTERM)
+        web.wait(30)
