@@ -15,7 +15,7 @@ from collections.abc import Coroutine
 from datetime import UTC
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
@@ -89,12 +89,15 @@ def _sentence(text: str) -> str:
     return text if text[-1] in ".!?" else text + "."
 
 
+FORM_FIELDS = {"asset": "assetId", "to": "recipient"}
+"""Field names the wallet service uses in its `InputError`s -> the API's names."""
+
+
 def _field_for(code: str) -> str | None:
-    if code in ("insufficient_balance", "invalid_amount"):
-        return "amount"
-    if code in ("channel_not_set_up", "transfer_to_self"):
-        return "recipient"
-    return None
+    """The body field an SDK/node error is about, when the request has that field."""
+    field = {"insufficient_balance": "amount", "invalid_amount": "amount",
+             "channel_not_set_up": "recipient", "transfer_to_self": "recipient"}.get(code)
+    return field if field in g.get("api_body_fields", ()) else None
 
 
 def to_api_error(exc: BaseException) -> ApiError:
@@ -104,7 +107,8 @@ def to_api_error(exc: BaseException) -> ApiError:
     if isinstance(exc, HTTPException):
         return _http_error(exc)
     if isinstance(exc, InputError):
-        return invalid("invalid_input", _sentence(exc.message), exc.field)
+        return invalid("invalid_input", _sentence(exc.message),
+                       FORM_FIELDS.get(exc.field, exc.field))
     if isinstance(exc, NodeUnreachable):
         return ApiError(503, "node_unreachable", _sentence(explain(exc)))
     if isinstance(exc, RemoteError) and exc.code in ("internal_error", "messaging_error"):
@@ -231,8 +235,12 @@ def _only_query(allowed: tuple[str, ...]) -> None:
 
 
 def _body(required: bool = True) -> dict[str, Any]:
-    return inputs.parse_body(request.get_data(cache=True), request.mimetype,
+    """The JSON body, parsed by app/api_input.py only: never `request.get_json()`, which
+    has no nesting guard."""
+    body = inputs.parse_body(request.get_data(cache=True), request.mimetype,
                              required=required)
+    g.api_body_fields = set(body)
+    return body
 
 
 # --- shared pieces ------------------------------------------------------------------------------
