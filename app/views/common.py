@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import current_app, g, session
 
-from connext.messaging import MessagingError
+from connext.messaging import MessagingTimeout, NoResponders, NotConnected
 from connext.protocol import errors
 
 from ..assets import Asset, InputError
@@ -75,10 +75,12 @@ def explain(exc: BaseException) -> str:
     code = getattr(exc, "code", None)
     if isinstance(code, str) and code in MESSAGES:
         return MESSAGES[code]
-    if isinstance(exc, errors.ProtocolError):
+    if isinstance(exc, NoResponders | MessagingTimeout | NotConnected | TimeoutError
+                  | ConnectionError):
+        return ("The node is not answering right now; nothing was lost. Try again in a "
+                "moment.")
+    if isinstance(exc, errors.ProtocolError):  # incl. the node's own typed refusals
         return exc.message[:1].upper() + exc.message[1:]
-    if isinstance(exc, MessagingError | TimeoutError):
-        return "The node did not answer in time; nothing was lost, try again in a moment."
     return "Something went wrong on our side; nothing was sent. Try again in a moment."
 
 

@@ -349,3 +349,47 @@ def test_the_send_form_works_from_the_keyboard_alone(people: Callable[[], Page])
     expect(alice.get_by_test_id("send-result")).to_have_attribute("data-status", "completed",
                                                                   timeout=SLOW)
     expect(bob.get_by_test_id("balance-ETH")).to_have_text("0.05", timeout=SLOW)
+
+
+def test_a_wallet_survives_a_restart_of_the_wallet_server(
+        people: Callable[[], Page], stack: FullStack) -> None:
+    alice, bob = people(), people()
+    faucet(alice)
+    send(alice, address_of(bob), "0.2")
+    mine = address_of(alice)
+    alice.goto("/activity")
+    history = alice.locator("#activity li").all_text_contents()
+    stack.restart_web()
+    alice.goto("/")
+    assert address_of(alice) == mine
+    expect(alice.get_by_test_id("balance-ETH")).to_have_text("0.8", timeout=SLOW)
+    alice.goto("/activity")
+    assert alice.locator("#activity li").all_text_contents() == history
+    # and it still pays, live, after the restart
+    bob.goto("/")
+    send(alice, address_of(bob), "0.3")
+    expect(bob.get_by_test_id("balance-ETH")).to_have_text("0.5", timeout=SLOW)
+
+
+def test_a_payment_while_the_node_is_down_fails_clearly_and_loses_nothing(
+        people: Callable[[], Page], stack: FullStack) -> None:
+    alice, bob = people(), people()
+    faucet(alice)
+    before = nonce(alice)
+    assert stack.node is not None
+    stack.node.stop()
+    try:
+        alice.goto("/send")
+        alice.get_by_label("Recipient").fill(address_of(bob))
+        alice.get_by_label("Amount").fill("0.1")
+        alice.get_by_role("button", name="Review").click()
+        alice.get_by_role("button", name=re.compile(r"^Send ")).click()
+        expect(alice.locator("#form-error")).to_contain_text("nothing was lost", timeout=SLOW)
+        expect(alice.get_by_label("Amount")).to_have_value("0.1")  # the form is kept
+    finally:
+        stack.node.start()
+    assert nonce(alice) == before
+    alice.goto("/")
+    expect(alice.get_by_test_id("balance-ETH")).to_have_text("1")
+    send(alice, address_of(bob), "0.1")  # the node is back: the same payment goes through
+    expect(bob.get_by_test_id("balance-ETH")).to_have_text("0.1", timeout=SLOW)
