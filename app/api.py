@@ -558,9 +558,9 @@ def events(address: str) -> Response:
     try:
         subscription = hub.subscribe(wallet.address)
     except TooManyStreams:
-        raise ApiError(429, "too_many_streams", "This wallet already has the most event "
-                                                "streams open at once; close one first.") \
-            from None
+        raise ApiError(429, "too_many_streams", "Too many event streams are open (this "
+                                                "wallet's, or the server's); close one first "
+                                                "or try again in a moment.") from None
     heartbeat = float(current_app.config.get("API_HEARTBEAT_SECONDS", 15.0))
     return Response(EventStream(hub, subscription, heartbeat), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

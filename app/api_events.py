@@ -16,6 +16,8 @@ from typing import Any
 
 MAX_QUEUE = 1000
 MAX_STREAMS_PER_WALLET = 8
+MAX_STREAMS = 256
+"""Each open stream holds one server thread: a bound for all wallets together."""
 HEARTBEAT_SECONDS = 15.0
 
 
@@ -39,15 +41,18 @@ class TooManyStreams(Exception):
 class EventHub:
     """Fans wallet events out to the streams of that wallet (thread-safe)."""
 
-    def __init__(self, max_per_wallet: int = MAX_STREAMS_PER_WALLET) -> None:
+    def __init__(self, max_per_wallet: int = MAX_STREAMS_PER_WALLET,
+                 max_total: int = MAX_STREAMS) -> None:
         self._lock = threading.Lock()
         self._streams: dict[str, list[Subscription]] = {}
         self.max_per_wallet = max_per_wallet
+        self.max_total = max_total
 
     def subscribe(self, address: str) -> Subscription:
         with self._lock:
+            total = sum(len(s) for s in self._streams.values())
             streams = self._streams.setdefault(address, [])
-            if len(streams) >= self.max_per_wallet:
+            if len(streams) >= self.max_per_wallet or total >= self.max_total:
                 raise TooManyStreams(address)
             subscription = Subscription(address)
             streams.append(subscription)

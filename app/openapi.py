@@ -189,7 +189,7 @@ ERRORS = {
     415: "The body is not sent as application/json.",
     422: "The request is malformed or the network refused it (the error says why and which "
          "field).",
-    429: "Too many event streams open for this wallet.",
+    429: "Too many event streams open (8 per wallet, 256 in all).",
     500: "An unexpected error; nothing was sent.",
     502: "The node failed to handle the request.",
     503: "The node or the chain is not reachable, or the operation did not finish in time.",

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.api_events import EventHub, EventStream
+from app.api_events import EventHub, EventStream, TooManyStreams
 from app.config import WebConfig
 from app.wallets import Wallet, WalletService
 
@@ -232,6 +232,17 @@ def test_a_slow_stream_is_closed_instead_of_growing(monkeypatch: pytest.MonkeyPa
     assert lines[0].startswith("retry: 3000\nevent: ready")
     assert lines[-1].startswith("event: overflow")
     assert hub.count() == 0
+
+
+def test_streams_are_limited_per_wallet_and_in_all() -> None:
+    hub = EventHub(max_per_wallet=2, max_total=3)
+    hub.subscribe("0xA")
+    hub.subscribe("0xA")
+    with pytest.raises(TooManyStreams):
+        hub.subscribe("0xA")
+    hub.subscribe("0xB")
+    with pytest.raises(TooManyStreams):
+        hub.subscribe("0xC")
 
 
 def test_a_stream_never_started_still_unsubscribes_when_closed() -> None:
