@@ -112,13 +112,10 @@ class NatsServer:
         self.stop()
 
 
-class NodeDaemon:
-    """`connext node` as a child process, configured through its environment."""
+class _Daemon:
+    """A `connext ...` child process in its own session, stopped by pid."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = env
-        self.log_path = log_path
-        self._process: subprocess.Popen[bytes] | None = None
+    _process: subprocess.Popen[bytes] | None = None
 
     @property
     def running(self) -> bool:
@@ -128,19 +125,14 @@ class NodeDaemon:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
-    def start(self, timeout: float = 60.0) -> NodeDaemon:
+    def _spawn(self, command: str, env: dict[str, str], log_path: Path) -> int:
+        """Start `connext <command>`; returns the log offset its output starts at."""
         connext = str(Path(sys.executable).parent / "connext")
-        with self.log_path.open("ab") as log:
+        with log_path.open("ab") as log:
             start_offset = log.tell()
-            self._process = subprocess.Popen([connext, "node"], env=self.env, stdout=log,
+            self._process = subprocess.Popen([connext, command], env=env, stdout=log,
                                              stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while b" ready: " not in self.log_path.read_bytes()[start_offset:]:
-            if not self.running or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the node did not start; see {self.log_path}")
-            time.sleep(0.1)
-        return self
+        return start_offset
 
     def stop(self, timeout: float = 15.0) -> None:
         process, self._process = self._process, None
@@ -154,22 +146,31 @@ class NodeDaemon:
             process.wait()
 
 
-class WebDaemon:
+class NodeDaemon(_Daemon):
+    """`connext node` as a child process, configured through its environment."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+
+    def start(self, timeout: float = 60.0) -> NodeDaemon:
+        start_offset = self._spawn("node", self.env, self.log_path)
+        deadline = time.monotonic() + timeout
+        while b" ready: " not in self.log_path.read_bytes()[start_offset:]:
+            if not self.running or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the node did not start; see {self.log_path}")
+            time.sleep(0.1)
+        return self
+
+
+class WebDaemon(_Daemon):
     """`connext web` (the wallet app) as a child process; ready when /healthz answers."""
 
     def __init__(self, env: dict[str, str], log_path: Path, port: int) -> None:
         self.env = env
         self.log_path = log_path
         self.port = port
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
 
     @property
     def url(self) -> str:
@@ -178,11 +179,7 @@ class WebDaemon:
     def start(self, timeout: float = 60.0) -> WebDaemon:
         import urllib.request
 
-        connext = str(Path(sys.executable).parent / "connext")
-        env = {**self.env, "CONNEXT_WEB_PORT": str(self.port)}
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen([connext, "web"], env=env, stdout=log,
-                                             stderr=subprocess.STDOUT, start_new_session=True)
+        self._spawn("web", {**self.env, "CONNEXT_WEB_PORT": str(self.port)}, self.log_path)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -195,17 +192,6 @@ class WebDaemon:
                 self.stop()
                 raise RuntimeError(f"the wallet app did not start; see {self.log_path}")
             time.sleep(0.1)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @dataclass(frozen=True)
