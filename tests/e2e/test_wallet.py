@@ -262,6 +262,19 @@ def test_invalid_input_on_every_form_gets_a_message_and_moves_nothing(
     bob.get_by_role("button", name="Restore").click()
     expect(bob.locator("#phrase-error")).to_contain_text("not a valid backup phrase")
 
+    bob.get_by_role("button", name="Start a new wallet").click()
+    expect(bob.locator("#new-error")).to_contain_text("Tick the box")
+    expect(bob.locator("body")).to_have_attribute("data-address", address_of(bob))
+
+    bob.goto("/demo")
+    panel = bob.get_by_test_id("demo-0")
+    for amount, message in [("", "Enter an amount"), ("-2", "more than zero"),
+                            ("1", "more than your balance")]:
+        panel.get_by_label("Pay Bob").fill(amount)
+        panel.get_by_role("button", name="Pay").click()
+        expect(panel.get_by_role("alert")).to_contain_text(message)
+        panel = bob.get_by_test_id("demo-0")
+
     bob.goto("/deposit")
     bob.evaluate("document.querySelector('#faucet-asset option').value = 'DOGE'")
     bob.get_by_role("button", name="Get test funds").click()
