@@ -18,6 +18,7 @@ from .common import current_wallet, explain, wallets
 bp = Blueprint("home", __name__)
 
 LABELS = {
+    "transfer.sent": "Sending",
     "transfer.received": "Received",
     "transfer.completed": "Sent",
     "transfer.cancelled": "Refunded",
@@ -34,8 +35,8 @@ async def wallet_view(service: WalletService, wallet: Wallet, *,
     client = await service.client(wallet)
     state = await client.channel()
     events = await asyncio.to_thread(client.store.events, client.channel_address,
-                                     newest_first=True, limit=activity * 2)
-    events = [e for e in events if e.kind in LABELS][:activity]  # not the node's collateral
+                                     newest_first=True, limit=activity * 3)
+    events = latest_per_payment([e for e in events if e.kind in LABELS])[:activity]
     return {
         "state": state,
         "channel_address": client.channel_address,
@@ -43,6 +44,17 @@ async def wallet_view(service: WalletService, wallet: Wallet, *,
         "activity": [describe_event(service, e.kind, dict(e.payload), e.created_at, e.id)
                      for e in events],
     }
+
+
+SETTLED = ("transfer.completed", "transfer.cancelled")
+
+
+def latest_per_payment(events: list[Any]) -> list[Any]:
+    """One line per payment we sent: its outcome once settled, else "Sending" (pending).
+    Newest first; the node's collateral events are left out by the caller."""
+    settled = {e.payload.get("transferId") for e in events if e.kind in SETTLED}
+    return [e for e in events
+            if not (e.kind == "transfer.sent" and e.payload.get("transferId") in settled)]
 
 
 def balances(service: WalletService, state: ChannelState) -> list[dict[str, Any]]:
@@ -67,9 +79,14 @@ def describe_event(service: WalletService, kind: str, payload: dict[str, Any],
         counterparty = payload.get("recipient")
     when = created_at.replace(tzinfo=UTC) if created_at.tzinfo is None else created_at
     status = {"withdrawal.failed": "failed", "transfer.cancelled": "refunded",
-              "transfer.incoming": "pending"}.get(kind, "done")
+              "transfer.incoming": "pending", "transfer.sent": "pending"}.get(kind, "done")
+    label = LABELS.get(kind, kind)
+    if payload.get("link"):  # a link payment: nobody to name until it is claimed
+        counterparty = None
+        label = {"transfer.sent": "Link open", "transfer.completed": "Link claimed",
+                 "transfer.cancelled": "Link refunded"}.get(kind, label)
     return {
-        "id": event_id, "kind": kind, "label": LABELS.get(kind, kind), "amount": text,
+        "id": event_id, "kind": kind, "label": label, "amount": text,
         "counterparty": counterparty if isinstance(counterparty, str) else "",
         "tx": payload.get("transactionHash", ""), "status": status,
         "when": when.strftime("%Y-%m-%d %H:%M:%S UTC"), "iso": when.isoformat(),

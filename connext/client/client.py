@@ -250,13 +250,17 @@ class Client:
     # --- events ------------------------------------------------------------------------
 
     def on(self, event: str, handler: EventHandler) -> None:
-        """Subscribe to "transfer.received", "transfer.incoming", "transfer.completed",
-        "transfer.cancelled", "deposit.reconciled", "collateral.added", "withdrawal.confirmed",
-        "withdrawal.failed" (or "*" for all)."""
+        """Subscribe to "transfer.sent", "transfer.received", "transfer.incoming",
+        "transfer.completed", "transfer.cancelled", "deposit.reconciled", "collateral.added",
+        "withdrawal.confirmed", "withdrawal.failed", "channel.updated" (or "*" for all)."""
         self._handlers.setdefault(event, []).append(handler)
 
     async def _emit(self, event: str, data: dict[str, Any]) -> None:
+        """Record the event in the activity log, then tell the subscribers."""
         await asyncio.to_thread(self.store.append_event, self.channel_address, event, data)
+        await self._tell(event, data)
+
+    async def _tell(self, event: str, data: dict[str, Any]) -> None:
         for handler in self._handlers.get(event, []) + self._handlers.get("*", []):
             try:
                 result = handler({"event": event, **data})
@@ -616,6 +620,9 @@ class Client:
     async def _on_commit(self, committed: Committed) -> None:
         update, applied = committed.update, committed.applied
         transfer = applied.transfer
+        # every new co-signed state (not logged: the channel's history holds it already)
+        await self._tell("channel.updated", {"nonce": applied.state.nonce,
+                                             "type": update.type.value})
         if update.type is UpdateType.DEPOSIT:
             details: Any = update.details
             asset = details.asset_id
@@ -633,7 +640,12 @@ class Client:
                 await self._emit("collateral.added", {
                     "assetId": asset, "amount": str(theirs), "balance": balance})
             return
-        if transfer is None or (committed.initiated_by_us and update.type is UpdateType.CREATE):
+        if transfer is None:
+            return
+        if committed.initiated_by_us and update.type is UpdateType.CREATE:
+            if (transfer.initiator == self.address
+                    and self.definition_names.get(transfer.transfer_definition) != "Withdraw"):
+                await self._emit("transfer.sent", _transfer_event(transfer))
             return
         if update.type is UpdateType.CREATE and transfer.responder == self.address:
             if self.definition_names.get(transfer.transfer_definition) == "Withdraw":
@@ -758,4 +770,5 @@ def _transfer_event(transfer: Transfer) -> dict[str, Any]:
         "amount": str(max(transfer.balance.amount)),
         "from": transfer.meta.get("sender", transfer.initiator),
         "to": transfer.meta.get("recipient", transfer.responder),
+        **({"link": True} if "link" in transfer.meta else {}),
     }

@@ -85,6 +85,10 @@ def test_a_newcomers_first_five_minutes(people: Callable[[], Page], stack: FullS
     expect(bob.locator("#toasts")).to_contain_text("Payment received")
     alice.goto("/")
     expect(alice.get_by_test_id("balance-ETH")).to_have_text("0.75")
+    # one line per payment: its outcome, not the "Sending" it was a moment ago
+    expect(alice.locator("#activity li").first).to_contain_text("Sent")
+    expect(alice.locator("#activity li").first).to_contain_text("0.25 ETH")
+    expect(alice.locator("#activity")).not_to_contain_text("Sending")
 
     # bob cashes out to a fresh external address; the node pays the gas
     external = Account.create().address
