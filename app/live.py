@@ -6,6 +6,9 @@ wallets); rooms are chosen here from the signed session, never by the browser.
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
 from typing import Any
 
 from flask import Flask, session
@@ -14,16 +17,31 @@ from flask_socketio import SocketIO, join_room
 from .views.common import WALLET_KEY, wallets
 
 DEMO_KEY = "demo_wallets"
+log = logging.getLogger(__name__)
 
 
 def register(app: Flask, socketio: SocketIO) -> None:
     service = app.extensions["connext.wallets"]
+    outbox: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue(maxsize=10_000)
 
     def push(address: str, event: str, data: dict[str, Any]) -> None:
+        """Called on the wallets' loop: never block it on a slow browser."""
         payload = {"address": address, "event": event,
                    **{k: v for k, v in data.items() if k != "event"}}
-        socketio.emit("wallet", payload, to=address)
+        try:
+            outbox.put_nowait((address, payload))
+        except queue.Full:
+            log.warning("live event queue full; dropping %s for %s", event, address)
 
+    def deliver() -> None:
+        while True:
+            address, payload = outbox.get()
+            try:
+                socketio.emit("wallet", payload, to=address)
+            except Exception:
+                log.exception("pushing a live event failed")
+
+    threading.Thread(target=deliver, name="live-events", daemon=True).start()
     service.listeners.append(push)
 
     @socketio.on("connect")  # type: ignore[untyped-decorator]
