@@ -32,6 +32,9 @@ class WebConfig:
     public_url: str = ""
     """The base URL used in shareable links (default: the URL the request came in on)."""
     request_timeout: float = 10.0
+    idle_seconds: float = 900.0
+    """A wallet's client is closed after this long unused with no browser watching it
+    (it reconnects on next use; the node keeps what arrived meanwhile)."""
     testing: bool = False
 
     @classmethod
@@ -51,6 +54,7 @@ class WebConfig:
             port=int(env.get("CONNEXT_WEB_PORT", str(cls.port))),
             faucet_key=faucet or None,
             public_url=env.get("CONNEXT_WEB_PUBLIC_URL", ""),
+            idle_seconds=float(env.get("CONNEXT_WEB_IDLE_SECONDS", str(cls.idle_seconds))),
         )
 
     @property

@@ -11,7 +11,7 @@ import queue
 import threading
 from typing import Any
 
-from flask import Flask, session
+from flask import Flask, request, session
 from flask_socketio import SocketIO, join_room
 
 from .views.common import WALLET_KEY, wallets
@@ -44,10 +44,25 @@ def register(app: Flask, socketio: SocketIO) -> None:
     threading.Thread(target=deliver, name="live-events", daemon=True).start()
     service.listeners.append(push)
 
+    watching: dict[str, list[str]] = {}  # socket id -> the wallet addresses it watches
+    lock = threading.Lock()
+
     @socketio.on("connect")  # type: ignore[untyped-decorator]
     def on_connect(auth: Any = None) -> None:
         ids = [session.get(WALLET_KEY), *session.get(DEMO_KEY, [])]
+        addresses = []
         for wallet_id in ids:
             wallet = wallets().get_wallet(wallet_id)
             if wallet is not None:
                 join_room(wallet.address)
+                addresses.append(wallet.address)
+        with lock:  # an open page keeps its wallets' clients connected (live events)
+            watching[request.sid] = addresses  # type: ignore[attr-defined]
+            for address in addresses:
+                service.watchers[address] = service.watchers.get(address, 0) + 1
+
+    @socketio.on("disconnect")  # type: ignore[untyped-decorator]
+    def on_disconnect(reason: Any = None) -> None:
+        with lock:
+            for address in watching.pop(request.sid, []):  # type: ignore[attr-defined]
+                service.watchers[address] = service.watchers.get(address, 1) - 1

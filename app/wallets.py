@@ -133,7 +133,11 @@ class WalletService:
         self._thread = threading.Thread(target=self.loop.run_forever, name="wallet-loop",
                                         daemon=True)
         self._thread.start()
+        self._reaper = asyncio.run_coroutine_threadsafe(self._close_idle_forever(), self.loop)
         self._clients: dict[Address, Client] = {}
+        self._last_used: dict[Address, float] = {}
+        self.watchers: dict[Address, int] = {}
+        """Open browser sockets per wallet address (kept by app/live.py)."""
         self._connecting: dict[Address, asyncio.Future[Client]] = {}
         self._faucet_lock = threading.Lock()
         self._deployment: Deployment | None = None
@@ -162,6 +166,7 @@ class WalletService:
             self._clients.clear()
 
         if self.loop.is_running():
+            self._reaper.cancel()
             try:
                 self.run(close_all(), timeout=30)
             finally:
@@ -310,6 +315,7 @@ class WalletService:
 
     async def client(self, wallet: Wallet) -> Client:
         """The wallet's connected client with its channel set up (restored if need be)."""
+        self._last_used[wallet.address] = time.monotonic()
         existing = self._clients.get(wallet.address)
         if existing is not None:
             return existing
@@ -329,6 +335,32 @@ class WalletService:
         self._clients[wallet.address] = client
         future.set_result(client)
         return client
+
+    async def close_idle(self, now: float | None = None) -> list[Address]:
+        """Close the clients nobody used for `idle_seconds` and no browser watches."""
+        now = time.monotonic() if now is None else now
+        idle = [address for address in list(self._clients)
+                if now - self._last_used.get(address, 0.0) > self.config.idle_seconds
+                and self.watchers.get(address, 0) <= 0]
+        for address in idle:
+            client = self._clients.pop(address)
+            try:
+                await client.close()
+            except Exception:
+                log.exception("closing an idle client failed")
+        return idle
+
+    async def _close_idle_forever(self) -> None:
+        interval = max(1.0, min(60.0, self.config.idle_seconds / 4))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.close_idle()
+            except Exception:
+                log.exception("closing idle clients failed")
+
+    def connected(self, address: Address) -> bool:
+        return address in self._clients
 
     async def _connect(self, wallet: Wallet) -> Client:
         key = await asyncio.to_thread(lambda: phrase_to_key(self.phrase(wallet)))

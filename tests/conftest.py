@@ -6,6 +6,7 @@ change chain state isolate themselves with snapshots (see tests/contracts/confte
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,12 +17,25 @@ from connext.chain.anvil import Anvil, start_anvil
 from connext.chain.contracts import connect
 from connext.chain.deploy import Deployment, deploy
 from connext.store.testing import PostgresCluster, unavailable_reason
+from tests.fullstack import FullStack
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Browser tests run last: fast failures show first, and Playwright's event loop never
     shares the session with the asyncio tests that come after it."""
     items.sort(key=lambda item: "/e2e/" in str(item.path).replace("\\", "/"))
+
+
+@pytest.fixture(scope="session")
+def full_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullStack]:
+    """The whole stack (anvil, nats-server, node, `connext web`) on free ports, started once
+    for the session by the first test that needs it (API, wallet and browser tests)."""
+    with FullStack(tmp_path_factory.mktemp("stack")) as running:
+        try:
+            yield running
+        finally:
+            if os.environ.get("CONNEXT_STACK_LOGS") == "1":
+                print(running.logs())
 
 
 @pytest.fixture(scope="session")

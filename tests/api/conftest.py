@@ -7,10 +7,9 @@ these fixtures, so they run without starting anything.
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -27,14 +26,9 @@ ETHER = 10**18
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullStack]:
-    """One stack for every API test module (started only if one of them needs it)."""
-    with FullStack(tmp_path_factory.mktemp("api-stack")) as running:
-        try:
-            yield running
-        finally:
-            if os.environ.get("CONNEXT_API_LOGS") == "1":
-                print(running.logs())
+def stack(full_stack: FullStack) -> FullStack:
+    """The session's stack (tests/conftest.py), started only if an API test needs it."""
+    return full_stack
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +48,9 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[FullStack]:
-    with FullStack() as running:
-        try:
-            yield running
-        finally:
-            if os.environ.get("CONNEXT_E2E_LOGS") == "1":
-                print(running.logs())
+def stack(full_stack: FullStack) -> FullStack:
+    """The session's stack (tests/conftest.py), shared with the API tests."""
+    return full_stack
 
 
 @pytest.fixture(scope="session")
