@@ -410,3 +410,18 @@ def test_a_payment_while_the_node_is_down_fails_clearly_and_loses_nothing(
     expect(alice.get_by_test_id("balance-ETH")).to_have_text("1")
     send(alice, address_of(bob), "0.1")  # the node is back: the same payment goes through
     expect(bob.get_by_test_id("balance-ETH")).to_have_text("0.1", timeout=SLOW)
+
+
+def test_a_deposit_sent_from_another_wallet_shows_up_live(
+        people: Callable[[], Page], stack: FullStack) -> None:
+    from connext.chain.contracts import Sender, connect
+
+    alice = people()
+    alice.goto("/deposit")
+    channel = alice.get_by_test_id("deposit-address").text_content() or ""
+    assert re.fullmatch(r"0x[0-9a-fA-F]{40}", channel)
+    # someone pays the channel address from an ordinary wallet: no button pressed here
+    Sender(connect(stack.chain_url), stack.anvil.private_keys[2]).send_eth(channel,
+                                                                           ETHER // 2)
+    expect(alice.get_by_test_id("balance-ETH")).to_have_text("0.5", timeout=SLOW)
+    expect(alice.locator("#toasts")).to_contain_text("Deposit confirmed")
