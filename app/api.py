@@ -37,7 +37,7 @@ from .api_events import EventHub, EventStream, TooManyStreams
 from .api_input import ApiError, Field, fields, invalid
 from .assets import Asset, InputError
 from .openapi import document
-from .views.common import explain
+from .views.common import explain, wallets
 from .wallets import NodeUnreachable, Wallet, WalletService
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,7 @@ def _setup(state: BlueprintSetupState) -> None:
         service.listeners.append(hub.publish)
 
 
-def _service() -> WalletService:
-    service: WalletService = current_app.extensions["connext.wallets"]
-    return service
+_service = wallets  # the one accessor of the app's WalletService (app/views/common.py)
 
 
 def _hub() -> EventHub:
