@@ -8,6 +8,12 @@ payment expires undelivered, the node cancels the sender's transfer (refund).
 Everything it needs after a restart is in the store: the routing record and the transfers.
 It never forwards before the sender's transfer is double-signed and stored.
 
+It never refunds a sender while the recipient may still take the forward: once the node
+has signed the forward, the recipient holds half of a valid state it can complete alone,
+whatever it answered. A forward that failed after it was signed stays pending (the sweep
+re-sends the same signed update) until the recipient takes it, or until its lock expires
+(the sender's transfer expires later, and the sweep refunds it then).
+
 A link payment names no recipient: its meta carries `link.signer`, the address of a key
 derived from the secret. It is recorded with status "link" and waits; whoever holds the
 secret claims it (`redeem_link`: a signature of that key over the claimant's address, and
@@ -33,7 +39,7 @@ from ..protocol.channel import create_update, resolve_update
 from ..protocol.encoding import keccak
 from ..protocol.signing import recover_address_bytes
 from ..protocol.transfers import DEFINITIONS, HASHLOCK, TransferDefinition
-from ..protocol.types import Address, ChannelState, Transfer
+from ..protocol.types import Address, ChannelState, CreateDetails, Transfer
 from ..store import AlreadyExists, ChannelStore, Routing, RoutingStatus, StaleWrite
 
 log = logging.getLogger(__name__)
@@ -158,7 +164,7 @@ class Router:
         except _OFFLINE as exc:
             log.info("recipient of %s offline (%s); will deliver later", routing_id.hex(), exc)
         except errors.ProtocolError as exc:
-            await self._fail(incoming, routing_id, exc)
+            await self._fail(incoming, routing_id, recipient, exc)
 
     async def _record(self, incoming: Transfer, routing_id: bytes, *, is_link: bool) -> Routing:
         """The routing record of a sender's transfer to us (created when missing)."""
@@ -227,6 +233,25 @@ class Router:
             )
         await self._mark_forwarded(forward.routing_id, forward.channel_address)
 
+    async def _signed_forward_outstanding(self, recipient: Any, routing_id: bytes) -> bool:
+        """Whether the recipient holds our signature on the forward of `routing_id`: it is
+        in the channel, or it is our pending update there (signed, sent, its fate unknown).
+        The node signs one update per nonce, so a pending update stays takeable until the
+        channel moves past its nonce, which only that update itself can do."""
+        if not isinstance(recipient, str):
+            return False
+        channel = await self.find_channel(recipient)
+        stored = None if channel is None else await self.engine.channel(channel.channel_address)
+        if stored is None:
+            return False
+        forward_id = forward_transfer_id(routing_id)
+        if forward_id in stored.transfers:
+            return True
+        pending = stored.pending_update
+        return (pending is not None and pending.nonce == stored.state.nonce + 1
+                and isinstance(pending.details, CreateDetails)
+                and pending.details.transfer_id == forward_id)
+
     async def _mark_forwarded(self, routing_id: bytes, channel_address: Address) -> None:
         # only from pending: a recipient that resolved at once may be settled already
         with contextlib.suppress(StaleWrite):
@@ -237,9 +262,16 @@ class Router:
                 expected=RoutingStatus.PENDING,
             )
 
-    async def _fail(self, incoming: Transfer, routing_id: bytes,
+    async def _fail(self, incoming: Transfer, routing_id: bytes, recipient: Any,
                     exc: errors.ProtocolError) -> None:
-        """Forwarding failed for good: record why and refund the sender."""
+        """Forwarding failed for good: record why and refund the sender. Unless the node
+        signed the forward already (the recipient answered with an error, or the reply
+        was bad): then the payment stays pending, the sweep re-sends the same update, and
+        the sender is refunded only once it expires (after the forward did)."""
+        if await self._signed_forward_outstanding(recipient, routing_id):
+            log.warning("forward of %s is signed but not taken (%s); it stays pending",
+                        routing_id.hex(), exc)
+            return
         log.info("cannot forward %s: %s", routing_id.hex(), exc)
         await asyncio.to_thread(self.store.update_routing_status, routing_id, "failed",
                                 error=exc.message)
@@ -377,7 +409,7 @@ class Router:
                 except _OFFLINE:
                     raise  # stays claimed (pending): the sweep delivers it later
                 except errors.ProtocolError as exc:
-                    await self._fail(active, routing_id, exc)
+                    await self._fail(active, routing_id, redeemer, exc)
                     raise
         finally:
             self._inflight.discard(routing_id)
