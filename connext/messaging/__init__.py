@@ -21,7 +21,7 @@ from .errors import (
     UnknownMethod,
     WrongRecipient,
 )
-from .transport import Handler, Messaging, subject
+from .transport import Handler, Messaging, flush_subscriptions, subject
 
 __all__ = [
     "Envelope",
@@ -42,6 +42,7 @@ __all__ = [
     "UnknownMethod",
     "WrongRecipient",
     "canonical_json",
+    "flush_subscriptions",
     "message_digest",
     "seal",
     "subject",

@@ -137,7 +137,7 @@ class Messaging:
         self._slots = asyncio.Semaphore(self._max_concurrent)
         self._inbox_prefix = nc.new_inbox()
         await nc.subscribe(self._inbox_prefix + ".*", cb=self._on_reply)
-        await nc.flush()
+        await flush_subscriptions(nc)
         self._nc = nc
 
     async def close(self, *, grace_s: float = 5.0) -> None:
@@ -211,7 +211,7 @@ class Messaging:
         self._serving = await nc.subscribe(
             self._subject_prefix + ">", queue=queue or "", cb=self._on_request
         )
-        await nc.flush()  # the server knows the subscription before we say we serve
+        await flush_subscriptions(nc)  # before we say we serve
 
     async def _on_request(self, msg: Msg) -> None:
         # Runs in the subscription's reader task: hand each message to its own task so a
@@ -360,6 +360,19 @@ class Messaging:
 
     async def _on_reconnected(self) -> None:
         log.info("%s reconnected to NATS", self.address)
+
+
+async def flush_subscriptions(nc: NatsClient) -> None:
+    """Return once the server has every subscription made so far on `nc`.
+
+    One `flush()` is not enough with nats-py 2.16: it writes its PING straight to the
+    socket while a SUB waits in the client's buffer for the flusher task, so the PONG can
+    come back before the server saw the SUB (a request sent right then gets "no
+    responders"). The first round trip lets the flusher write the buffer; the second PING
+    goes out after it, and the server answers in order.
+    """
+    await nc.flush()
+    await nc.flush()
 
 
 async def _log_nats_error(exc: Exception) -> None:

@@ -21,6 +21,7 @@ from connext.messaging import (
     NoResponders,
     NotConnected,
     RemoteError,
+    flush_subscriptions,
     subject,
 )
 from connext.messaging import envelope as env
@@ -198,7 +199,7 @@ def test_silent_server_raises_messaging_timeout(nats_url: str) -> None:
     async def scenario() -> None:
         nc = await nats.connect(nats_url)
         await nc.subscribe(subject(silent.address, "test.echo"), cb=_ignore)
-        await nc.flush()
+        await flush_subscriptions(nc)
         try:
             async with party(nats_url) as client:
                 started = time.monotonic()
@@ -246,7 +247,7 @@ def test_reply_forged_by_a_third_party_is_rejected(nats_url: str, forgery: str) 
     async def scenario() -> None:
         nc = await nats.connect(nats_url)
         await nc.subscribe(subject(server.address, "test.echo"), cb=replier)
-        await nc.flush()
+        await flush_subscriptions(nc)
         try:
             async with party(nats_url) as client:
                 with pytest.raises(InvalidReply):
@@ -264,7 +265,7 @@ def test_a_forged_reply_arriving_first_does_not_shadow_the_genuine_one(nats_url:
             nc = await nats.connect(nats_url)
             await nc.subscribe(subject(server.address, "test.echo"),
                                cb=_forged_replier(Signer.random(), claimed_sender=server_key))
-            await nc.flush()
+            await flush_subscriptions(nc)
             try:
                 for _ in range(5):
                     result = await client.request(server.address, "test.echo", {"n": 1})
@@ -347,6 +348,36 @@ def test_handlers_and_methods_must_be_well_named(nats_url: str) -> None:
     run(scenario())
 
 
+def test_serving_starts_only_once_the_server_has_the_subscription(nats_url: str) -> None:
+    """nats-py writes a flush's PING straight to the socket while a SUB waits in its buffer;
+    `serve()` must not return on a PONG the server sent before it saw the SUB (a request sent
+    right then would get "no responders"). Checked on the bytes written to the socket."""
+    async def scenario() -> None:
+        async with party(nats_url) as server:
+            nc = server._nc
+            assert nc is not None and nc._transport is not None
+            transport = nc._transport
+            written: list[bytes] = []
+            write, writelines = transport.write, transport.writelines
+
+            def record(data: bytes) -> None:
+                written.append(bytes(data))
+                write(data)
+
+            def record_lines(lines: list[bytes]) -> None:
+                written.extend(bytes(line) for line in lines)
+                writelines(lines)
+
+            transport.write = record  # type: ignore[method-assign,assignment]
+            transport.writelines = record_lines  # type: ignore[method-assign,assignment]
+            await server.serve()
+            wire = b"".join(written)
+            assert b"SUB " in wire
+            assert wire.index(b"SUB ") < wire.rindex(b"PING")
+
+    run(scenario())
+
+
 def test_concurrent_handlers_are_bounded(nats_url: str) -> None:
     async def scenario() -> None:
         running, most = 0, 0
@@ -375,7 +406,7 @@ def test_closing_fails_pending_requests_and_later_calls(nats_url: str) -> None:
     async def scenario() -> None:
         nc = await nats.connect(nats_url)
         await nc.subscribe(subject(silent.address, "test.echo"), cb=_ignore)
-        await nc.flush()
+        await flush_subscriptions(nc)
         try:
             async with party(nats_url) as client:
                 waiting = asyncio.create_task(client.request(silent.address, "test.echo", {}))
@@ -479,11 +510,11 @@ def test_an_error_provoked_with_a_tampered_copy_cannot_fail_the_genuine_request(
                 error = await nc.request(to, env.encode(env.envelope_from_json(copy)))
                 forwarded.append(env.decode(error.data, 10**6).body["error"]["code"])
                 await nc.publish(msg.reply, error.data)
-                await nc.flush()
+                await flush_subscriptions(nc)
                 forged_error_sent.set()
 
             await nc.subscribe(to, cb=tamper_and_forward)
-            await nc.flush()
+            await flush_subscriptions(nc)
             try:
                 result = await client.request(server.address, "test.slow_echo", {"n": 1})
                 assert result == {"echo": {"n": 1}}
