@@ -1,0 +1,273 @@
+"""Two real channel engines (node and client, each with its own SQLite store) exchange
+updates over an in-memory wire that loses requests and replies, while both sides propose at
+once and either side restarts from its store. Whatever happens:
+
+- the node never signs two different updates at one nonce (its counterparty could otherwise
+  pick the state it likes best in a dispute);
+- the client does so only by yielding to the node: it had proposed its own update at that
+  nonce, the node never took it (it refused it as busy, or never got it) and proposed its
+  own there, which the client took. So there is at most one double-signed state per nonce;
+- once the wire behaves, both sides agree on one state, and no funds were made or lost.
+
+Seeded schedules of operations and faults (thread timing still varies between runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connext.engine import ChannelEngine
+from connext.engine.engine import UPDATE_METHOD, ChannelBusy
+from connext.messaging import MessagingTimeout
+from connext.protocol import errors
+from connext.protocol.channel import (
+    Rules,
+    create_update,
+    deposit_update,
+    locked,
+    resolve_update,
+    setup_update,
+)
+from connext.protocol.encoding import checksum
+from connext.protocol.serialization import update_from_json
+from connext.protocol.signing import Signer
+from connext.protocol.transfers import HASHLOCK, lock_hash
+from connext.protocol.types import ETH, Address, ChannelState, NetworkContext, Update
+from connext.store import ChannelStore
+
+HASHLOCK_ADDR = checksum(b"\xa1" * 20)
+NETWORK = NetworkContext(
+    chain_id=31337,
+    channel_factory=checksum(b"\xf1" * 20),
+    channel_mastercopy=checksum(b"\xf2" * 20),
+    transfer_registry=checksum(b"\xf3" * 20),
+)
+NODE = Signer(b"\x01" * 32)  # alice
+USER = Signer(b"\x02" * 32)  # bob
+DEPOSIT = 1_000_000
+
+
+def rules() -> Rules:
+    return Rules(definitions={HASHLOCK_ADDR: HASHLOCK}, now=int(time.time()))
+
+
+class Chain:
+    """On-chain deposit totals, as the engines' deposit check reads them."""
+
+    def __init__(self) -> None:
+        self.totals = (DEPOSIT, DEPOSIT)
+
+    async def total_deposits(self, state: ChannelState, asset_id: Address) -> tuple[int, int]:
+        return self.totals
+
+
+@dataclass
+class Wire:
+    """Delivers requests between engines by address; loses some (as `faults` says) and
+    records every update each party signed."""
+
+    faults: Callable[[], str] = lambda: "deliver"
+    engines: dict[Address, ChannelEngine] = field(default_factory=dict)
+    signed: dict[tuple[str, int], set[Update]] = field(default_factory=lambda: defaultdict(set))
+
+    def endpoint(self, address: Address) -> Endpoint:
+        return Endpoint(self, address)
+
+    def record(self, body: dict[str, Any]) -> None:
+        for key in ("update", "previous"):
+            if body.get(key) is None:
+                continue
+            update = update_from_json(body[key])
+            unsigned = replace(update, alice_signature=None, bob_signature=None)
+            if update.alice_signature is not None:
+                self.signed["node", update.nonce].add(unsigned)
+            if update.bob_signature is not None:
+                self.signed["user", update.nonce].add(unsigned)
+
+
+@dataclass
+class Endpoint:
+    wire: Wire
+    address: Address
+
+    async def request(self, to: Address, method: str, body: dict[str, Any], *,
+                      timeout: float = 10.0) -> dict[str, Any]:
+        wire = self.wire
+        body = copy.deepcopy(body)
+        wire.record(body)
+        fault = wire.faults() if method == UPDATE_METHOD else "deliver"
+        if fault == "lose request":
+            raise MessagingTimeout("request lost")
+        handler = wire.engines[to].handlers()[method]
+        await asyncio.sleep(0)  # let the other side interleave
+        reply = await handler(self.address, body)
+        wire.record(reply)
+        if fault == "lose reply":
+            raise MessagingTimeout("reply lost")
+        return copy.deepcopy(reply)
+
+
+class Parties:
+    def __init__(self, tmp_path: Path, wire: Wire) -> None:
+        self.tmp_path = tmp_path
+        self.wire = wire
+        self.chain = Chain()
+        self.stores = {
+            NODE.address: ChannelStore.open(f"sqlite:///{tmp_path / 'node.sqlite'}"),
+            USER.address: ChannelStore.open(f"sqlite:///{tmp_path / 'user.sqlite'}"),
+        }
+        for signer in (NODE, USER):
+            self.restart(signer)
+        self.channel = setup_update(NODE.address, USER.address, NETWORK, 3600).channel_address
+        self.preimages: dict[bytes, bytes] = {}
+        self.count = 0
+
+    def restart(self, signer: Signer) -> None:
+        """A fresh engine on the same store: what a crashed process comes back with."""
+        self.wire.engines[signer.address] = ChannelEngine(
+            signer, self.stores[signer.address], self.wire.endpoint(signer.address), rules,
+            self.chain, request_timeout=1.0, yields_on_collision=signer is USER,
+        )
+
+    def engine(self, signer: Signer) -> ChannelEngine:
+        return self.wire.engines[signer.address]
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
+
+    async def state(self, signer: Signer) -> ChannelState:
+        stored = await self.engine(signer).channel(self.channel)
+        assert stored is not None
+        return stored.state
+
+    async def open(self) -> None:
+        await self.engine(NODE).propose_setup(
+            setup_update(NODE.address, USER.address, NETWORK, 3600))
+        await self.engine(USER).propose(self.channel, lambda state, _t: (
+            deposit_update(state, USER.address, ETH, DEPOSIT, DEPOSIT)))
+
+    async def pay(self, payer: Signer, amount: int) -> None:
+        self.count += 1
+        preimage = hashlib.sha256(b"preimage-%d" % self.count).digest()
+        transfer_id = hashlib.sha256(b"transfer-%d" % self.count).digest()
+        self.preimages[transfer_id] = preimage
+        await self.engine(payer).propose(self.channel, lambda state, _t: create_update(
+            state, payer.address, transfer_id=transfer_id, transfer_definition=HASHLOCK_ADDR,
+            asset_id=ETH, amount=amount,
+            initial_state=HASHLOCK.encode_state(lock_hash(preimage), 0), transfer_timeout=600,
+        ))
+
+    async def resolve(self, signer: Signer, pick: random.Random) -> None:
+        stored = await self.engine(signer).channel(self.channel)
+        assert stored is not None
+        mine = [t for t in stored.transfers.values() if t.responder == signer.address]
+        if not mine:
+            return
+        transfer = pick.choice(sorted(mine, key=lambda t: t.transfer_id))
+        preimage = self.preimages[transfer.transfer_id]
+        await self.engine(signer).propose(self.channel, lambda state, transfers: resolve_update(
+            state, signer.address, transfer.transfer_id, preimage))
+
+
+EXPECTED = (MessagingTimeout, ChannelBusy, errors.StaleNonce, errors.UnknownTransfer,
+            errors.InsufficientBalance, errors.DuplicateTransfer)
+
+
+async def step(parties: Parties, pick: random.Random) -> None:
+    """One or two operations at once, from random sides."""
+    async def one() -> None:
+        signer = pick.choice((NODE, USER))
+        action = pick.random()
+        try:
+            if action < 0.5:
+                await parties.pay(signer, pick.randint(1, 1000))
+            elif action < 0.9:
+                await parties.resolve(signer, pick)
+            else:
+                await parties.engine(signer).sync(parties.channel)
+        except EXPECTED:
+            pass
+
+    await asyncio.gather(*(one() for _ in range(pick.choice((1, 2, 2)))))
+    if pick.random() < 0.1:
+        parties.restart(pick.choice((NODE, USER)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_no_party_signs_two_states_at_one_nonce_whatever_the_wire_loses(
+    tmp_path: Path, seed: int
+) -> None:
+    pick = random.Random(seed)
+    lossy = False
+
+    def faults() -> str:
+        if not lossy:
+            return "deliver"
+        roll = pick.random()
+        return "lose request" if roll < 0.15 else "lose reply" if roll < 0.3 else "deliver"
+
+    wire = Wire(faults)
+    parties = Parties(tmp_path, wire)
+
+    async def scenario() -> None:
+        nonlocal lossy
+        await parties.open()
+        lossy = True
+        for _ in range(40):
+            await step(parties, pick)
+        lossy = False
+        # the wire heals: each side pays once more (finishing what it left pending first),
+        # then both compare
+        for signer in (NODE, USER):
+            await parties.pay(signer, 1)
+        for signer in (NODE, USER):
+            await parties.engine(signer).sync(parties.channel)
+
+    try:
+        asyncio.run(scenario())
+        node_state = asyncio.run(parties.state(NODE))
+        user_state = asyncio.run(parties.state(USER))
+    finally:
+        parties.close()
+
+    yielded = 0
+    for (party, nonce), updates in sorted(wire.signed.items()):
+        if party == "node" or len(updates) == 1:
+            assert len(updates) == 1, f"the {party} signed {len(updates)} updates at {nonce}"
+            continue
+        assert len(updates) == 2, f"the user signed {len(updates)} updates at {nonce}"
+        nodes = {u for u in updates if u.initiator == NODE.address}
+        assert len(nodes) == 1, f"the user signed two of its own updates at {nonce}"
+        assert wire.signed["node", nonce] == nodes, (
+            f"the node signed the update the user gave up at {nonce}")
+        yielded += 1
+    assert yielded > 0, "no collision happened: the schedule tested nothing of yielding"
+
+    assert node_state == user_state
+    balance = node_state.balance_of(ETH)
+    stored = asyncio.run(_transfers(tmp_path))
+    assert balance.alice + balance.bob + locked(stored, ETH) == 2 * DEPOSIT
+    assert node_state.nonce > 4  # setup, deposit, the two last payments and more
+
+
+async def _transfers(tmp_path: Path) -> dict[bytes, Any]:
+    store = ChannelStore.open(f"sqlite:///{tmp_path / 'node.sqlite'}")
+    try:
+        channel = setup_update(NODE.address, USER.address, NETWORK, 3600).channel_address
+        stored = await asyncio.to_thread(store.get_channel, channel)
+        assert stored is not None
+        return dict(stored.transfers)
+    finally:
+        store.close()
