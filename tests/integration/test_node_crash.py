@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from connext.client import Client
 from connext.protocol.types import ETH
 
 from .conftest import ClientFactory, NodeProcess
@@ -61,10 +62,13 @@ def test_no_payment_is_lost_or_duplicated_across_a_node_crash(
         result = await payer.transfer(payee.address, ETH, AMOUNT)
         assert result.status == "completed"
         for client in (payer, payee):
-            nonce = (await client.channel()).nonce
-            await eventually(
-                lambda c=client, n=nonce: int(node.channel(c.channel_address)["state"]
-                                              ["nonce"]) == n)
+            # read both sides each time: the payee's own resolve may still be on its way
+            # back to it when the payer already saw the payment completed
+            async def agree(c: Client = client) -> bool:
+                node_nonce = int(node.channel(c.channel_address)["state"]["nonce"])
+                return node_nonce == (await c.channel()).nonce
+
+            await eventually(agree)
             await eventually(
                 lambda c=client: not node.channel(c.channel_address)["activeTransfers"])
             view = node.channel(client.channel_address)
@@ -75,6 +79,10 @@ def test_no_payment_is_lost_or_duplicated_across_a_node_crash(
         await payer.close()
         await payee.close()
 
-    asyncio.run(scenario())
+    try:
+        asyncio.run(scenario())
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- node log (last part) ---\n"
+                             + node.output()[-8000:]) from exc
 
 
