@@ -8,10 +8,13 @@ from .client import (
     WithdrawResult,
     parse_link_code,
 )
+from .unilateral import Dispute, ExitProgress
 
 __all__ = [
     "DEFAULT_LINK_TIMEOUT",
     "Client",
+    "Dispute",
+    "ExitProgress",
     "LinkPayment",
     "PaymentResult",
     "WithdrawResult",

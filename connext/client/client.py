@@ -43,6 +43,8 @@ from ..protocol.signing import SECP256K1_N, Signer
 from ..protocol.transfers import DEFINITIONS, HASHLOCK, WITHDRAW, lock_hash
 from ..protocol.types import ETH, Address, ChannelState, Transfer, UpdateType
 from ..store import ChannelStore
+from . import unilateral
+from .unilateral import Dispute, ExitProgress
 
 log = logging.getLogger(__name__)
 
@@ -562,6 +564,39 @@ class Client:
             raise errors.UnknownTransfer(f"no active transfer 0x{transfer_id.hex()}")
         definition = DEFINITIONS[self.definition_names[transfer.transfer_definition]]
         return await self.resolve(transfer_id, definition.cancel_resolver)
+
+    # --- leaving without the node ---------------------------------------------------------
+
+    async def force_close(self) -> Dispute:
+        """Dispute our latest double-signed state on chain, from our own account (it pays
+        the gas): the way out when the node stops answering. After the channel's consensus
+        window (its `timeout`), `exit_channel` pays out. See connext/client/unilateral.py."""
+        return await unilateral.force_close(self)
+
+    async def exit_channel(self, recipient: Address | None = None) -> ExitProgress:
+        """After `force_close` and the consensus window: send what the channel owes us to
+        `recipient` (ourselves by default). Call again until `done`: a transfer still
+        locked on chain waits for its own dispute window."""
+        return await unilateral.exit_channel(self, recipient)
+
+    def resolver_we_hold(self, transfer: Transfer) -> bytes | None:
+        """The resolver that unlocks `transfer` for us, when it pays us and we can open it
+        (a payment's encrypted preimage, or the secret of a link we are redeeming)."""
+        if (transfer.responder != self.address
+                or self.definition_names.get(transfer.transfer_definition) != "Hashlock"):
+            return None
+        lock, _expiry = HASHLOCK.decode_state(transfer.initial_state)
+        routing_id = _routing_id(transfer)
+        candidates = [] if routing_id is None else [self._link_secrets.get(routing_id)]
+        encrypted = transfer.meta.get("encryptedPreimage")
+        if isinstance(encrypted, str):
+            with contextlib.suppress(Exception):  # not for us, or not a ciphertext at all
+                candidates.append(ecies.decrypt(self.signer.private_key,
+                                                parse_bytes(encrypted, "meta")))
+        for preimage in candidates:
+            if preimage is not None and len(preimage) == 32 and lock_hash(preimage) == lock:
+                return HASHLOCK.encode_resolver(preimage)
+        return None
 
     # --- withdrawals -------------------------------------------------------------------------
 

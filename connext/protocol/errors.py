@@ -176,3 +176,21 @@ def _by_code() -> dict[str, type[ProtocolError]]:
 
 
 _BY_CODE = _by_code()
+
+
+class NotDisputed(ProtocolError):
+    """Nobody disputed this channel on chain yet: there is nothing to exit from."""
+
+    code = "not_disputed"
+
+
+class DisputeWindowOpen(ProtocolError):
+    """The channel's dispute is still open on chain; exiting waits until it ends."""
+
+    code = "dispute_window_open"
+
+
+class UnknownDisputedState(ProtocolError):
+    """The state disputed on chain is not one we hold (we cannot prove anything from it)."""
+
+    code = "unknown_disputed_state"

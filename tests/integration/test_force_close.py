@@ -1,0 +1,121 @@
+"""The node stops answering: users take their money out on chain without it.
+
+This module runs on its own anvil chain: it moves the chain's clock by days.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+from connext.chain.anvil import Anvil, start_anvil
+from connext.chain.channel import ChannelContract
+from connext.chain.contracts import connect
+from connext.chain.deploy import Deployment, deploy
+from connext.client import Client
+from connext.protocol import errors
+from connext.protocol.signing import Signer
+from connext.protocol.types import ETH
+
+from .conftest import ClientFactory, NodeProcess
+from .test_payments import ETHER
+
+PAYMENT_TIMEOUT = 3600  # also the dispute window of a transfer on chain
+DAY = 86_400
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[Anvil]:
+    chain = start_anvil()
+    try:
+        yield chain
+    finally:
+        chain.stop()
+
+
+@pytest.fixture(scope="module")
+def deployment_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("force-close-chain") / "deployments.json"
+
+
+@pytest.fixture(scope="module")
+def deployment(anvil: Anvil, deployment_file: Path) -> Deployment:
+    return deploy(anvil.url, anvil.private_keys[0], deployment_file=deployment_file)
+
+
+def travel(anvil: Anvil, seconds: int) -> None:
+    anvil.increase_time(seconds)
+    anvil.mine()
+
+
+def on_chain(client: Client) -> ChannelContract:
+    state_alice, state_bob = client.node_address, client.address
+    return ChannelContract(connect(client.chain_url), client.channel_address, state_alice,
+                           state_bob)
+
+
+def test_users_exit_on_chain_with_everything_the_channel_owes_them(
+    clients: ClientFactory, node: NodeProcess, anvil: Anvil
+) -> None:
+    async def scenario() -> None:
+        payer = await clients.connect()
+        payee = await clients.connect()
+        await payer.setup()
+        await payee.setup()
+        await payer.deposit(ETH, ETHER)
+        paid = await payer.transfer(payee.address, ETH, ETHER // 10, timeout=PAYMENT_TIMEOUT)
+        assert paid.status == "completed"
+
+        # another payment is under way when the node dies: its recipient is offline, so it
+        # waits in the node; the payer's transfer to the node is locked in its channel
+        offline = await clients.connect()
+        await offline.setup()
+        await offline.close()
+        pending = await payer.transfer(offline.address, ETH, ETHER // 20, wait=1,
+                                       timeout=PAYMENT_TIMEOUT)
+        assert pending.status == "pending"
+        node.kill()
+
+        with pytest.raises(errors.NotDisputed):
+            await payee.exit_channel()
+
+        dispute = await payee.force_close()
+        state = await payee.channel()
+        assert dispute.nonce == state.nonce and dispute.transaction is not None
+        assert on_chain(payee).channel_dispute().nonce == state.nonce
+        again = await payee.force_close()  # nothing to do twice
+        assert again.transaction is None and again.nonce == dispute.nonce
+        with pytest.raises(errors.DisputeWindowOpen):
+            await payee.exit_channel()
+
+        payer_dispute = await payer.force_close()
+        travel(anvil, DAY + 60)  # the node's channel timeout is a day
+
+        cold = Web3.to_checksum_address(Signer.random().address)
+        w3 = connect(anvil.url)
+        progress = await payee.exit_channel(cold)
+        assert progress.done and progress.paid_out == {ETH: ETHER // 10}
+        assert w3.eth.get_balance(cold) == ETHER // 10
+        assert (await payee.exit_channel(cold)).paid_out == {}  # paid once
+
+        # the payer gets its balance now; its locked payment once the transfer's own
+        # dispute window is over (nobody can unlock it without the preimage)
+        before = w3.eth.get_balance(payer.address)
+        first = await payer.exit_channel()
+        assert first.paid_out == {ETH: ETHER - ETHER // 10 - ETHER // 20}
+        assert list(first.waiting) == list((await payer.active_transfers()).keys())
+        travel(anvil, PAYMENT_TIMEOUT + 60)
+        second = await payer.exit_channel()
+        assert second.done and second.paid_out == {ETH: ETHER // 20}
+        gained = w3.eth.get_balance(payer.address) - before
+        assert ETHER - ETHER // 10 - ETHER // 100 < gained < ETHER - ETHER // 10  # minus gas
+        assert payer_dispute.consensus_expiry <= anvil.block_timestamp()
+
+        for client in (payer, payee):
+            await client.close()
+
+    asyncio.run(scenario())
