@@ -14,11 +14,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..chain.channel import ChannelDispute
 from ..chain.contracts import connect
 from ..chain.deploy import Deployment, load_deployment
 from ..chain.deposits import ChainDeposits
 from ..chain.txmanager import TransactionManager
 from ..chain.watcher import DepositWatcher
+from ..chain.watchtower import Watchtower
 from ..engine import ChannelEngine, Committed
 from ..messaging import Messaging
 from ..protocol import errors
@@ -35,7 +37,7 @@ from ..protocol.serialization import (
 from ..protocol.signing import Signer
 from ..protocol.transfers import DEFINITIONS
 from ..protocol.types import Address, ChannelState, UpdateType
-from ..store import ChannelStore
+from ..store import ChannelStore, StoredChannel
 from .collateral import Collateral
 from .config import NodeConfig
 from .metrics import NodeMetrics
@@ -105,6 +107,10 @@ class Node:
             self.w3, self.store, self.deposits, self._reconcile_user_deposit,
             start_block=deployment.block_number,
         )
+        self.watchtower = Watchtower(
+            self.w3, self.store, self.address, self._answer_dispute,
+            start_block=deployment.block_number,
+        )
         self.engine.on_commit(self._on_commit)
         for method, handler in self._handlers().items():
             self._bind(method, handler)
@@ -118,6 +124,7 @@ class Node:
             log.info("recovered %d payments that were stored but not yet routed", recovered)
         self._tasks.append(asyncio.create_task(self._sweep_forever()))
         self._tasks.append(asyncio.create_task(self.watcher.run()))
+        self._tasks.append(asyncio.create_task(self.watchtower.run()))
         log.info("node %s serving on %s", self.address, cfg.nats_url)
 
     async def stop(self) -> None:
@@ -252,6 +259,17 @@ class Node:
     async def _reconcile_user_deposit(self, state: ChannelState, asset_id: Address) -> None:
         if state.alice == self.address:
             await self.collateral.reconcile(state.channel_address, asset_id)
+
+    async def _answer_dispute(self, stored: StoredChannel, dispute: ChannelDispute) -> None:
+        """The watchtower saw a stale state disputed: put our latest one on chain."""
+        update = stored.latest_update
+        if update.alice_signature is None or update.bob_signature is None:
+            log.error("channel %s: our latest update is not double-signed; cannot answer",
+                      stored.state.channel_address)
+            return
+        await self.onchain.dispute(stored.state, update.alice_signature, update.bob_signature)
+        log.warning("channel %s: answered the dispute of state %d with state %d",
+                    stored.state.channel_address, dispute.nonce, stored.state.nonce)
 
     # --- reacting to stored updates ---------------------------------------------------
 

@@ -14,7 +14,7 @@ from web3 import Web3
 
 from connext.chain.anvil import Anvil, start_anvil
 from connext.chain.channel import ChannelContract
-from connext.chain.contracts import connect
+from connext.chain.contracts import Sender, connect, contract
 from connext.chain.deploy import Deployment, deploy
 from connext.client import Client
 from connext.protocol import errors
@@ -22,7 +22,7 @@ from connext.protocol.signing import Signer
 from connext.protocol.types import ETH
 
 from .conftest import ClientFactory, NodeProcess
-from .test_payments import ETHER
+from .test_payments import ETHER, eventually
 
 PAYMENT_TIMEOUT = 3600  # also the dispute window of a transfer on chain
 DAY = 86_400
@@ -116,6 +116,45 @@ def test_users_exit_on_chain_with_everything_the_channel_owes_them(
         assert payer_dispute.consensus_expiry <= anvil.block_timestamp()
 
         for client in (payer, payee):
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_dispute_with_an_old_state_is_answered_with_the_latest(
+    clients: ClientFactory, node: NodeProcess, anvil: Anvil
+) -> None:
+    async def scenario() -> None:
+        cheat = await clients.connect()
+        payee = await clients.connect()
+        await cheat.setup()
+        await payee.setup()
+        await cheat.deposit(ETH, ETHER)
+        old = await cheat.engine.channel(cheat.channel_address)
+        assert old is not None and old.latest_update.double_signed
+        paid = await cheat.transfer(payee.address, ETH, ETHER // 2)
+        assert paid.status == "completed"
+        latest = (await cheat.channel()).nonce
+
+        # the cheat puts the state from before its payment on chain, from its own account
+        w3 = connect(anvil.url)
+        sender = Sender(w3, cheat.signer.private_key)
+        factory = contract(w3, "ChannelFactory", cheat.network.channel_factory)
+        sender.transact(factory.functions.create_channel(cheat.node_address, cheat.address))
+        channel = on_chain(cheat)
+        update = old.latest_update
+        assert update.alice_signature is not None and update.bob_signature is not None
+        sender.transact(channel.dispute_channel(old.state, update.alice_signature,
+                                                update.bob_signature))
+        assert channel.channel_dispute().nonce == old.state.nonce < latest
+
+        await eventually(lambda: channel.channel_dispute().nonce == latest, timeout=30)
+        await eventually(lambda: "answered the dispute" in node.output())  # operators see it
+
+        travel(anvil, DAY + 60)
+        progress = await cheat.exit_channel()
+        assert progress.paid_out == {ETH: ETHER - ETHER // 2}
+        for client in (cheat, payee):
             await client.close()
 
     asyncio.run(scenario())

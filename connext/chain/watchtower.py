@@ -1,0 +1,108 @@
+"""Watchtower: answers a dispute of a stale state with the latest one.
+
+A party that disputes an old state (one where it had more) would be paid by that state if
+nobody answered within the consensus window. The watchtower scans the blocks since the last
+one it processed (kept in the store, so a restart resumes) for logs of our channels'
+contracts; for each channel with activity it reads the dispute record, and when the
+disputed nonce is below the nonce of our latest double-signed state and the window is still
+open, it calls `respond` with our stored channel (which disputes the latest state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from web3 import Web3
+
+from ..protocol.types import Address
+from ..store import ChannelStore, StoredChannel
+from .channel import ChannelContract, ChannelDispute
+
+log = logging.getLogger(__name__)
+
+MAX_BLOCK_RANGE = 2_000
+ADDRESSES_PER_QUERY = 200
+
+Respond = Callable[[StoredChannel, ChannelDispute], Awaitable[None]]
+
+
+class Watchtower:
+    def __init__(
+        self,
+        w3: Web3,
+        store: ChannelStore,
+        party: Address,
+        respond: Respond,
+        *,
+        name: str = "disputes",
+        start_block: int = 0,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.w3 = w3
+        self.store = store
+        self.party = party
+        self.respond = respond
+        self.name = name
+        self.start_block = start_block
+        self.poll_interval = poll_interval
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.scan()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispute scan failed; retrying")
+            await asyncio.sleep(self.poll_interval)
+
+    async def scan(self) -> int:
+        """Process new blocks once; returns the last processed block."""
+        latest = int(await asyncio.to_thread(lambda: self.w3.eth.block_number))
+        last = await asyncio.to_thread(self.store.get_last_block, self.name)
+        first = self.start_block if last is None else last + 1
+        if first > latest:
+            return latest
+        states = await asyncio.to_thread(self.store.list_channels, party=self.party)
+        active: set[str] = set()
+        block = first
+        while block <= latest and states:
+            to = min(latest, block + MAX_BLOCK_RANGE - 1)
+            active |= await asyncio.to_thread(
+                self._with_logs, [s.channel_address for s in states], block, to)
+            block = to + 1
+        for state in states:
+            if state.channel_address.lower() in active:
+                await self._check(state.channel_address)
+        await asyncio.to_thread(self.store.set_last_block, self.name, latest)
+        return latest
+
+    async def _check(self, channel_address: Address) -> None:
+        stored = await asyncio.to_thread(self.store.get_channel, channel_address)
+        if stored is None:
+            return
+        chain = ChannelContract(self.w3, channel_address, stored.state.alice, stored.state.bob)
+        record = await asyncio.to_thread(chain.channel_dispute)
+        if record.nonce == 0 or record.nonce >= stored.state.nonce:
+            return  # no dispute, or the latest state (or one we do not know) is on chain
+        now = int(await asyncio.to_thread(lambda: self.w3.eth.get_block("latest")["timestamp"]))
+        if now >= record.consensus_expiry:
+            log.error("channel %s: stale state %d was disputed and its window is over; "
+                      "we hold %d", channel_address, record.nonce, stored.state.nonce)
+            return
+        log.warning("channel %s: stale state %d disputed; answering with %d",
+                    channel_address, record.nonce, stored.state.nonce)
+        await self.respond(stored, record)
+
+    def _with_logs(self, channels: list[Address], first: int, last: int) -> set[str]:
+        """Lower-cased addresses among `channels` that logged anything in the blocks."""
+        found: set[str] = set()
+        for chunk in range(0, len(channels), ADDRESSES_PER_QUERY):
+            addresses = [Web3.to_checksum_address(a)
+                         for a in channels[chunk:chunk + ADDRESSES_PER_QUERY]]
+            for entry in self.w3.eth.get_logs({"fromBlock": first, "toBlock": last,
+                                               "address": addresses}):
+                found.add(str(entry["address"]).lower())
+        return found
