@@ -427,11 +427,13 @@ class Client:
 
     async def _propose_create(self, transfer_id: bytes, build: Any) -> None:
         """Create our transfer; a create that landed on an earlier, interrupted attempt
-        (its random id is already in the channel) counts as done."""
+        (its random id is in the channel, active or even resolved since) counts as done."""
         try:
             await self.engine.propose(self.channel_address, build)
         except errors.DuplicateTransfer:
-            if transfer_id not in await self.active_transfers():
+            landed = await asyncio.to_thread(self.store.get_transfer, transfer_id,
+                                             channel_address=self.channel_address)
+            if landed is None or landed.initiator != self.address:
                 raise
 
     # --- link payments ---------------------------------------------------------------------

@@ -41,7 +41,14 @@ from ..protocol.serialization import (
     update_to_json,
 )
 from ..protocol.signing import Signer, verify
-from ..protocol.types import Address, ChannelState, DepositDetails, Update, UpdateType
+from ..protocol.types import (
+    Address,
+    ChannelState,
+    CreateDetails,
+    DepositDetails,
+    Update,
+    UpdateType,
+)
 from ..store import ChannelStore, StaleWrite, StoredChannel
 
 log = logging.getLogger(__name__)
@@ -201,6 +208,7 @@ class ChannelEngine:
                         stored = await self.channel(channel_address)
                         assert stored is not None
                         update = build(stored.state, stored.transfers)
+                    await self._refuse_reused_transfer_id(update)
                     return await self._run(stored, update)
             except MessagingTimeout:
                 # Safe to retry: our signed update stays pending and is re-sent as it is.
@@ -221,6 +229,21 @@ class ChannelEngine:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(landed.wait(), backoff * 4)
         raise ChannelBusy(f"channel {channel_address} stayed busy after {MAX_ATTEMPTS} tries")
+
+    async def _refuse_reused_transfer_id(self, update: Update) -> None:
+        """A transfer id is used once per channel, ever. The state machine only sees the
+        active transfers, so a create re-using the id of a resolved transfer would pass it:
+        that happens when a create that landed is rebuilt after a race (its reply lost, the
+        channel moved on and resolved it meanwhile), and would lock the funds a second time
+        (and, on chain, both would share one dispute record)."""
+        details = update.details
+        if update.type is not UpdateType.CREATE or not isinstance(details, CreateDetails):
+            return
+        existing = await asyncio.to_thread(self.store.get_transfer, details.transfer_id,
+                                           channel_address=update.channel_address)
+        if existing is not None:
+            raise errors.DuplicateTransfer(
+                f"transfer 0x{details.transfer_id.hex()} was created in this channel before")
 
     async def propose_setup(self, update: Update) -> Committed:
         """The first update of a new channel (there is no stored state to lock on yet)."""
@@ -342,6 +365,7 @@ class ChannelEngine:
                 raise errors.StaleNonce(
                     f"we are at nonce {state.nonce}; update {update.nonce} is stale"
                 )
+            await self._refuse_reused_transfer_id(update)
             rules = self.rules()
             applied = validate_update(state, transfers, update, rules)
             if update.type is UpdateType.DEPOSIT:

@@ -7,6 +7,8 @@ once and either side restarts from its store. Whatever happens:
 - the client does so only by yielding to the node: it had proposed its own update at that
   nonce, the node never took it (it refused it as busy, or never got it) and proposed its
   own there, which the client took. So there is at most one double-signed state per nonce;
+- a transfer is created once: a create retried after its reply was lost never locks the
+  funds again (even when the transfer was resolved meanwhile);
 - once the wire behaves, both sides agree on one state, and no funds were made or lost.
 
 Seeded schedules of operations and faults (thread timing still varies between runs).
@@ -18,9 +20,10 @@ import asyncio
 import copy
 import hashlib
 import random
+import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -80,6 +83,7 @@ class Wire:
     faults: Callable[[], str] = lambda: "deliver"
     engines: dict[Address, ChannelEngine] = field(default_factory=dict)
     signed: dict[tuple[str, int], set[Update]] = field(default_factory=lambda: defaultdict(set))
+    meanwhile: Callable[[], Awaitable[Any]] | None = None
 
     def endpoint(self, address: Address) -> Endpoint:
         return Endpoint(self, address)
@@ -114,6 +118,13 @@ class Endpoint:
         reply = await handler(self.address, body)
         wire.record(reply)
         if fault == "lose reply":
+            raise MessagingTimeout("reply lost")
+        if fault == "lose reply, then the node moves on":
+            # the node got the update and goes on at once (e.g. resolves the transfer
+            # just created); its request waits for our lock, the reply never comes
+            assert wire.meanwhile is not None
+            asyncio.get_running_loop().create_task(wire.meanwhile())
+            await asyncio.sleep(0.01)
             raise MessagingTimeout("reply lost")
         return copy.deepcopy(reply)
 
@@ -256,6 +267,12 @@ def test_no_party_signs_two_states_at_one_nonce_whatever_the_wire_loses(
     assert yielded > 0, "no collision happened: the schedule tested nothing of yielding"
 
     assert node_state == user_state
+    for party in ("node", "user"):
+        with sqlite3.connect(tmp_path / f"{party}.sqlite") as db:
+            twice = db.execute(
+                "SELECT transfer_id, COUNT(*) FROM transfers"
+                " GROUP BY channel_address, transfer_id HAVING COUNT(*) > 1").fetchall()
+        assert twice == [], f"the {party} holds transfers created twice: {twice}"
     balance = node_state.balance_of(ETH)
     stored = asyncio.run(_transfers(tmp_path))
     assert balance.alice + balance.bob + locked(stored, ETH) == 2 * DEPOSIT
@@ -271,3 +288,43 @@ async def _transfers(tmp_path: Path) -> dict[bytes, Any]:
         return dict(stored.transfers)
     finally:
         store.close()
+
+
+def test_a_create_whose_reply_was_lost_is_not_made_twice_after_it_was_resolved(
+    tmp_path: Path,
+) -> None:
+    """The user's payment lands at the node, the reply is lost, and the node resolves the
+    payment before the user retries: the retry must see the transfer done, not create it
+    again (that would lock the amount a second time, for good)."""
+    faults = iter(["lose reply, then the node moves on"])
+    wire = Wire(lambda: next(faults, "deliver"))
+    parties = Parties(tmp_path, wire)
+
+    async def node_resolves_it() -> None:
+        transfer_id = hashlib.sha256(b"transfer-%d" % parties.count).digest()
+        preimage = parties.preimages[transfer_id]
+        await parties.engine(NODE).propose(parties.channel, lambda state, _t: resolve_update(
+            state, NODE.address, transfer_id, preimage))
+
+    wire.meanwhile = node_resolves_it
+
+    async def scenario() -> tuple[int, int]:
+        wire.faults = lambda: "deliver"
+        await parties.open()
+        wire.faults = lambda: next(faults, "deliver")
+        before = (await parties.state(USER)).balance_of(ETH).bob
+        with pytest.raises(errors.DuplicateTransfer):  # the engine says: it exists already
+            await parties.pay(USER, 700)
+        user = await parties.engine(USER).channel(parties.channel)
+        assert user is not None and user.transfers == {}
+        return before, user.state.balance_of(ETH).bob
+
+    try:
+        before, after = asyncio.run(scenario())
+        node_state = asyncio.run(parties.state(NODE))
+    finally:
+        parties.close()
+    assert before - after == 700  # paid once
+    assert node_state.balance_of(ETH).bob == after
+    with sqlite3.connect(tmp_path / "user.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM transfers").fetchone() == (1,)
