@@ -40,11 +40,14 @@ def test_twenty_clients_pay_each_other_concurrently(clients: ClientFactory,
         for i, user in enumerate(users):
             expected = ETHER - PAYMENTS * amounts[i] + PAYMENTS * amounts[i ^ 1]
             assert await user.balances() == {ETH: expected}, i
-            ours = await user.channel()
-            # both sides agree on the nonce (the node commits right after the last reply)
-            await eventually(
-                lambda u=user, n=ours.nonce: int(node.channel(u.channel_address)["state"]["nonce"])
-                == n)
+            # both sides agree on the nonce: read both each time, as either may still be
+            # committing its last update (the node right after its reply, the user when
+            # the reply to its own resolve arrives)
+            async def agree(u: Client = user) -> bool:
+                node_nonce = int(node.channel(u.channel_address)["state"]["nonce"])
+                return node_nonce == (await u.channel()).nonce
+
+            await eventually(agree)
             theirs = node.channel(user.channel_address)["state"]
             node_side, user_side = (int(x) for x in theirs["balances"][0])
             assert user_side == expected
