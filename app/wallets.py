@@ -38,6 +38,8 @@ from .config import WebConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+GAS_FLOAT = 10**17
+"""ETH the faucet leaves in a wallet's own account for gas (local chain only)."""
 
 Account.enable_unaudited_hdwallet_features()
 
@@ -409,6 +411,22 @@ class WalletService:
             else:
                 token = contract(w3, "TestToken", asset.address)
                 receipt = sender.transact(token.functions.transfer(channel_address, amount))
+        return _tx_hash(receipt)
+
+    def fund_gas(self, wallet: Wallet) -> str | None:
+        """Make sure the wallet's own account can pay gas (for a force-close it sends
+        itself). On the local chain the faucet tops it up to GAS_FLOAT; elsewhere an
+        empty account gets a sentence saying what to do. Returns the faucet's tx hash."""
+        w3 = connect(self.config.chain_url)
+        held = int(w3.eth.get_balance(w3.to_checksum_address(wallet.address)))
+        if held >= GAS_FLOAT // 10:
+            return None
+        if not self.faucet_enabled or self.config.faucet_key is None:
+            raise InputError("form", f"Your account {wallet.address} needs a little ETH to "
+                                     "pay the gas for this; send some to it first.")
+        with self._faucet_lock:
+            receipt = Sender(w3, self.config.faucet_key).send_eth(wallet.address,
+                                                                  GAS_FLOAT - held)
         return _tx_hash(receipt)
 
 

@@ -6,10 +6,11 @@ from typing import Any
 
 from flask import Flask, g, request
 
-from . import demo, deposit, home, links, send, settings, withdraw
+from . import close, demo, deposit, home, links, send, settings, withdraw
 from .common import current_wallet
 
-BLUEPRINTS = (home.bp, deposit.bp, send.bp, links.bp, withdraw.bp, settings.bp, demo.bp)
+BLUEPRINTS = (home.bp, deposit.bp, send.bp, links.bp, withdraw.bp, settings.bp, demo.bp,
+              close.bp)
 
 
 def register(app: Flask) -> None:

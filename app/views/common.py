@@ -65,6 +65,9 @@ MESSAGES = {
     "unknown_link": "This link does not exist on this network.",
     "invalid_link": "This is not a valid payment link.",
     "not_link_creator": "Only the wallet that created a link can cancel it.",
+    "not_disputed": "The channel is not disputed on chain yet: force-close it first.",
+    "dispute_window_open": "The dispute window is still open; exit once it has ended.",
+    "unknown_disputed_state": "The chain holds a channel state this wallet does not have.",
 }
 
 

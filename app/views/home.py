@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, render_template
 
+from connext.chain.channel import ChannelContract
 from connext.chain.contracts import connect
 from connext.protocol.types import ChannelState
+from connext.store import StoredChannel
 
 from ..assets import Asset
 from ..wallets import Wallet, WalletService
@@ -123,7 +125,12 @@ def activity_partial() -> str:
 
 
 @bp.get("/channel")
-def inspector() -> str:
+def inspector() -> tuple[str, int]:
+    return inspector_page()
+
+
+def inspector_page(status: int = 200, **extra: Any) -> tuple[str, int]:
+    """The inspector; `extra` carries the outcome of a force-close or exit form."""
     service, wallet = wallets(), current_wallet()
 
     async def load() -> dict[str, Any]:
@@ -136,18 +143,34 @@ def inspector() -> str:
 
     try:
         view = service.run(load())
-        view["onchain"] = onchain_status(service, view["channel_address"])
+        view["onchain"] = onchain_status(service, view["channel_address"], view["stored"])
     except Exception as exc:
-        return render_template("inspector.html", error=explain(exc))
-    return render_template("inspector.html", **view, assets=service.assets())
+        return render_template("inspector.html", error=explain(exc), **extra), status
+    return render_template("inspector.html", **view, assets=service.assets(),
+                           faucet=service.faucet_enabled, **extra), status
 
 
-def onchain_status(service: WalletService, channel_address: str) -> dict[str, Any]:
+def onchain_status(service: WalletService, channel_address: str,
+                   stored: StoredChannel) -> dict[str, Any]:
+    """The channel's contract as the chain sees it: deployed, what it holds, its dispute
+    (nonce, when the window ends, whether it is over) and the block time."""
     w3 = connect(service.config.chain_url)
     code = w3.eth.get_code(w3.to_checksum_address(channel_address))
     held = {asset.symbol: asset.format(_holding(w3, asset, channel_address))
             for asset in service.assets().values()}
-    return {"deployed": len(code) > 0, "held": held}
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    dispute = None
+    if len(code) > 0:
+        state = stored.state
+        record = ChannelContract(w3, channel_address, state.alice, state.bob).channel_dispute()
+        if record.nonce > 0:
+            dispute = {"nonce": record.nonce, "until": _utc(record.consensus_expiry),
+                       "over": now >= record.consensus_expiry}
+    return {"deployed": len(code) > 0, "held": held, "dispute": dispute, "now": _utc(now)}
+
+
+def _utc(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _holding(w3: Any, asset: Asset, owner: str) -> int:

@@ -1,0 +1,77 @@
+"""The node stops answering and the user takes the money out from the channel inspector.
+
+This module runs its own stack: it moves the chain's clock by a day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from eth_account import Account
+from playwright.sync_api import Browser, Page, expect
+from web3 import Web3
+
+from tests.fullstack import FullStack
+
+from .test_wallet import ETHER, SLOW, address_of, faucet, send
+
+DAY = 86_400
+
+
+@pytest.fixture(scope="module")
+def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullStack]:
+    with FullStack(tmp_path_factory.mktemp("force-close-stack")) as running:
+        yield running
+
+
+def test_force_close_and_exit_from_the_inspector_without_the_node(
+        browser: Browser, own_stack: FullStack,
+        screenshot: Callable[[Page, str], None]) -> None:
+    context = browser.new_context(base_url=own_stack.web_url)
+    other = browser.new_context(base_url=own_stack.web_url)
+    try:
+        page, friend = context.new_page(), other.new_page()
+        for p in (page, friend):
+            p.goto("/")
+            expect(p.get_by_test_id("balance-ETH")).to_be_visible()
+        faucet(page)
+        send(page, address_of(friend), "0.25")
+        expect(friend.get_by_test_id("balance-ETH")).to_have_text("0.25", timeout=SLOW)
+
+        page.goto("/channel")
+        leave = page.get_by_test_id("leave")
+        leave.get_by_role("button", name="Force close").click()  # not confirmed yet
+        expect(page.locator("#confirm-error")).to_contain_text("Tick the box")
+        screenshot(page, "inspector-leave")
+
+        assert own_stack.node is not None
+        own_stack.node.stop()  # the node stops answering
+        leave = page.get_by_test_id("leave")
+        leave.get_by_label("I understand").check()
+        leave.get_by_role("button", name="Force close").click()
+        expect(page.get_by_test_id("disputed")).to_contain_text("nonce", timeout=SLOW)
+        expect(page.get_by_test_id("dispute-status")).to_contain_text("after")
+        nonce = int(page.get_by_test_id("nonce").text_content() or "")
+        assert f"nonce {nonce}" in (page.get_by_test_id("disputed").text_content() or "")
+
+        own_stack.anvil.increase_time(DAY + 60)  # the dispute window ends
+        own_stack.anvil.mine()
+        page.goto("/channel")
+        expect(page.get_by_test_id("dispute-status")).to_contain_text("take your funds out")
+        cold = Account.create().address
+        page.get_by_label("Send to address").fill("0x1234")
+        page.get_by_role("button", name="Exit").click()
+        expect(page.locator("#to-error")).to_contain_text("not an Ethereum address")
+        page.get_by_label("Send to address").fill(cold)
+        page.get_by_role("button", name="Exit").click()
+        expect(page.get_by_test_id("exited")).to_contain_text("Sent 0.75 ETH", timeout=SLOW)
+        screenshot(page, "inspector-exited")
+        w3 = Web3(Web3.HTTPProvider(own_stack.chain_url))
+        assert w3.eth.get_balance(cold) == ETHER * 3 // 4
+        page.get_by_role("button", name="Exit").click()  # nothing is paid twice
+        expect(page.get_by_test_id("exited")).to_contain_text("Nothing more to send")
+        assert w3.eth.get_balance(cold) == ETHER * 3 // 4
+    finally:
+        context.close()
+        other.close()
