@@ -125,3 +125,22 @@ def test_forms_refuse_a_post_without_the_csrf_token(tmp_path: Path) -> None:
         assert ok.status_code == 200 and 'data-testid="new-token"' in ok.get_data(as_text=True)
     finally:
         app.extensions["connext.wallets"].close()
+
+
+def test_every_wallet_form_refuses_a_post_without_the_csrf_token(tmp_path: Path) -> None:
+    """Not only the forms someone remembered: every POST route outside the token API,
+    including the ones that move funds on chain (force-close, exit)."""
+    app = create_app(config(tmp_path))
+    try:
+        browser = app.test_client()
+        address(browser)
+        routes = sorted(rule.rule for rule in app.url_map.iter_rules()
+                        if "POST" in (rule.methods or set()) and not rule.rule.startswith("/api/")
+                        and "<" not in rule.rule)
+        assert {"/channel/force-close", "/channel/exit", "/send", "/withdraw"} <= set(routes)
+        for route in routes:
+            response = browser.post(route, data={"confirm": "yes", "to": "0x" + "11" * 20})
+            assert response.status_code == 400, route
+            assert "CSRF" in response.get_data(as_text=True), route
+    finally:
+        app.extensions["connext.wallets"].close()
