@@ -192,16 +192,22 @@ class WalletService:
         return self._deployment
 
     def node_address(self) -> Address:
+        """The node's address, from its HTTP API; remembered in the data directory, so
+        wallets open (and can force-close) while the node is down."""
         if self._node_address is None:
             import json
             import urllib.request
 
+            remembered = self.config.data_dir / "node-address"
             try:
                 with urllib.request.urlopen(f"{self.config.node_url}/config", timeout=5) as r:
                     self._node_address = json.loads(r.read())["address"]
+                remembered.write_text(str(self._node_address))
             except Exception as exc:
-                raise NodeUnreachable("The node is not reachable right now; try again in "
-                                      "a moment.") from exc
+                if not remembered.exists():
+                    raise NodeUnreachable("The node is not reachable right now; try again "
+                                          "in a moment.") from exc
+                self._node_address = Address(remembered.read_text().strip())
         assert self._node_address is not None
         return self._node_address
 
@@ -387,6 +393,8 @@ class WalletService:
                     log.exception("event listener failed")
 
         client.on("*", forward)
+        if await client.engine.channel(client.channel_address) is not None:
+            return client  # it came online (or works from its copy while the node is down)
         try:
             await client.setup()
         except errors.ChannelNotSetUp:

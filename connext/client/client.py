@@ -29,7 +29,7 @@ from ..chain.contracts import Sender, connect, contract
 from ..chain.deploy import Deployment
 from ..chain.deposits import ChainDeposits
 from ..engine import ChannelEngine, Committed
-from ..messaging import Messaging, RemoteError
+from ..messaging import Messaging, MessagingTimeout, NoResponders, RemoteError
 from ..protocol import errors
 from ..protocol.channel import (
     Rules,
@@ -207,7 +207,12 @@ class Client:
         self._connected = True
         self._claimer = asyncio.get_running_loop().create_task(self._claim_forever())
         if await self.engine.channel(self.channel_address) is not None:
-            await self._come_online()
+            try:
+                await self._come_online()
+            except (NoResponders, MessagingTimeout) as exc:
+                # the node is down: the local copy still shows the channel and can
+                # force-close it; `sync()` (or the next payment) catches up later
+                log.info("node not answering (%s); working from the local copy", exc)
 
     async def close(self) -> None:
         if self._connected:

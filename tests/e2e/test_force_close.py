@@ -46,7 +46,10 @@ def test_force_close_and_exit_from_the_inspector_without_the_node(
         screenshot(page, "inspector-leave")
 
         assert own_stack.node is not None
-        own_stack.node.stop()  # the node stops answering
+        own_stack.node.stop()  # the node stops answering, and the wallet server restarts:
+        own_stack.restart_web()  # the wallet opens from its own copy of the channel
+        page.goto("/channel")
+        expect(page.get_by_test_id("nonce")).to_be_visible()
         leave = page.get_by_test_id("leave")
         leave.get_by_label("I understand").check()
         leave.get_by_role("button", name="Force close").click()

@@ -79,6 +79,10 @@ def test_users_exit_on_chain_with_everything_the_channel_owes_them(
                                        timeout=PAYMENT_TIMEOUT)
         assert pending.status == "pending"
         node.kill()
+        # a client started while the node is down works from its own copy
+        await payee.close()
+        payee = await clients.connect(payee.signer, payee.database_url)
+        assert await payee.balances() == {ETH: ETHER // 10}
 
         with pytest.raises(errors.NotDisputed):
             await payee.exit_channel()
