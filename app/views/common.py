@@ -68,6 +68,7 @@ MESSAGES = {
     "not_disputed": "The channel is not disputed on chain yet: force-close it first.",
     "dispute_window_open": "The dispute window is still open; exit once it has ended.",
     "unknown_disputed_state": "The chain holds a channel state this wallet does not have.",
+    "channel_disputed": "This channel is being closed on chain; it takes no more payments.",
 }
 
 

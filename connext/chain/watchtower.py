@@ -5,7 +5,8 @@ nobody answered within the consensus window. The watchtower scans the blocks sin
 one it processed (kept in the store, so a restart resumes) for logs of our channels'
 contracts; for each channel with activity it reads the dispute record, and when the
 disputed nonce is below the nonce of our latest double-signed state and the window is still
-open, it calls `respond` with our stored channel (which disputes the latest state).
+open, it calls `respond` with our stored channel (which disputes the latest state). Every
+disputed channel is reported to `on_disputed` first (the node stops updating it).
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from web3 import Web3
 from ..protocol.types import Address
 from ..store import ChannelStore, StoredChannel
 from .channel import ChannelContract, ChannelDispute
+from .contracts import contract
 
 log = logging.getLogger(__name__)
 
 MAX_BLOCK_RANGE = 2_000
 ADDRESSES_PER_QUERY = 200
+ZERO_ADDRESS = "0x" + "00" * 20
 
 Respond = Callable[[StoredChannel, ChannelDispute], Awaitable[None]]
 
@@ -39,6 +42,7 @@ class Watchtower:
         name: str = "disputes",
         start_block: int = 0,
         poll_interval: float = 1.0,
+        on_disputed: Callable[[Address], None] | None = None,
     ) -> None:
         self.w3 = w3
         self.store = store
@@ -47,6 +51,29 @@ class Watchtower:
         self.name = name
         self.start_block = start_block
         self.poll_interval = poll_interval
+        self.on_disputed = on_disputed
+
+    async def recover(self) -> int:
+        """At startup: find every dispute of our channels since `start_block` (logs of
+        earlier scans are not read again) and check it; returns how many channels."""
+        latest = int(await asyncio.to_thread(lambda: self.w3.eth.block_number))
+        ours = {s.channel_address.lower(): s.channel_address for s in
+                await asyncio.to_thread(self.store.list_channels, party=self.party)}
+        found: set[str] = set()
+        block = self.start_block
+        while block <= latest and ours:
+            to = min(latest, block + MAX_BLOCK_RANGE - 1)
+            found |= await asyncio.to_thread(self._disputed_in, block, to)
+            block = to + 1
+        disputed = [ours[a] for a in sorted(found) if a in ours]
+        for address in disputed:
+            await self._check(address)
+        return len(disputed)
+
+    def _disputed_in(self, first: int, last: int) -> set[str]:
+        topic = contract(self.w3, "ChannelMastercopy", ZERO_ADDRESS).events.ChannelDisputed.topic
+        logs = self.w3.eth.get_logs({"fromBlock": first, "toBlock": last, "topics": [topic]})
+        return {str(entry["address"]).lower() for entry in logs}
 
     async def run(self) -> None:
         while True:
@@ -85,8 +112,16 @@ class Watchtower:
             return
         chain = ChannelContract(self.w3, channel_address, stored.state.alice, stored.state.bob)
         record = await asyncio.to_thread(chain.channel_dispute)
-        if record.nonce == 0 or record.nonce >= stored.state.nonce:
-            return  # no dispute, or the latest state (or one we do not know) is on chain
+        if record.nonce == 0:
+            return
+        if self.on_disputed is not None:
+            # stop updating the channel first, then compare: an update that landed before
+            # this is in `latest`, none can land after
+            self.on_disputed(channel_address)
+            latest = await asyncio.to_thread(self.store.get_channel, channel_address)
+            stored = latest or stored
+        if record.nonce >= stored.state.nonce:
+            return  # the latest state (or one we do not know) is on chain
         now = int(await asyncio.to_thread(lambda: self.w3.eth.get_block("latest")["timestamp"]))
         if now >= record.consensus_expiry:
             log.error("channel %s: stale state %d was disputed and its window is over; "

@@ -208,6 +208,14 @@ class Client:
         self._claimer = asyncio.get_running_loop().create_task(self._claim_forever())
         if await self.engine.channel(self.channel_address) is not None:
             try:
+                disputed = await asyncio.to_thread(unilateral.disputed_on_chain, self)
+            except Exception as exc:  # the chain is unreachable: the node would refuse
+                log.info("cannot read the channel's dispute on chain: %s", exc)
+                disputed = False
+            if disputed:
+                self.engine.disputed.add(self.channel_address)  # closing: no more updates
+                return
+            try:
                 await self._come_online()
             except (NoResponders, MessagingTimeout) as exc:
                 # the node is down: the local copy still shows the channel and can
@@ -360,6 +368,7 @@ class Client:
         meta: dict[str, Any] | None = None,
     ) -> PaymentResult:
         """Pay `recipient` through the node; with `wait`, until it is paid or refunded."""
+        self._check_open()
         reply = await self._request("party.public_key", {"address": recipient})
         public_key = parse_bytes(reply.get("publicKey"), "publicKey", 65)
         if keccak(public_key[1:])[12:] != bytes.fromhex(recipient[2:]):
@@ -401,6 +410,7 @@ class Client:
                      wait: float | None) -> PaymentResult:
         """Create a routed transfer to the node (meta names a recipient, or a link signer);
         with `wait`, until the node settles it."""
+        self._check_open()
         if amount <= 0:
             raise errors.InvalidAmount("an amount must be positive")
         if definition not in self.definition_address:
@@ -573,6 +583,10 @@ class Client:
         return await self.resolve(transfer_id, definition.cancel_resolver)
 
     # --- leaving without the node ---------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.channel_address in self.engine.disputed:
+            raise errors.ChannelDisputed()
 
     async def force_close(self) -> Dispute:
         """Dispute our latest double-signed state on chain, from our own account (it pays

@@ -63,9 +63,19 @@ class ExitProgress:
 
 
 async def force_close(client: Client) -> Dispute:
-    """Dispute our latest double-signed state on chain."""
-    stored = await _stored(client)
+    """Dispute our latest double-signed state on chain. From then on the channel takes no
+    more updates (a later state would not count)."""
+    client.engine.disputed.add(client.channel_address)
+    async with client.engine.lock(client.channel_address):  # no update of ours in flight
+        stored = await _stored(client)
     return await asyncio.to_thread(_OnChain(client, stored).dispute)
+
+
+def disputed_on_chain(client: Client) -> bool:
+    """Whether the client's channel is disputed on chain (a blocking read)."""
+    channel = ChannelContract(client.w3, client.channel_address, client.node_address,
+                              client.address)
+    return channel.is_deployed() and channel.channel_dispute().nonce > 0
 
 
 async def exit_channel(client: Client, recipient: Address | None = None) -> ExitProgress:

@@ -135,6 +135,9 @@ class ChannelEngine:
         self._landed: dict[Address, asyncio.Event] = {}
         self._cache: dict[Address, StoredChannel] = {}
         self._listeners: list[Listener] = []
+        self.disputed: set[Address] = set()
+        """Channels disputed on chain: no update is proposed or countersigned in them any
+        more (a later state would not count, or would have to be disputed again)."""
 
     # --- wiring -----------------------------------------------------------------------
 
@@ -189,6 +192,8 @@ class ChannelEngine:
         `build` is called again after every catch-up, so it must derive the update from
         the state it is given. Protocol errors of our own update propagate unchanged.
         """
+        if channel_address in self.disputed:
+            raise errors.ChannelDisputed()
         timeouts = 0
         for attempt in range(MAX_ATTEMPTS):
             try:
@@ -337,6 +342,8 @@ class ChannelEngine:
             raise errors.InvalidUpdate("the update's initiator is not the message's sender")
         if update.responder != self.address:
             raise errors.InvalidUpdate("the update is not addressed to us")
+        if update.channel_address in self.disputed:
+            raise errors.ChannelDisputed()
         previous = body.get("previous")
         lock = self.lock(update.channel_address)
         if lock.locked() and not self.yields_on_collision:

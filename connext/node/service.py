@@ -109,7 +109,7 @@ class Node:
         )
         self.watchtower = Watchtower(
             self.w3, self.store, self.address, self._answer_dispute,
-            start_block=deployment.block_number,
+            start_block=deployment.block_number, on_disputed=self.engine.disputed.add,
         )
         self.engine.on_commit(self._on_commit)
         for method, handler in self._handlers().items():
@@ -124,6 +124,10 @@ class Node:
             log.info("recovered %d payments that were stored but not yet routed", recovered)
         self._tasks.append(asyncio.create_task(self._sweep_forever()))
         self._tasks.append(asyncio.create_task(self.watcher.run()))
+        disputed = await self.watchtower.recover()
+        if disputed:
+            log.warning("%d channels are disputed on chain: they take no more updates",
+                        disputed)
         self._tasks.append(asyncio.create_task(self.watchtower.run()))
         log.info("node %s serving on %s", self.address, cfg.nats_url)
 

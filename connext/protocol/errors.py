@@ -194,3 +194,12 @@ class UnknownDisputedState(ProtocolError):
     """The state disputed on chain is not one we hold (we cannot prove anything from it)."""
 
     code = "unknown_disputed_state"
+
+
+class ChannelDisputed(ProtocolError):
+    """The channel is disputed on chain: it takes no more updates, only its exit."""
+
+    code = "channel_disputed"
+
+    def __init__(self, message: str = "this channel is being closed on chain") -> None:
+        super().__init__(message)

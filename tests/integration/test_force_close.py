@@ -17,6 +17,7 @@ from connext.chain.channel import ChannelContract
 from connext.chain.contracts import Sender, connect, contract
 from connext.chain.deploy import Deployment, deploy
 from connext.client import Client
+from connext.messaging import RemoteError
 from connext.protocol import errors
 from connext.protocol.signing import Signer
 from connext.protocol.types import ETH
@@ -91,6 +92,8 @@ def test_users_exit_on_chain_with_everything_the_channel_owes_them(
         state = await payee.channel()
         assert dispute.nonce == state.nonce and dispute.transaction is not None
         assert on_chain(payee).channel_dispute().nonce == state.nonce
+        with pytest.raises(errors.ChannelDisputed):  # the channel takes no more payments
+            await payee.transfer(payer.address, ETH, 1)
         again = await payee.force_close()  # nothing to do twice
         assert again.transaction is None and again.nonce == dispute.nonce
         with pytest.raises(errors.DisputeWindowOpen):
@@ -154,6 +157,14 @@ def test_a_dispute_with_an_old_state_is_answered_with_the_latest(
 
         await eventually(lambda: channel.channel_dispute().nonce == latest, timeout=30)
         await eventually(lambda: "answered the dispute" in node.output())  # operators see it
+
+        # the node takes no more updates in the disputed channel, also after a restart
+        node.stop()
+        node.start()
+        with pytest.raises(RemoteError) as refused:
+            await cheat.transfer(payee.address, ETH, 1)
+        assert refused.value.code == "channel_disputed"
+        assert (await cheat.channel()).nonce == latest
 
         travel(anvil, DAY + 60)
         progress = await cheat.exit_channel()
