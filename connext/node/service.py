@@ -40,6 +40,7 @@ from ..protocol.types import Address, ChannelState, UpdateType
 from ..store import ChannelStore, StoredChannel
 from .collateral import Collateral
 from .config import NodeConfig
+from .exits import NodeExits
 from .metrics import NodeMetrics
 from .onchain import NodeChain
 from .routing import Router, routing_id_of
@@ -107,6 +108,7 @@ class Node:
             self.w3, self.store, self.deposits, self._reconcile_user_deposit,
             start_block=deployment.block_number,
         )
+        self.exits = NodeExits(self.w3, self.store, self.engine, self.txs)
         self.watchtower = Watchtower(
             self.w3, self.store, self.address, self._answer_dispute,
             start_block=deployment.block_number, on_disputed=self.engine.disputed.add,
@@ -129,6 +131,7 @@ class Node:
             log.warning("%d channels are disputed on chain: they take no more updates",
                         disputed)
         self._tasks.append(asyncio.create_task(self.watchtower.run()))
+        self._tasks.append(asyncio.create_task(self.exits.run()))
         log.info("node %s serving on %s", self.address, cfg.nats_url)
 
     async def stop(self) -> None:

@@ -167,8 +167,14 @@ def test_a_dispute_with_an_old_state_is_answered_with_the_latest(
         assert (await cheat.channel()).nonce == latest
 
         travel(anvil, DAY + 60)
+        node_before = w3.eth.get_balance(cheat.node_address)
         progress = await cheat.exit_channel()
         assert progress.paid_out == {ETH: ETHER - ETHER // 2}
+        # the node takes its share out by itself: nothing stays stranded in the contract
+        await eventually(lambda: w3.eth.get_balance(channel.address) == 0, timeout=60)
+        assert channel.exitable(ETH, cheat.node_address) == 0
+        gained = w3.eth.get_balance(cheat.node_address) - node_before
+        assert ETHER // 2 - ETHER // 100 < gained <= ETHER // 2  # less the gas it paid
         for client in (cheat, payee):
             await client.close()
 

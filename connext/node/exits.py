@@ -1,0 +1,96 @@
+"""The node's share of a channel disputed on chain: taken out once the window is over.
+
+A disputed channel takes no more updates; after its consensus window the node defunds it,
+settles the transfers of the disputed state (a payment it already paid forward is
+resolved on chain with the recipient's preimage, anything else is refunded after its own
+dispute window) and exits its balance to its own account, so no collateral stays stranded.
+Transactions go through the node's transaction manager. Idempotent: a channel is retried
+until nothing waits, also after a restart (the watchtower finds disputed channels again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from web3 import Web3
+from web3.contract.contract import ContractFunction
+
+from ..chain.exit import ChannelExit
+from ..chain.txmanager import TransactionManager
+from ..engine import ChannelEngine
+from ..protocol import errors
+from ..protocol.types import Address, Transfer
+from ..store import ChannelStore
+from .routing import routing_id_of
+
+log = logging.getLogger(__name__)
+
+
+class NodeExits:
+    def __init__(self, w3: Web3, store: ChannelStore, engine: ChannelEngine,
+                 txs: TransactionManager, *, interval: float = 5.0) -> None:
+        self.w3 = w3
+        self.store = store
+        self.engine = engine
+        self.txs = txs
+        self.address = engine.address
+        self.interval = interval
+        self.done: set[Address] = set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("exiting disputed channels failed; retrying")
+            await asyncio.sleep(self.interval)
+
+    async def sweep(self) -> None:
+        for channel_address in sorted(self.engine.disputed - self.done):
+            await self._exit(channel_address)
+
+    async def _exit(self, channel_address: Address) -> None:
+        stored = await asyncio.to_thread(self.store.get_channel, channel_address)
+        if stored is None:
+            return
+        openers = {t.transfer_id: await asyncio.to_thread(self._resolver, t)
+                   for t in stored.transfers.values()}
+        loop = asyncio.get_running_loop()
+
+        def send(call: ContractFunction) -> Any:
+            submitted = self.txs.submit(call, purpose="exit", channel=channel_address)
+            return asyncio.run_coroutine_threadsafe(submitted, loop).result()
+
+        exit_ = ChannelExit(self.w3, stored, self.address, send)
+        try:
+            progress = await asyncio.to_thread(exit_.exit, self.address, openers)
+        except errors.DisputeWindowOpen:
+            return
+        except errors.ProtocolError as exc:
+            log.warning("channel %s: cannot exit yet: %s", channel_address, exc.message)
+            return
+        if progress.paid_out:
+            log.warning("channel %s: took %s out of the disputed channel", channel_address,
+                        ", ".join(f"{amount} of {asset}"
+                                  for asset, amount in progress.paid_out.items()))
+        if progress.done:
+            self.done.add(channel_address)
+
+    def _resolver(self, transfer: Transfer) -> bytes | None:
+        """For a payment to the node that the node already paid forward: the recipient's
+        resolver (same lock), so the node is paid on chain too."""
+        if transfer.responder != self.address:
+            return None
+        routing_id = routing_id_of(transfer)
+        routing = None if routing_id is None else self.store.get_routing(routing_id)
+        if routing is None or routing.recipient_transfer_id is None:
+            return None
+        forward = self.store.get_transfer(routing.recipient_transfer_id,
+                                          channel_address=routing.recipient_channel)
+        if forward is None or forward.resolver is None or forward.balance.amount[1] == 0:
+            return None
+        return forward.resolver
