@@ -10,6 +10,7 @@ node never signs a commitment before checking it against the stored transfer.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -125,6 +126,8 @@ class Reclaims:
         self._inflight.add(key)
         try:
             me = self.engine.signer
+            # one id for every attempt: a retry after a lost reply must not reclaim twice
+            transfer_id = os.urandom(32)
 
             def build(current: ChannelState, _t: Any) -> Any:
                 nonce = current.nonce + 1
@@ -135,13 +138,14 @@ class Reclaims:
                 initial = WITHDRAW.encode_state(me.sign(commitment), me.address, current.bob,
                                                 commitment, nonce, 0)
                 return create_update(
-                    current, me.address, transfer_id=os.urandom(32),
+                    current, me.address, transfer_id=transfer_id,
                     transfer_definition=self.definition, asset_id=asset_id, amount=amount,
                     initial_state=initial, transfer_timeout=self.timeout,
                     meta={"recipient": me.address, "reclaim": str(amount)},
                 )
 
-            await self.engine.propose(state.channel_address, build)
+            with contextlib.suppress(errors.DuplicateTransfer):  # it landed before
+                await self.engine.propose(state.channel_address, build)
         finally:
             self._inflight.discard(key)
 
