@@ -41,6 +41,7 @@ async def wallet_view(service: WalletService, wallet: Wallet, *,
     events = latest_per_payment([e for e in events if e.kind in LABELS])[:activity]
     return {
         "state": state,
+        "closing": client.channel_address in client.engine.disputed,
         "channel_address": client.channel_address,
         "balances": balances(service, state),
         "activity": [describe_event(service, e.kind, dict(e.payload), e.created_at, e.id)

@@ -5,6 +5,7 @@ This module runs its own stack: it moves the chain's clock by a day.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -57,6 +58,14 @@ def test_force_close_and_exit_from_the_inspector_without_the_node(
         expect(page.get_by_test_id("dispute-status")).to_contain_text("after")
         nonce = int(page.get_by_test_id("nonce").text_content() or "")
         assert f"nonce {nonce}" in (page.get_by_test_id("disputed").text_content() or "")
+        page.goto("/")
+        expect(page.get_by_test_id("channel-status")).to_contain_text("closing on chain")
+        page.goto("/send")  # the channel takes no more payments
+        page.get_by_label("Recipient").fill(address_of(friend))
+        page.get_by_label("Amount").fill("0.1")
+        page.get_by_role("button", name="Review").click()
+        page.get_by_role("button", name=re.compile(r"^Send ")).click()
+        expect(page.locator("body")).to_contain_text("being closed on chain")
 
         own_stack.anvil.increase_time(DAY + 60)  # the dispute window ends
         own_stack.anvil.mine()
