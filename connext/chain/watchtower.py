@@ -42,7 +42,7 @@ class Watchtower:
         name: str = "disputes",
         start_block: int = 0,
         poll_interval: float = 1.0,
-        on_disputed: Callable[[Address], None] | None = None,
+        on_disputed: Callable[[Address], Awaitable[None]] | None = None,
     ) -> None:
         self.w3 = w3
         self.store = store
@@ -115,9 +115,9 @@ class Watchtower:
         if record.nonce == 0:
             return
         if self.on_disputed is not None:
-            # stop updating the channel first, then compare: an update that landed before
-            # this is in `latest`, none can land after
-            self.on_disputed(channel_address)
+            # stop updating the channel first (and let an update in flight finish), then
+            # compare: an update that landed before this is in `latest`, none can after
+            await self.on_disputed(channel_address)
             latest = await asyncio.to_thread(self.store.get_channel, channel_address)
             stored = latest or stored
         if record.nonce >= stored.state.nonce:

@@ -111,7 +111,7 @@ class Node:
         self.exits = NodeExits(self.w3, self.store, self.engine, self.txs)
         self.watchtower = Watchtower(
             self.w3, self.store, self.address, self._answer_dispute,
-            start_block=deployment.block_number, on_disputed=self.engine.disputed.add,
+            start_block=deployment.block_number, on_disputed=self._stop_updating,
         )
         self.engine.on_commit(self._on_commit)
         for method, handler in self._handlers().items():
@@ -266,6 +266,13 @@ class Node:
     async def _reconcile_user_deposit(self, state: ChannelState, asset_id: Address) -> None:
         if state.alice == self.address:
             await self.collateral.reconcile(state.channel_address, asset_id)
+
+    async def _stop_updating(self, channel_address: Address) -> None:
+        """A channel was disputed on chain: refuse every further update in it, and wait
+        for the one in flight (if any) to finish."""
+        self.engine.disputed.add(channel_address)
+        async with self.engine.lock(channel_address):
+            pass
 
     async def _answer_dispute(self, stored: StoredChannel, dispute: ChannelDispute) -> None:
         """The watchtower saw a stale state disputed: put our latest one on chain."""
