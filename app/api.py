@@ -47,7 +47,8 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 WALLET = "/v1/wallets/<address>"
 BEARER = {"WWW-Authenticate": 'Bearer realm="connext"'}
 CONFLICT_CODES = {"duplicate_transfer", "stale_nonce", "channel_already_set_up",
-                  "link_already_claimed", "link_cancelled"}
+                  "link_already_claimed", "link_cancelled", "channel_disputed",
+                  "not_disputed", "dispute_window_open", "unknown_disputed_state"}
 NOT_FOUND_CODES = {"unknown_transfer", "unknown_link"}
 RESERVED_META = ("recipient", "routingId", "encryptedPreimage", "link", "sender")
 DEFAULT_WAIT = 30
@@ -106,7 +107,7 @@ def to_api_error(exc: BaseException) -> ApiError:
         return _http_error(exc)
     if isinstance(exc, InputError):
         return invalid("invalid_input", _sentence(exc.message),
-                       FORM_FIELDS.get(exc.field, exc.field))
+                       None if exc.field == "form" else FORM_FIELDS.get(exc.field, exc.field))
     if isinstance(exc, NodeUnreachable):
         return ApiError(503, "node_unreachable", _sentence(explain(exc)))
     if isinstance(exc, RemoteError) and exc.code in ("internal_error", "messaging_error"):
@@ -520,6 +521,36 @@ def withdraw(address: str) -> tuple[Response, int]:
     return jsonify({"transferId": hexb(result.transfer_id),
                     "transactionHash": result.transaction_hash,
                     "status": result.status}), 201
+
+
+@bp.post(f"{WALLET}/force-close")
+def force_close(address: str) -> Response:
+    wallet = _authorize(address)
+    service = _service()
+    service.fund_gas(wallet)
+
+    async def dispute() -> Any:
+        return await (await service.client(wallet)).force_close()
+
+    result = _run(dispute(), timeout=120)
+    return jsonify({"nonce": result.nonce, "consensusExpiry": result.consensus_expiry,
+                    "transactionHash": result.transaction})
+
+
+@bp.post(f"{WALLET}/exit")
+def exit_channel(address: str) -> Response:
+    wallet = _authorize(address)
+    args = fields(_body(required=False), [Field("recipient", inputs.address, required=False)])
+    service = _service()
+    service.fund_gas(wallet)
+
+    async def take_out() -> Any:
+        return await (await service.client(wallet)).exit_channel(args.get("recipient"))
+
+    progress = _run(take_out(), timeout=180)
+    return jsonify({"paidOut": {a: str(v) for a, v in progress.paid_out.items()},
+                    "waiting": {hexb(t): until for t, until in progress.waiting.items()},
+                    "done": progress.done})
 
 
 @bp.get(f"{WALLET}/history")

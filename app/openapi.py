@@ -137,6 +137,22 @@ SCHEMAS: Json = {
                    "description": "confirmed: paid on chain; failed or cancelled: the funds "
                                   "are back in the channel; pending: not mined yet"},
     }),
+    "Dispute": obj({
+        "nonce": {"type": "integer", "description": "nonce of the state disputed on chain"},
+        "consensusExpiry": {"type": "integer",
+                            "description": "block time (unix seconds) from which /exit pays"},
+        "transactionHash": {**BYTES32, "nullable": True,
+                            "description": "our dispute; null when the chain already held "
+                                           "this state or a later one"},
+    }),
+    "ExitProgress": obj({
+        "paidOut": {"type": "object", "additionalProperties": UINT,
+                    "description": "base units sent by this call, by asset address"},
+        "waiting": {"type": "object", "additionalProperties": {"type": "integer"},
+                    "description": "transfers (by id) still locked on chain, with the "
+                                   "block time they can be settled; call again then"},
+        "done": {"type": "boolean"},
+    }),
     "Event": obj({"id": {"type": "integer"}, "event": {"type": "string",
                                                          "example": "transfer.received"},
                   "data": {"type": "object", "additionalProperties": True},
@@ -177,6 +193,9 @@ BODIES: Json = {
                                                                       "the transaction (default "
                                                                       "60)"}},
                            list(PAYMENT)),
+    "ExitRequest": obj({"recipient": {**ADDRESS, "description": "where the funds go "
+                                                                "(default: the wallet's own "
+                                                                "address)"}}, []),
 }
 SCHEMAS.update(BODIES)
 
@@ -300,6 +319,21 @@ PATHS: Json = {
         "withdraw", "Move funds out of the channel to any address (the node pays the gas)",
         responses(ok("WithdrawResult", "The withdrawal", 201), 409, body=True),
         request=body("WithdrawRequest"), params=[WALLET_PARAM])},
+    f"{W}/force-close": {"post": operation(
+        "forceClose", "Dispute the latest co-signed state on chain (leave without the node)",
+        responses(ok("Dispute", "The channel's dispute"), 409),
+        params=[WALLET_PARAM],
+        description="Sent and paid for (gas) by the wallet's own account; on the local "
+                    "chain the faucet funds it. The channel takes no more payments after "
+                    "this. Idempotent.")},
+    f"{W}/exit": {"post": operation(
+        "exitChannel", "After the dispute window: send what the channel owes the wallet "
+                       "to an address",
+        responses(ok("ExitProgress", "What this call paid out and what still waits"), 409,
+                  body=True),
+        request=body("ExitRequest", required=False), params=[WALLET_PARAM],
+        description="409 `not_disputed` before /force-close, `dispute_window_open` while "
+                    "the window is open. Call again until `done`.")},
     f"{W}/history": {"get": operation(
         "getHistory", "The wallet's event log, oldest first",
         responses(ok("History", "A page of events"), 422),

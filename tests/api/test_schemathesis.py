@@ -4,7 +4,8 @@
 every authenticated route refuses requests without a valid token.
 
 Every operation runs (the faucet and withdrawals are quick on anvil) except the event
-stream, which never ends by design; tests/api/test_live.py covers it.
+stream, which never ends by design (tests/api/test_live.py covers it), and force-close and
+exit, which would close the fuzzed wallet's channel (tests/api/test_force_close.py).
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from app.openapi import PATHS
 
 from .conftest import ApiWallet, create_wallet
 
+UNFUZZED = ("/events", "/force-close", "/exit")
+"""The event stream never ends by design (tests/api/test_live.py); force-close would close
+the fuzzed wallet's channel for every operation after it (tests/api/test_force_close.py)."""
 OPERATIONS = [(method.upper(), path) for path, methods in PATHS.items() for method in methods
-              if not path.endswith("/events")]
+              if not path.endswith(UNFUZZED)]
 CHECKS = [st_checks.not_a_server_error, st_checks.status_code_conformance,
           st_checks.content_type_conformance, st_checks.response_headers_conformance,
           st_checks.response_schema_conformance, st_checks.negative_data_rejection,
@@ -97,7 +101,8 @@ def test_schemathesis_cli_coverage_phase(web_url: str, fuzzed: tuple[ApiWallet, 
     done = subprocess.run(
         [str(st), "--config-file", str(config), "run", f"{web_url}/api/openapi.json",
          "-H", f"Authorization: Bearer {wallet.token}", "--phases", "examples,coverage",
-         "--exclude-checks", "positive_data_acceptance", "--exclude-path-regex", "/events$",
+         "--exclude-checks", "positive_data_acceptance",
+         "--exclude-path-regex", "/(events|force-close|exit)$",
          "--workers", "1", "--seed", "1"],
         cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
