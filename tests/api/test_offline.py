@@ -71,7 +71,18 @@ ROUTES = [("GET", ""), ("GET", "/balances"), ("GET", "/channel"), ("GET", "/hist
           ("GET", "/events"), ("POST", "/deposit"), ("POST", "/faucet"),
           ("POST", "/transfers"), ("POST", "/transfers/conditional"),
           ("POST", "/transfers/0x" + "11" * 32 + "/resolve"),
-          ("POST", "/transfers/0x" + "11" * 32 + "/cancel"), ("POST", "/withdrawals")]
+          ("POST", "/transfers/0x" + "11" * 32 + "/cancel"), ("POST", "/withdrawals"),
+          ("POST", "/force-close"), ("POST", "/exit")]
+
+
+def test_the_token_check_covers_every_documented_wallet_route() -> None:
+    from app.openapi import PATHS
+
+    documented = {(m.upper(), p.removeprefix("/api/v1/wallets/{address}"))
+                  for p, methods in PATHS.items() for m in methods
+                  if p.startswith("/api/v1/wallets/{address}")}
+    checked = {(m, r.replace("0x" + "11" * 32, "{transferId}")) for m, r in ROUTES}
+    assert documented == checked
 
 
 @pytest.mark.parametrize(("method", "route"), ROUTES)
