@@ -18,6 +18,7 @@ from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFProtect
 
 from .config import WebConfig
+from .limits import SlidingWindow
 from .wallets import WalletService
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +48,7 @@ def create_app(config: WebConfig | None = None,
     )
     app.extensions["connext.config"] = config
     app.extensions["connext.wallets"] = wallets or WalletService(config)
+    app.extensions["connext.wallet_limit"] = SlidingWindow(config.new_wallets_per_hour)
     csrf.init_app(app)
 
     from . import api, live, views

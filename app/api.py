@@ -36,8 +36,9 @@ from . import api_input as inputs
 from .api_events import EventHub, EventStream, TooManyStreams
 from .api_input import ApiError, Field, fields, invalid
 from .assets import Asset, InputError
+from .limits import TooMany
 from .openapi import document
-from .views.common import explain, wallets
+from .views.common import count_new_wallet, explain, wallets
 from .wallets import NodeUnreachable, Wallet, WalletService
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,9 @@ def to_api_error(exc: BaseException) -> ApiError:
     if isinstance(exc, InputError):
         return invalid("invalid_input", _sentence(exc.message),
                        None if exc.field == "form" else FORM_FIELDS.get(exc.field, exc.field))
+    if isinstance(exc, TooMany):
+        return ApiError(429, "too_many_wallets", exc.message,
+                        headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, NodeUnreachable):
         return ApiError(503, "node_unreachable", _sentence(explain(exc)))
     if isinstance(exc, RemoteError) and exc.code in ("internal_error", "messaging_error"):
@@ -308,6 +312,7 @@ def create_wallet() -> tuple[Response, int]:
     _only_query(())
     args = fields(_body(required=False), [Field("label", inputs.label, required=False)])
     service = _service()
+    count_new_wallet()
     service.deployment()  # the network must answer before anything is created
     service.node_address()
     wallet = service.create_wallet()

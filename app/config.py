@@ -35,6 +35,9 @@ class WebConfig:
     idle_seconds: float = 900.0
     """A wallet's client is closed after this long unused with no browser watching it
     (it reconnects on next use; the node keeps what arrived meanwhile)."""
+    new_wallets_per_hour: int = 60
+    """New wallets one client address may create per hour (browser first visits, restores,
+    the demo, the API); 0 turns the limit off."""
     testing: bool = False
 
     @classmethod
@@ -55,6 +58,8 @@ class WebConfig:
             faucet_key=faucet or None,
             public_url=env.get("CONNEXT_WEB_PUBLIC_URL", ""),
             idle_seconds=float(env.get("CONNEXT_WEB_IDLE_SECONDS", str(cls.idle_seconds))),
+            new_wallets_per_hour=int(env.get("CONNEXT_WEB_NEW_WALLETS_PER_HOUR",
+                                             str(cls.new_wallets_per_hour))),
         )
 
     @property

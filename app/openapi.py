@@ -267,11 +267,17 @@ PATHS: Json = {
     "/api/v1/wallets": {"post": operation(
         "createWallet", "Create a wallet and its first API token",
         {**ok("NewWallet", "The new wallet; keep the token, it is shown only once.", 201),
-         **{str(s): error(s) for s in (413, 415, 422, 500, 503)}},
+         **{str(s): error(s) for s in (413, 415, 422, 500, 503)},
+         "429": {**error(429, "Too many new wallets from this client address (see "
+                              "`Retry-After`)."),
+                 "headers": {"Retry-After": {"schema": {"type": "string"},
+                                             "description": "seconds until one more is "
+                                                            "allowed"}}}},
         request=body("NewWalletRequest", required=False), auth=False,
         description="No authentication. Creates a wallet (its key stays on the server, "
                     "encrypted), opens its channel with the node and returns an API token "
-                    "for it.")},
+                    "for it. Limited per client address (`CONNEXT_WEB_NEW_WALLETS_PER_HOUR`,"
+                    " default 60).")},
     W: {"get": operation(
         "getWallet", "The wallet: addresses, node, chain and assets",
         responses(ok("WalletInfo", "The wallet")), params=[WALLET_PARAM])},

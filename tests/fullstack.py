@@ -99,6 +99,7 @@ class FullStack:
             "CONNEXT_WEB_HOST": "127.0.0.1",
             "CONNEXT_WEB_PORT": str(self.web_port),
             "CONNEXT_FAUCET_KEY": self.anvil.private_keys[0],
+            "CONNEXT_WEB_NEW_WALLETS_PER_HOUR": "0",  # the tests open hundreds of wallets
             "PYTHONUNBUFFERED": "1",
         }
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, g, render_template, request
 
+from ..limits import TooMany
 from . import close, demo, deposit, home, links, send, settings, withdraw
 from .common import current_wallet
 
@@ -20,4 +21,12 @@ def register(app: Flask) -> None:
     @app.context_processor
     def wallet_context() -> dict[str, Any]:
         screen = request.blueprint in {bp.name for bp in BLUEPRINTS}
-        return {"wallet": current_wallet() if screen else g.get("wallet")}
+        try:
+            return {"wallet": current_wallet() if screen else g.get("wallet")}
+        except TooMany:
+            return {"wallet": None}  # the page saying so is being rendered
+
+    @app.errorhandler(TooMany)
+    def too_many(exc: TooMany) -> tuple[str, int, dict[str, str]]:
+        page = render_template("limited.html", message=exc.message)
+        return page, 429, {"Retry-After": str(exc.retry_after)}

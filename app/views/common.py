@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, session
+from flask import current_app, g, request, session
 
 from connext.messaging import MessagingTimeout, NoResponders, NotConnected
 from connext.protocol import errors
 
 from ..assets import Asset, InputError
 from ..config import WebConfig
+from ..limits import SlidingWindow, TooMany
 from ..wallets import NodeUnreachable, Wallet, WalletService
 
 WALLET_KEY = "wallet_id"
@@ -37,10 +38,23 @@ def current_wallet() -> Wallet:
         return cached  # type: ignore[no-any-return]
     wallet = wallets().get_wallet(session.get(WALLET_KEY))
     if wallet is None:
-        wallet = wallets().create_wallet()
+        wallet = new_wallet()
         use_wallet(wallet)
     g.wallet = wallet
     return wallet
+
+
+def new_wallet(phrase: str | None = None) -> Wallet:
+    """Create a wallet (from `phrase` when restoring), within the per-client limit
+    (`TooMany` beyond it)."""
+    count_new_wallet()
+    return wallets().create_wallet(phrase)
+
+
+def count_new_wallet() -> None:
+    """Count a wallet this client is about to create; `TooMany` over the limit."""
+    limit: SlidingWindow = current_app.extensions["connext.wallet_limit"]
+    limit.hit(request.remote_addr or "unknown")
 
 
 def use_wallet(wallet: Wallet) -> None:
@@ -76,6 +90,8 @@ def explain(exc: BaseException) -> str:
     """A sentence for the user; never a stack trace."""
     if isinstance(exc, InputError | NodeUnreachable):
         return str(exc)
+    if isinstance(exc, TooMany):
+        return exc.message
     code = getattr(exc, "code", None)
     if isinstance(code, str) and code in MESSAGES:
         return MESSAGES[code]

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, abort, render_template, request, session
 
 from ..wallets import Wallet
-from .common import explain, fmt, form_error, wallets
+from .common import explain, fmt, form_error, new_wallet, wallets
 from .home import wallet_view
 
 bp = Blueprint("demo", __name__)
@@ -23,7 +23,7 @@ def demo_wallets() -> list[Wallet]:
     service = wallets()
     found = [w for w in (service.get_wallet(i) for i in session.get(DEMO_KEY, [])) if w]
     if len(found) != 2:
-        found = [service.create_wallet(), service.create_wallet()]
+        found = [new_wallet(), new_wallet()]
         session[DEMO_KEY] = [w.id for w in found]
     return found
 

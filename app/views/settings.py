@@ -13,8 +13,9 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from ..assets import InputError
+from ..limits import TooMany
 from ..wallets import phrase_to_key
-from .common import current_wallet, explain, use_wallet, wallets
+from .common import current_wallet, explain, new_wallet, use_wallet, wallets
 
 bp = Blueprint("settings", __name__)
 
@@ -45,7 +46,7 @@ def restore() -> tuple[str, int] | Response:
         if not phrase.strip():
             raise InputError("phrase", "Enter your backup phrase.")
         phrase_to_key(phrase)
-        wallet = service.create_wallet(phrase)
+        wallet = new_wallet(phrase)
         service.run(service.client(wallet), timeout=60)  # fetch and verify its channel
     except Exception as exc:
         return _page(422, errors={"phrase": explain(exc)})
@@ -53,12 +54,16 @@ def restore() -> tuple[str, int] | Response:
     return redirect(url_for("home.index"))
 
 
-@bp.post("/settings/new")
-def new_wallet() -> tuple[str, int] | Response:
+@bp.post("/settings/new", endpoint="new_wallet")
+def start_new_wallet() -> tuple[str, int] | Response:
     if request.form.get("confirm") != "yes":
         return _page(422, errors={"new": "Tick the box to confirm you saved your backup "
                                           "phrase; without it this wallet is gone."})
-    use_wallet(wallets().create_wallet())
+    try:
+        wallet = new_wallet()
+    except TooMany as exc:
+        return _page(429, errors={"new": exc.message})
+    use_wallet(wallet)
     return redirect(url_for("home.index"))
 
 
