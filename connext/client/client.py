@@ -25,9 +25,11 @@ from typing import Any
 
 import ecies
 
+from ..chain.channel import ChannelDispute
 from ..chain.contracts import Sender, connect, contract
 from ..chain.deploy import Deployment
 from ..chain.deposits import ChainDeposits
+from ..chain.watchtower import Watchtower
 from ..engine import ChannelEngine, Committed
 from ..messaging import Messaging, MessagingTimeout, NoResponders, RemoteError
 from ..protocol import errors
@@ -42,7 +44,7 @@ from ..protocol.serialization import hexb, parse_bytes
 from ..protocol.signing import SECP256K1_N, Signer
 from ..protocol.transfers import DEFINITIONS, HASHLOCK, WITHDRAW, lock_hash
 from ..protocol.types import ETH, Address, ChannelState, Transfer, UpdateType
-from ..store import ChannelStore
+from ..store import ChannelStore, StoredChannel
 from . import unilateral
 from .unilateral import Dispute, ExitProgress
 
@@ -154,7 +156,10 @@ class Client:
         database_url: str,
         deployment: Deployment,
         request_timeout: float = 10.0,
+        watch_interval: float = 5.0,
     ) -> None:
+        """`watch_interval`: seconds between the watchtower's looks at the chain (a dispute
+        of a stale state is answered with our latest); 0 turns it off."""
         self.signer = signer
         self.address = signer.address
         self.node_address = node_address
@@ -178,6 +183,8 @@ class Client:
         a forward that arrives late (after a timeout) is still claimed."""
         self._link_waiters: dict[bytes, asyncio.Future[dict[str, Any]]] = {}
         self.claim_interval = 1.0
+        self.watch_interval = watch_interval
+        self._watching: asyncio.Task[None] | None = None
         self._connected = False
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -206,6 +213,12 @@ class Client:
         await self.messaging.serve()
         self._connected = True
         self._claimer = asyncio.get_running_loop().create_task(self._claim_forever())
+        if self.watch_interval > 0:
+            watchtower = Watchtower(
+                self.w3, self.store, self.address, self._answer_dispute,
+                start_block=self.deployment.block_number, poll_interval=self.watch_interval,
+                on_disputed=self._on_disputed)
+            self._watching = asyncio.get_running_loop().create_task(watchtower.run())
         if await self.engine.channel(self.channel_address) is not None:
             try:
                 disputed = await asyncio.to_thread(unilateral.disputed_on_chain, self)
@@ -225,9 +238,11 @@ class Client:
     async def close(self) -> None:
         if self._connected:
             self._connected = False
-            self._claimer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._claimer
+            for task in (self._claimer, self._watching):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await self.messaging.close()
             await asyncio.to_thread(self.store.close)
 
@@ -583,6 +598,22 @@ class Client:
         return await self.resolve(transfer_id, definition.cancel_resolver)
 
     # --- leaving without the node ---------------------------------------------------------
+
+    async def _on_disputed(self, channel_address: Address) -> None:
+        """The watchtower saw our channel disputed on chain (by us or by the node)."""
+        if channel_address in self.engine.disputed:
+            return
+        self.engine.disputed.add(channel_address)
+        async with self.engine.lock(channel_address):
+            pass  # an update in flight finishes first
+        await self._emit("channel.disputed", {"channelAddress": channel_address})
+
+    async def _answer_dispute(self, stored: StoredChannel, dispute: ChannelDispute) -> None:
+        """The node disputed a state older than ours: put our latest on chain."""
+        answer = await unilateral.answer(self, stored)
+        await self._emit("channel.dispute_answered", {
+            "channelAddress": stored.state.channel_address, "staleNonce": dispute.nonce,
+            "nonce": answer.nonce, "transactionHash": answer.transaction})
 
     def _check_open(self) -> None:
         if self.channel_address in self.engine.disputed:

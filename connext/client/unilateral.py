@@ -28,7 +28,8 @@ from ..store import StoredChannel
 if TYPE_CHECKING:
     from .client import Client
 
-__all__ = ["Dispute", "ExitProgress", "disputed_on_chain", "exit_channel", "force_close"]
+__all__ = ["Dispute", "ExitProgress", "answer", "disputed_on_chain", "exit_channel",
+           "force_close"]
 
 
 async def force_close(client: Client) -> Dispute:
@@ -37,6 +38,11 @@ async def force_close(client: Client) -> Dispute:
     client.engine.disputed.add(client.channel_address)
     async with client.engine.lock(client.channel_address):  # no update of ours in flight
         stored = await _stored(client)
+    return await asyncio.to_thread(_exit_for(client, stored).dispute)
+
+
+async def answer(client: Client, stored: StoredChannel) -> Dispute:
+    """Answer a dispute of a stale state with `stored` (our latest), from our account."""
     return await asyncio.to_thread(_exit_for(client, stored).dispute)
 
 

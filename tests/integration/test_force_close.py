@@ -22,7 +22,7 @@ from connext.protocol import errors
 from connext.protocol.signing import Signer
 from connext.protocol.types import ETH
 
-from .conftest import ClientFactory, NodeProcess
+from .conftest import NODE_KEY, ClientFactory, NodeProcess
 from .test_payments import ETHER, eventually
 
 PAYMENT_TIMEOUT = 3600  # also the dispute window of a transfer on chain
@@ -176,6 +176,54 @@ def test_a_dispute_with_an_old_state_is_answered_with_the_latest(
         gained = w3.eth.get_balance(cheat.node_address) - node_before
         assert ETHER // 2 - ETHER // 100 < gained <= ETHER // 2  # less the gas it paid
         for client in (cheat, payee):
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_clients_watchtower_answers_a_stale_dispute_by_the_node(
+    clients: ClientFactory, node: NodeProcess, anvil: Anvil
+) -> None:
+    async def scenario() -> None:
+        user = await clients.connect()
+        payee = await clients.connect()
+        await user.setup()
+        await payee.setup()
+        await user.deposit(ETH, ETHER)
+        await payee.deposit(ETH, ETHER)
+        # the payee's channel: its state before it was paid is better for the node
+        old = await payee.engine.channel(payee.channel_address)
+        assert old is not None
+        assert (await user.transfer(payee.address, ETH, ETHER // 2)).status == "completed"
+        latest = (await payee.channel()).nonce
+        events: list[dict[str, object]] = []
+        payee.on("channel.dispute_answered", events.append)
+
+        # a node gone bad disputes the old state with its own key, then disappears
+        node.kill()
+        w3 = connect(anvil.url)
+        crook = Sender(w3, NODE_KEY)
+        factory = contract(w3, "ChannelFactory", payee.network.channel_factory)
+        channel = on_chain(payee)
+        if not channel.is_deployed():
+            crook.transact(factory.functions.create_channel(payee.node_address,
+                                                            payee.address))
+        update = old.latest_update
+        assert update.alice_signature is not None and update.bob_signature is not None
+        crook.transact(channel.dispute_channel(old.state, update.alice_signature,
+                                               update.bob_signature))
+        assert channel.channel_dispute().nonce == old.state.nonce < latest
+
+        await eventually(lambda: channel.channel_dispute().nonce == latest, timeout=30)
+        await eventually(lambda: len(events) == 1)
+        assert events[0]["staleNonce"] == old.state.nonce and events[0]["nonce"] == latest
+        with pytest.raises(errors.ChannelDisputed):
+            await payee.transfer(user.address, ETH, 1)
+
+        travel(anvil, DAY + 60)
+        progress = await payee.exit_channel()
+        assert progress.paid_out == {ETH: ETHER + ETHER // 2}
+        for client in (user, payee):
             await client.close()
 
     asyncio.run(scenario())
