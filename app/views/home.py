@@ -28,6 +28,8 @@ LABELS = {
     "deposit.reconciled": "Deposit",
     "withdrawal.confirmed": "Cash out",
     "withdrawal.failed": "Cash out failed",
+    "channel.disputed": "Channel disputed on chain",
+    "channel.dispute_answered": "Old state disputed by the node: answered",
 }
 
 

@@ -185,6 +185,7 @@ class Client:
         self.claim_interval = 1.0
         self.watch_interval = watch_interval
         self._watching: asyncio.Task[None] | None = None
+        self._dispute_seen = False
         self._connected = False
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -601,12 +602,12 @@ class Client:
 
     async def _on_disputed(self, channel_address: Address) -> None:
         """The watchtower saw our channel disputed on chain (by us or by the node)."""
-        if channel_address in self.engine.disputed:
-            return
         self.engine.disputed.add(channel_address)
         async with self.engine.lock(channel_address):
             pass  # an update in flight finishes first
-        await self._emit("channel.disputed", {"channelAddress": channel_address})
+        if not self._dispute_seen:
+            self._dispute_seen = True
+            await self._emit("channel.disputed", {"channelAddress": channel_address})
 
     async def _answer_dispute(self, stored: StoredChannel, dispute: ChannelDispute) -> None:
         """The node disputed a state older than ours: put our latest on chain."""

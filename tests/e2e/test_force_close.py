@@ -60,6 +60,9 @@ def test_force_close_and_exit_from_the_inspector_without_the_node(
         assert f"nonce {nonce}" in (page.get_by_test_id("disputed").text_content() or "")
         page.goto("/")
         expect(page.get_by_test_id("channel-status")).to_contain_text("closing on chain")
+        # the wallet's watchtower sees the dispute on chain; the activity shows it live
+        expect(page.locator("#activity")).to_contain_text("Channel disputed on chain",
+                                                          timeout=SLOW)
         page.goto("/send")  # the channel takes no more payments
         page.get_by_label("Recipient").fill(address_of(friend))
         page.get_by_label("Amount").fill("0.1")
