@@ -393,6 +393,11 @@ class WalletService:
                     log.exception("event listener failed")
 
         client.on("*", forward)
+        if self.faucet_enabled:  # its watchtower may have to answer a dispute: gas for it
+            async def gas() -> None:
+                await asyncio.to_thread(self.fund_gas, wallet)
+
+            client.before_chain_transaction = gas
         if await client.engine.channel(client.channel_address) is not None:
             return client  # it came online (or works from its copy while the node is down)
         try:

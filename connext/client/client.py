@@ -186,6 +186,9 @@ class Client:
         self.watch_interval = watch_interval
         self._watching: asyncio.Task[None] | None = None
         self._dispute_seen = False
+        self.before_chain_transaction: Callable[[], Awaitable[None]] | None = None
+        """Called before the client sends a transaction of its own on chain (an automatic
+        answer to a dispute): e.g. to make sure the user's account can pay the gas."""
         self._connected = False
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -611,6 +614,8 @@ class Client:
 
     async def _answer_dispute(self, stored: StoredChannel, dispute: ChannelDispute) -> None:
         """The node disputed a state older than ours: put our latest on chain."""
+        if self.before_chain_transaction is not None:
+            await self.before_chain_transaction()
         answer = await unilateral.answer(self, stored)
         await self._emit("channel.dispute_answered", {
             "channelAddress": stored.state.channel_address, "staleNonce": dispute.nonce,

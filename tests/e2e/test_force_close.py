@@ -13,6 +13,9 @@ from eth_account import Account
 from playwright.sync_api import Browser, Page, expect
 from web3 import Web3
 
+from connext.chain.channel import ChannelContract
+from connext.chain.contracts import Sender
+from connext.store import ChannelStore
 from tests.fullstack import FullStack
 
 from .test_wallet import ETHER, SLOW, address_of, faucet, send
@@ -87,6 +90,56 @@ def test_force_close_and_exit_from_the_inspector_without_the_node(
         page.get_by_role("button", name="Exit").click()  # nothing is paid twice
         expect(page.get_by_test_id("exited")).to_contain_text("Nothing more to send")
         assert w3.eth.get_balance(cold) == ETHER * 3 // 4
+    finally:
+        context.close()
+        other.close()
+
+
+def test_the_wallet_answers_a_stale_dispute_by_a_node_gone_bad(
+        browser: Browser, own_stack: FullStack) -> None:
+    assert own_stack.node is not None and own_stack.deployment is not None
+    if not own_stack.node.running:
+        own_stack.node.start()
+    context = browser.new_context(base_url=own_stack.web_url)
+    other = browser.new_context(base_url=own_stack.web_url)
+    try:
+        payer, payee = context.new_page(), other.new_page()
+        for p in (payer, payee):
+            p.goto("/")
+            expect(p.get_by_test_id("balance-ETH")).to_be_visible()
+        faucet(payer)
+        send(payer, address_of(payee), "0.1")  # the node collateralizes the payee's channel
+        expect(payee.get_by_test_id("balance-ETH")).to_have_text("0.1", timeout=SLOW)
+        store = ChannelStore.open(
+            f"sqlite:///{own_stack.root / 'web' / 'channels' / (address_of(payee) + '.sqlite')}")
+        try:
+            (state,) = store.list_channels()
+            old = store.get_channel(state.channel_address)
+        finally:
+            store.close()
+        assert old is not None
+        send(payer, address_of(payee), "0.3")
+        expect(payee.get_by_test_id("balance-ETH")).to_have_text("0.4", timeout=SLOW)
+        payee.goto("/channel")
+        latest = int(payee.get_by_test_id("nonce").text_content() or "")
+
+        # the node disputes the state from before the second payment, and goes away
+        own_stack.node.stop()
+        w3 = Web3(Web3.HTTPProvider(own_stack.chain_url))
+        channel = ChannelContract(w3, old.state.channel_address, old.state.alice,
+                                  old.state.bob)
+        update = old.latest_update
+        assert update.alice_signature is not None and update.bob_signature is not None
+        Sender(w3, own_stack.anvil.private_keys[1]).transact(channel.dispute_channel(
+            old.state, update.alice_signature, update.bob_signature))
+        assert channel.channel_dispute().nonce == old.state.nonce < latest
+
+        payee.goto("/")  # the wallet watches the chain for the payee, and answers
+        expect(payee.locator("#activity")).to_contain_text(
+            "Old state disputed by the node: answered", timeout=SLOW)
+        assert channel.channel_dispute().nonce == latest
+        payee.goto("/channel")
+        expect(payee.get_by_test_id("dispute-status")).to_contain_text(f"nonce {latest}")
     finally:
         context.close()
         other.close()
