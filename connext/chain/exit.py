@@ -12,8 +12,8 @@ from the user's account) and by the node (its own share, through its transaction
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from web3 import Web3
@@ -21,7 +21,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError
 
 from ..protocol import errors
-from ..protocol.channel import leaf
+from ..protocol.channel import Rules, apply_update, leaf
 from ..protocol.encoding import keccak
 from ..protocol.merkle import merkle_proof
 from ..protocol.types import Address, ChannelState, Transfer
@@ -93,7 +93,11 @@ class ChannelExit:
         return Dispute(record.nonce, record.consensus_expiry,
                        "0x" + bytes(receipt["transactionHash"]).hex())
 
-    def exit(self, recipient: Address, openers: dict[bytes, bytes | None]) -> ExitProgress:
+    def exit(self, recipient: Address, openers: dict[bytes, bytes | None],
+             rules: Rules | None = None) -> ExitProgress:
+        """Pay out what can be paid now. The disputed state is our latest, or (with `rules`)
+        the state our unsettled proposal leads to: the other side may have countersigned it
+        without telling us and disputed it."""
         record = self.channel.channel_dispute() if self.channel.is_deployed() else None
         if record is None or record.nonce == 0:
             raise errors.NotDisputed("the channel is not disputed on chain: force-close first")
@@ -102,31 +106,50 @@ class ChannelExit:
             raise errors.DisputeWindowOpen(
                 f"the dispute window is open until block time {record.consensus_expiry} "
                 f"({record.consensus_expiry - now} s from now)")
-        if record.dispute_hash != dispute_hash(self.state):
+        found = [(state, transfers) for state, transfers in self._candidates(rules)
+                 if dispute_hash(state) == record.dispute_hash]
+        if not found:
             raise errors.UnknownDisputedState(
                 f"the chain holds state {record.nonce}, we hold {self.state.nonce}")
-        self._defund_balances()
+        state, transfers = found[0]
+        self._defund_balances(state)
         waiting = {}
-        for transfer in self.stored.transfers.values():
-            until = self._settle(transfer, openers.get(transfer.transfer_id), now)
+        for transfer in transfers.values():
+            until = self._settle(state, transfers, transfer,
+                                 openers.get(transfer.transfer_id), now)
             if until is not None:
                 waiting[transfer.transfer_id] = until
         paid = {}
-        for asset in self.state.asset_ids:
+        for asset in state.asset_ids:
             amount = self.channel.exitable(asset, self.user)
             if amount > 0:
                 self.send(self.channel.exit(asset, self.user, recipient))
                 paid[asset] = amount
         return ExitProgress(paid, waiting)
 
-    def _defund_balances(self) -> None:
-        assets = [asset for asset, nonce in zip(self.state.asset_ids, self.state.defund_nonces,
+    def _candidates(self, rules: Rules | None) -> list[tuple[ChannelState,
+                                                            Mapping[bytes, Transfer]]]:
+        found: list[tuple[ChannelState, Mapping[bytes, Transfer]]] = [
+            (self.state, self.stored.transfers)]
+        pending = self.stored.pending_update
+        if rules is not None and pending is not None and pending.nonce == self.state.nonce + 1:
+            try:  # the state as it was signed: time-bound checks do not apply any more
+                applied = apply_update(self.state, self.stored.transfers, pending,
+                                       replace(rules, now=0))
+            except errors.ProtocolError:
+                return found
+            found.append((applied.state, applied.transfers))
+        return found
+
+    def _defund_balances(self, state: ChannelState) -> None:
+        assets = [asset for asset, nonce in zip(state.asset_ids, state.defund_nonces,
                                                 strict=True)
                   if self.channel.defund_nonce(asset) < nonce]
         if assets:
-            self.send(self.channel.defund_channel(self.state, assets))
+            self.send(self.channel.defund_channel(state, assets))
 
-    def _settle(self, transfer: Transfer, resolver: bytes | None, now: int) -> int | None:
+    def _settle(self, state: ChannelState, transfers: Mapping[bytes, Transfer],
+                transfer: Transfer, resolver: bytes | None, now: int) -> int | None:
         """Prove and settle one transfer of the disputed state; the block time it can be
         refunded when it must wait, else None (settled, now or before)."""
         core = transfer.core(keccak(transfer.initial_state))
@@ -134,9 +157,8 @@ class ChannelExit:
         if record.defunded:
             return None
         if record.expiry == 0:
-            proof = merkle_proof([leaf(t) for t in self.stored.transfers.values()],
-                                 leaf(transfer))
-            self.send(self.channel.dispute_transfer(core, proof, self.state))
+            proof = merkle_proof([leaf(t) for t in transfers.values()], leaf(transfer))
+            self.send(self.channel.dispute_transfer(core, proof, state))
             record = self.channel.transfer_dispute(leaf(transfer))
             now = self._now()
         if now < record.expiry:

@@ -60,7 +60,8 @@ async def exit_channel(client: Client, recipient: Address | None = None) -> Exit
     stored = await _stored(client)
     to = Web3.to_checksum_address(recipient or client.address)
     openers = {t.transfer_id: client.resolver_we_hold(t) for t in stored.transfers.values()}
-    return await asyncio.to_thread(_exit_for(client, stored).exit, to, openers)
+    return await asyncio.to_thread(_exit_for(client, stored).exit, to, openers,
+                                   client.rules())
 
 
 async def _stored(client: Client) -> StoredChannel:

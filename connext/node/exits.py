@@ -67,7 +67,8 @@ class NodeExits:
 
         exit_ = ChannelExit(self.w3, stored, self.address, send)
         try:
-            progress = await asyncio.to_thread(exit_.exit, self.address, openers)
+            progress = await asyncio.to_thread(exit_.exit, self.address, openers,
+                                               self.engine.rules())
         except errors.DisputeWindowOpen:
             return
         except errors.ProtocolError as exc:

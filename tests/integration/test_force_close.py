@@ -19,11 +19,14 @@ from connext.chain.deploy import Deployment, deploy
 from connext.client import Client
 from connext.messaging import RemoteError
 from connext.protocol import errors
+from connext.protocol.channel import apply_update, leaf
+from connext.protocol.serialization import update_from_json
 from connext.protocol.signing import Signer
 from connext.protocol.types import ETH
 
 from .conftest import NODE_KEY, ClientFactory, NodeProcess
 from .test_payments import ETHER, eventually
+from .test_router_safety import connect_keeping
 
 PAYMENT_TIMEOUT = 3600  # also the dispute window of a transfer on chain
 DAY = 86_400
@@ -224,6 +227,54 @@ def test_the_clients_watchtower_answers_a_stale_dispute_by_the_node(
         progress = await payee.exit_channel()
         assert progress.paid_out == {ETH: ETHER + ETHER // 2}
         for client in (user, payee):
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_node_exits_when_the_recipient_disputes_with_the_forward_it_kept(
+    clients: ClientFactory, node: NodeProcess, anvil: Anvil
+) -> None:
+    """The recipient refuses the node's forward but keeps it, countersigns it alone and
+    disputes with it: the chain holds a state the node only has as its own proposal.
+    The node still takes out everything that is its own."""
+    async def scenario() -> None:
+        sender = await clients.connect()
+        recipient = await connect_keeping(clients, refusals=-1)
+        await sender.setup()
+        await recipient.setup()
+        await sender.deposit(ETH, ETHER)
+        pending = await sender.transfer(recipient.address, ETH, ETHER // 10, wait=2,
+                                        timeout=PAYMENT_TIMEOUT)
+        assert pending.status == "pending"
+        await eventually(lambda: len(recipient.kept) >= 1)
+
+        # the recipient completes the node's signed forward by itself and disputes with it
+        forward = update_from_json(recipient.kept[0])
+        stored = await recipient.engine.channel(recipient.channel_address)
+        assert stored is not None and forward.alice_signature is not None
+        applied = apply_update(stored.state, stored.transfers, forward, recipient.rules())
+        w3 = connect(anvil.url)
+        channel = on_chain(recipient)
+        Sender(w3, recipient.signer.private_key).transact(channel.dispute_channel(
+            applied.state, forward.alice_signature, recipient.signer.sign(applied.digest)))
+        assert channel.channel_dispute().nonce == stored.state.nonce + 1
+
+        node_address = recipient.node_address
+        before = w3.eth.get_balance(node_address)
+        travel(anvil, DAY + 60)  # the channel's window ends; the forward's lock expired
+        (kept,) = [t for t in applied.transfers.values() if t.initiator == node_address]
+        # the node takes its balance out and proves the forward on chain
+        await eventually(lambda: channel.transfer_dispute(leaf(kept)).expiry > 0
+                         and channel.exitable(ETH, node_address) == 0
+                         and w3.eth.get_balance(channel.address) == kept.balance.amount[0],
+                         timeout=60)
+        until = channel.transfer_dispute(leaf(kept)).expiry
+        travel(anvil, until - anvil.block_timestamp() + 60)  # the forward's window ends
+        # the node gets back its collateral, the forward included: the contract is empty
+        await eventually(lambda: w3.eth.get_balance(channel.address) == 0, timeout=60)
+        assert w3.eth.get_balance(node_address) > before
+        for client in (sender, recipient):
             await client.close()
 
     asyncio.run(scenario())
