@@ -203,7 +203,7 @@ class Router:
             # forwarded before a restart: never twice, even if it is resolved since
             await self._mark_forwarded(routing_id, channel.channel_address)
             return None
-        outgoing_state = self._forward_state(incoming)
+        outgoing_state = self._forward_state(incoming, channel.timeout)
         channel = await self.collateralize(channel, incoming.asset_id, amount)
         return _Forward(incoming, routing_id, channel.channel_address, amount, outgoing_state)
 
@@ -279,13 +279,19 @@ class Router:
                                          "reason": exc.code})
         await self.cancel_sender(incoming)
 
-    def _forward_state(self, incoming: Transfer) -> bytes:
+    def _forward_state(self, incoming: Transfer, channel_timeout: int) -> bytes:
+        """The forward's condition: the sender's, with an earlier expiry. The forward also
+        expires within half the recipient channel's dispute window: a recipient that
+        resolves it on chain instead of with us (the node would not learn the preimage in
+        time to be paid by the sender) must do so after the channel's window, by when the
+        lock has expired. An honest recipient resolves at once."""
         definition = self._definition(incoming)
         if definition is HASHLOCK:
             lock, expiry = HASHLOCK.decode_state(incoming.initial_state)
             if expiry != 0:
-                expiry -= self.forward_expiry_margin
-                if expiry <= int(time.time()):
+                now = int(time.time())
+                expiry = min(expiry - self.forward_expiry_margin, now + channel_timeout // 2)
+                if expiry <= now:
                     raise errors.InvalidUpdate("the payment expires too soon to forward")
             return HASHLOCK.encode_state(lock, expiry)
         return incoming.initial_state
