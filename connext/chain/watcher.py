@@ -19,11 +19,11 @@ from ..protocol.encoding import keccak
 from ..protocol.types import ETH, Address, ChannelState
 from ..store import ChannelStore
 from .deposits import ChainDeposits
+from .scanning import block_ranges, every, unscanned
 
 log = logging.getLogger(__name__)
 
 TRANSFER_TOPIC = "0x" + keccak(b"Transfer(address,address,uint256)").hex()
-MAX_BLOCK_RANGE = 2_000
 
 Reconcile = Callable[[ChannelState, Address], Awaitable[None]]
 
@@ -51,29 +51,17 @@ class DepositWatcher:
         self._channels = channels or store.list_channels
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.scan()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("deposit scan failed; retrying")
-            await asyncio.sleep(self.poll_interval)
+        await every(self.poll_interval, self.scan, "deposit scan")
 
     async def scan(self) -> int:
         """Process new blocks once; returns the last processed block."""
-        latest = int(await asyncio.to_thread(lambda: self.w3.eth.block_number))
-        last = await asyncio.to_thread(self.store.get_last_block, self.name)
-        first = self.start_block if last is None else last + 1
+        first, latest = await unscanned(self.w3, self.store, self.name, self.start_block)
         if first > latest:
             return latest  # no new block: nothing can have been deposited
         channels = {s.channel_address: s for s in await asyncio.to_thread(self._channels)}
         due: set[tuple[Address, Address]] = set()
-        block = first
-        while block <= latest and channels:
-            to = min(latest, block + MAX_BLOCK_RANGE - 1)
-            due |= await asyncio.to_thread(self._token_deposits, list(channels), block, to)
-            block = to + 1
+        for start, end in block_ranges(first, latest) if channels else ():
+            due |= await asyncio.to_thread(self._token_deposits, list(channels), start, end)
         due |= {(address, ETH) for address in channels}
         for address, asset in sorted(due):
             state = channels[address]

@@ -21,10 +21,10 @@ from ..protocol.types import Address
 from ..store import ChannelStore, StoredChannel
 from .channel import ChannelContract, ChannelDispute
 from .contracts import contract
+from .scanning import block_ranges, every, unscanned
 
 log = logging.getLogger(__name__)
 
-MAX_BLOCK_RANGE = 2_000
 ADDRESSES_PER_QUERY = 200
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -60,11 +60,8 @@ class Watchtower:
         ours = {s.channel_address.lower(): s.channel_address for s in
                 await asyncio.to_thread(self.store.list_channels, party=self.party)}
         found: set[str] = set()
-        block = self.start_block
-        while block <= latest and ours:
-            to = min(latest, block + MAX_BLOCK_RANGE - 1)
-            found |= await asyncio.to_thread(self._disputed_in, block, to)
-            block = to + 1
+        for start, end in block_ranges(self.start_block, latest) if ours else ():
+            found |= await asyncio.to_thread(self._disputed_in, start, end)
         disputed = [ours[a] for a in sorted(found) if a in ours]
         for address in disputed:
             await self._check(address)
@@ -76,30 +73,18 @@ class Watchtower:
         return {str(entry["address"]).lower() for entry in logs}
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.scan()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("dispute scan failed; retrying")
-            await asyncio.sleep(self.poll_interval)
+        await every(self.poll_interval, self.scan, "dispute scan")
 
     async def scan(self) -> int:
         """Process new blocks once; returns the last processed block."""
-        latest = int(await asyncio.to_thread(lambda: self.w3.eth.block_number))
-        last = await asyncio.to_thread(self.store.get_last_block, self.name)
-        first = self.start_block if last is None else last + 1
+        first, latest = await unscanned(self.w3, self.store, self.name, self.start_block)
         if first > latest:
             return latest
         states = await asyncio.to_thread(self.store.list_channels, party=self.party)
         active: set[str] = set()
-        block = first
-        while block <= latest and states:
-            to = min(latest, block + MAX_BLOCK_RANGE - 1)
+        for start, end in block_ranges(first, latest) if states else ():
             active |= await asyncio.to_thread(
-                self._with_logs, [s.channel_address for s in states], block, to)
-            block = to + 1
+                self._with_logs, [s.channel_address for s in states], start, end)
         for state in states:
             if state.channel_address.lower() in active:
                 await self._check(state.channel_address)

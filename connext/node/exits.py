@@ -18,6 +18,7 @@ from web3 import Web3
 from web3.contract.contract import ContractFunction
 
 from ..chain.exit import ChannelExit
+from ..chain.scanning import every
 from ..chain.txmanager import TransactionManager
 from ..engine import ChannelEngine
 from ..protocol import errors
@@ -40,14 +41,7 @@ class NodeExits:
         self.done: set[Address] = set()
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("exiting disputed channels failed; retrying")
-            await asyncio.sleep(self.interval)
+        await every(self.interval, self.sweep, "exiting disputed channels")
 
     async def sweep(self) -> None:
         for channel_address in sorted(self.engine.disputed - self.done):
