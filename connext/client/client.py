@@ -605,9 +605,7 @@ class Client:
 
     async def _on_disputed(self, channel_address: Address) -> None:
         """The watchtower saw our channel disputed on chain (by us or by the node)."""
-        self.engine.disputed.add(channel_address)
-        async with self.engine.lock(channel_address):
-            pass  # an update in flight finishes first
+        await self.engine.stop_updating(channel_address)
         if not self._dispute_seen:
             self._dispute_seen = True
             await self._emit("channel.disputed", {"channelAddress": channel_address})

@@ -35,9 +35,8 @@ __all__ = ["Dispute", "ExitProgress", "answer", "disputed_on_chain", "exit_chann
 async def force_close(client: Client) -> Dispute:
     """Dispute our latest double-signed state on chain. From then on the channel takes no
     more updates (a later state would not count)."""
-    client.engine.disputed.add(client.channel_address)
-    async with client.engine.lock(client.channel_address):  # no update of ours in flight
-        stored = await _stored(client)
+    await client.engine.stop_updating(client.channel_address)
+    stored = await _stored(client)
     return await asyncio.to_thread(_exit_for(client, stored).dispute)
 
 

@@ -149,6 +149,13 @@ class ChannelEngine:
         """Messaging handlers by method: (sender address, body) -> reply body."""
         return {UPDATE_METHOD: self.handle_update, SYNC_METHOD: self.handle_sync}
 
+    async def stop_updating(self, channel_address: Address) -> None:
+        """The channel is disputed on chain: refuse every further update in it, proposed
+        or received, and return once the one in flight (if any) has finished."""
+        self.disputed.add(channel_address)
+        async with self.lock(channel_address):
+            pass
+
     def lock(self, channel_address: Address) -> asyncio.Lock:
         lock = self._locks.get(channel_address)
         if lock is None:

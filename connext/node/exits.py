@@ -1,4 +1,5 @@
-"""The node's share of a channel disputed on chain: taken out once the window is over.
+"""The node's share of a channel disputed on chain: taken out once the window is over
+(and the node's answer to a dispute of a stale state: its latest state on chain).
 
 A disputed channel takes no more updates; after its consensus window the node defunds it,
 settles the transfers of the disputed state (a payment it already paid forward is
@@ -17,13 +18,13 @@ from typing import Any
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 
-from ..chain.exit import ChannelExit
+from ..chain.exit import ChannelExit, Dispute
 from ..chain.scanning import every
 from ..chain.txmanager import TransactionManager
 from ..engine import ChannelEngine
 from ..protocol import errors
 from ..protocol.types import Address, Transfer
-from ..store import ChannelStore
+from ..store import ChannelStore, StoredChannel
 from .routing import routing_id_of
 
 log = logging.getLogger(__name__)
@@ -53,13 +54,7 @@ class NodeExits:
             return
         openers = {t.transfer_id: await asyncio.to_thread(self._resolver, t)
                    for t in stored.transfers.values()}
-        loop = asyncio.get_running_loop()
-
-        def send(call: ContractFunction) -> Any:
-            submitted = self.txs.submit(call, purpose="exit", channel=channel_address)
-            return asyncio.run_coroutine_threadsafe(submitted, loop).result()
-
-        exit_ = ChannelExit(self.w3, stored, self.address, send)
+        exit_ = self._on_chain(stored, "exit")
         try:
             progress = await asyncio.to_thread(exit_.exit, self.address, openers,
                                                self.engine.rules())
@@ -74,6 +69,22 @@ class NodeExits:
                                   for asset, amount in progress.paid_out.items()))
         if progress.done:
             self.done.add(channel_address)
+
+    async def dispute(self, stored: StoredChannel) -> Dispute:
+        """Put our latest double-signed state on chain (the answer to a stale dispute)."""
+        return await asyncio.to_thread(self._on_chain(stored, "dispute").dispute)
+
+    def _on_chain(self, stored: StoredChannel, purpose: str) -> ChannelExit:
+        """The channel's chain side for the node; call it from the node's loop: its
+        transactions go through the transaction manager on that loop."""
+        loop = asyncio.get_running_loop()
+        channel_address = stored.state.channel_address
+
+        def send(call: ContractFunction) -> Any:
+            submitted = self.txs.submit(call, purpose=purpose, channel=channel_address)
+            return asyncio.run_coroutine_threadsafe(submitted, loop).result()
+
+        return ChannelExit(self.w3, stored, self.address, send)
 
     def _resolver(self, transfer: Transfer) -> bytes | None:
         """For a payment to the node that the node already paid forward: the recipient's

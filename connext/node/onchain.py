@@ -1,5 +1,4 @@
-"""What the node does on chain: collateral deposits and withdrawals it pays the gas for,
-and disputes with its latest state (the watchtower's answer to a stale dispute).
+"""What the node does on chain: collateral deposits and withdrawals it pays the gas for.
 
 Both go through the channel factory, which deploys the channel in the same transaction
 when it does not exist yet. Transactions are sent by the transaction manager, which owns
@@ -11,7 +10,7 @@ from __future__ import annotations
 from web3 import Web3
 from web3.types import TxReceipt
 
-from ..chain.channel import ChannelContract, WithdrawCommitment
+from ..chain.channel import WithdrawCommitment
 from ..chain.contracts import contract
 from ..chain.txmanager import TransactionManager
 from ..protocol.types import ETH, Address, ChannelState
@@ -48,10 +47,3 @@ class NodeChain:
             state.alice, state.bob, commitment.as_tuple(), signature_alice, signature_bob
         )
         return await self.txs.submit(call, purpose="withdraw", channel=state.channel_address)
-
-    async def dispute(self, state: ChannelState, signature_alice: bytes,
-                      signature_bob: bytes) -> TxReceipt:
-        """Put `state` (double-signed) on chain as the channel's dispute."""
-        channel = ChannelContract(self.w3, state.channel_address, state.alice, state.bob)
-        call = channel.dispute_channel(state, signature_alice, signature_bob)
-        return await self.txs.submit(call, purpose="dispute", channel=state.channel_address)

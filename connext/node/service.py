@@ -111,7 +111,7 @@ class Node:
         self.exits = NodeExits(self.w3, self.store, self.engine, self.txs)
         self.watchtower = Watchtower(
             self.w3, self.store, self.address, self._answer_dispute,
-            start_block=deployment.block_number, on_disputed=self._stop_updating,
+            start_block=deployment.block_number, on_disputed=self.engine.stop_updating,
         )
         self.engine.on_commit(self._on_commit)
         for method, handler in self._handlers().items():
@@ -267,21 +267,9 @@ class Node:
         if state.alice == self.address:
             await self.collateral.reconcile(state.channel_address, asset_id)
 
-    async def _stop_updating(self, channel_address: Address) -> None:
-        """A channel was disputed on chain: refuse every further update in it, and wait
-        for the one in flight (if any) to finish."""
-        self.engine.disputed.add(channel_address)
-        async with self.engine.lock(channel_address):
-            pass
-
     async def _answer_dispute(self, stored: StoredChannel, dispute: ChannelDispute) -> None:
         """The watchtower saw a stale state disputed: put our latest one on chain."""
-        update = stored.latest_update
-        if update.alice_signature is None or update.bob_signature is None:
-            log.error("channel %s: our latest update is not double-signed; cannot answer",
-                      stored.state.channel_address)
-            return
-        await self.onchain.dispute(stored.state, update.alice_signature, update.bob_signature)
+        await self.exits.dispute(stored)
         log.warning("channel %s: answered the dispute of state %d with state %d",
                     stored.state.channel_address, dispute.nonce, stored.state.nonce)
 
