@@ -530,14 +530,7 @@ def withdraw(address: str) -> tuple[Response, int]:
 
 @bp.post(f"{WALLET}/force-close")
 def force_close(address: str) -> Response:
-    wallet = _authorize(address)
-    service = _service()
-    service.fund_gas(wallet)
-
-    async def dispute() -> Any:
-        return await (await service.client(wallet)).force_close()
-
-    result = _run(dispute(), timeout=120)
+    result = _service().force_close(_authorize(address))
     return jsonify({"nonce": result.nonce, "consensusExpiry": result.consensus_expiry,
                     "transactionHash": result.transaction})
 
@@ -546,13 +539,7 @@ def force_close(address: str) -> Response:
 def exit_channel(address: str) -> Response:
     wallet = _authorize(address)
     args = fields(_body(required=False), [Field("recipient", inputs.address, required=False)])
-    service = _service()
-    service.fund_gas(wallet)
-
-    async def take_out() -> Any:
-        return await (await service.client(wallet)).exit_channel(args.get("recipient"))
-
-    progress = _run(take_out(), timeout=180)
+    progress = _service().exit_channel(wallet, args.get("recipient"))
     return jsonify({"paidOut": {a: str(v) for a, v in progress.paid_out.items()},
                     "waiting": {hexb(t): until for t, until in progress.waiting.items()},
                     "done": progress.done})

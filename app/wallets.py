@@ -28,7 +28,7 @@ from eth_account import Account
 
 from connext.chain.contracts import Sender, connect, contract
 from connext.chain.deploy import Deployment, load_deployment
-from connext.client import Client
+from connext.client import Client, Dispute, ExitProgress
 from connext.protocol import errors
 from connext.protocol.signing import Signer
 from connext.protocol.types import ETH, Address
@@ -425,6 +425,26 @@ class WalletService:
                 token = contract(w3, "TestToken", asset.address)
                 receipt = sender.transact(token.functions.transfer(channel_address, amount))
         return _tx_hash(receipt)
+
+    # --- leaving without the node -----------------------------------------------------------
+
+    def force_close(self, wallet: Wallet) -> Dispute:
+        """Dispute the wallet's latest state on chain from its own account (gas first)."""
+        self.fund_gas(wallet)
+
+        async def dispute() -> Dispute:
+            return await (await self.client(wallet)).force_close()
+
+        return self.run(dispute(), timeout=120)
+
+    def exit_channel(self, wallet: Wallet, recipient: Address | None) -> ExitProgress:
+        """After the dispute window: what the channel owes the wallet, to `recipient`."""
+        self.fund_gas(wallet)
+
+        async def take_out() -> ExitProgress:
+            return await (await self.client(wallet)).exit_channel(recipient)
+
+        return self.run(take_out(), timeout=180)
 
     def fund_gas(self, wallet: Wallet) -> str | None:
         """Make sure the wallet's own account can pay gas (for a force-close it sends

@@ -8,8 +8,6 @@ locked in the channel waits for its own window, and Exit is pressed again.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, request
 
 from connext.protocol.types import Address
@@ -27,13 +25,7 @@ def force_close() -> tuple[str, int]:
     try:
         if request.form.get("confirm") != "yes":
             raise InputError("confirm", "Tick the box to confirm: the channel closes for good.")
-        service.fund_gas(wallet)
-
-        async def dispute() -> Any:
-            client = await service.client(wallet)
-            return await client.force_close()
-
-        result = service.run(dispute(), timeout=120)
+        result = service.force_close(wallet)
     except Exception as exc:
         return inspector_page(422, close_errors=form_error(exc, "confirm"))
     return inspector_page(disputed=result)
@@ -45,13 +37,7 @@ def exit_channel() -> tuple[str, int]:
     to = (request.form.get("to") or "").strip()
     try:
         recipient: Address = parse_address(to, "to") if to else wallet.address
-        service.fund_gas(wallet)
-
-        async def take_out() -> Any:
-            client = await service.client(wallet)
-            return await client.exit_channel(recipient)
-
-        progress = service.run(take_out(), timeout=180)
+        progress = service.exit_channel(wallet, recipient)
     except Exception as exc:
         return inspector_page(422, exit_errors=form_error(exc, "to"), exit_to=to)
     assets = service.assets()
