@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from web3 import Web3
 
-from ..protocol.types import Address
+from ..protocol.types import Address, ChannelState
 from ..store import ChannelStore, StoredChannel
 from .channel import ChannelContract, ChannelDispute
 from .contracts import contract
@@ -52,24 +52,26 @@ class Watchtower:
         self.start_block = start_block
         self.poll_interval = poll_interval
         self.on_disputed = on_disputed
+        self._dispute_topic = contract(w3, "ChannelMastercopy",
+                                       ZERO_ADDRESS).events.ChannelDisputed.topic
 
     async def recover(self) -> int:
         """At startup: find every dispute of our channels since `start_block` (logs of
         earlier scans are not read again) and check it; returns how many channels."""
         latest = int(await asyncio.to_thread(lambda: self.w3.eth.block_number))
-        ours = {s.channel_address.lower(): s.channel_address for s in
+        ours = {s.channel_address.lower(): s for s in
                 await asyncio.to_thread(self.store.list_channels, party=self.party)}
         found: set[str] = set()
         for start, end in block_ranges(self.start_block, latest) if ours else ():
             found |= await asyncio.to_thread(self._disputed_in, start, end)
         disputed = [ours[a] for a in sorted(found) if a in ours]
-        for address in disputed:
-            await self._check(address)
+        for state in disputed:
+            await self._check(state)
         return len(disputed)
 
     def _disputed_in(self, first: int, last: int) -> set[str]:
-        topic = contract(self.w3, "ChannelMastercopy", ZERO_ADDRESS).events.ChannelDisputed.topic
-        logs = self.w3.eth.get_logs({"fromBlock": first, "toBlock": last, "topics": [topic]})
+        logs = self.w3.eth.get_logs({"fromBlock": first, "toBlock": last,
+                                     "topics": [self._dispute_topic]})
         return {str(entry["address"]).lower() for entry in logs}
 
     async def run(self) -> None:
@@ -87,24 +89,23 @@ class Watchtower:
                 self._with_logs, [s.channel_address for s in states], start, end)
         for state in states:
             if state.channel_address.lower() in active:
-                await self._check(state.channel_address)
+                await self._check(state)
         await asyncio.to_thread(self.store.set_last_block, self.name, latest)
         return latest
 
-    async def _check(self, channel_address: Address) -> None:
-        stored = await asyncio.to_thread(self.store.get_channel, channel_address)
-        if stored is None:
-            return
-        chain = ChannelContract(self.w3, channel_address, stored.state.alice, stored.state.bob)
+    async def _check(self, state: ChannelState) -> None:
+        channel_address = state.channel_address
+        chain = ChannelContract(self.w3, channel_address, state.alice, state.bob)
         record = await asyncio.to_thread(chain.channel_dispute)
         if record.nonce == 0:
             return
         if self.on_disputed is not None:
             # stop updating the channel first (and let an update in flight finish), then
-            # compare: an update that landed before this is in `latest`, none can after
+            # compare: an update that landed before this is in `stored`, none can after
             await self.on_disputed(channel_address)
-            latest = await asyncio.to_thread(self.store.get_channel, channel_address)
-            stored = latest or stored
+        stored = await asyncio.to_thread(self.store.get_channel, channel_address)
+        if stored is None:
+            return
         if record.nonce >= stored.state.nonce:
             return  # the latest state (or one we do not know) is on chain
         now = int(await asyncio.to_thread(lambda: self.w3.eth.get_block("latest")["timestamp"]))
