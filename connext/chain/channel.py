@@ -116,10 +116,13 @@ class ChannelContract:
         )
 
     def dispute_channel(
-        self, state: ChannelState, signature_alice: bytes, signature_bob: bytes
+        self, state: ChannelState, signature_alice: bytes, signature_bob: bytes,
+        authorization: bytes = b"",
     ) -> ContractFunction:
+        """Sent by a party (no `authorization`), or by an address a party authorised with
+        its signature on `dispute_authorization_digest(..., disputer)`."""
         return self.contract.functions.dispute_channel(
-            channel_state_tuple(state), signature_alice, signature_bob
+            channel_state_tuple(state), signature_alice, signature_bob, authorization
         )
 
     def defund_channel(self, state: ChannelState, asset_ids: Sequence[Address]) -> ContractFunction:

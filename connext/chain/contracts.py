@@ -146,11 +146,15 @@ class Sender:
 
     def deploy(self, name: str, *args: Any) -> Contract:
         """Deploy artifact `name` with constructor `args`; the bound contract."""
+        receipt = self.deploy_receipt(name, *args)
+        return contract(self.w3, name, str(receipt["contractAddress"]))
+
+    def deploy_receipt(self, name: str, *args: Any) -> TxReceipt:
+        """Deploy artifact `name` with constructor `args`; the receipt (with the address)."""
         artifact = load_artifact(name)
         factory = self.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
         tx = factory.constructor(*args).build_transaction({"from": self.account.address})
-        receipt = self.send(tx)
-        return contract(self.w3, name, str(receipt["contractAddress"]))
+        return self.send(tx)
 
     def _fees(self) -> dict[str, int]:
         base_fee = self.w3.eth.get_block("latest").get("baseFeePerGas")

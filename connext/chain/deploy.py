@@ -1,14 +1,16 @@
 """Deploy the contracts once per chain and remember where they are.
 
 `deploy(...)` reuses the deployment recorded for the chain's id in the deployment file when
-code still exists at every recorded address; otherwise it deploys the mastercopy
-blueprint, the channel factory (which creates the mastercopy), the transfer registry, the
-four transfer definitions (registered in the registry) and, on local chains, a mintable
-test token, then records the addresses (JSON keyed by chain id).
+it was made from the same contract artifacts and code still exists at every recorded
+address; otherwise it deploys the secret registry, the four transfer definitions, the
+mastercopy blueprint, the channel factory (which creates the mastercopy), the transfer
+registry (with the definitions registered) and, on local chains, a mintable test token,
+then records the addresses (JSON keyed by chain id).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -19,7 +21,7 @@ from typing import Any
 
 from web3 import Web3
 
-from ..contracts import load_artifact
+from ..contracts import ARTIFACTS_DIR, load_artifact
 from ..protocol.types import NetworkContext
 from .contracts import Sender, connect, contract
 
@@ -42,6 +44,10 @@ class Deployment:
     test_token: str | None
     block_number: int
     """Block of the first deployment transaction: where chain watchers start."""
+    secret_registry: str
+    """Where hashlock preimages revealed on chain are recorded (see SecretRegistry.vy)."""
+    artifacts: str = ""
+    """Digest of the contract artifacts deployed: another build means a new deployment."""
 
     @property
     def network(self) -> NetworkContext:
@@ -54,7 +60,8 @@ class Deployment:
         )
 
     def addresses(self) -> list[str]:
-        fixed = [self.channel_factory, self.channel_mastercopy, self.transfer_registry]
+        fixed = [self.channel_factory, self.channel_mastercopy, self.transfer_registry,
+                 self.secret_registry]
         token = [] if self.test_token is None else [self.test_token]
         return [*fixed, *self.definitions.values(), *token]
 
@@ -67,6 +74,8 @@ class Deployment:
             "definitions": dict(self.definitions),
             "test_token": self.test_token,
             "block_number": self.block_number,
+            "secret_registry": self.secret_registry,
+            "artifacts": self.artifacts,
         }
 
     @classmethod
@@ -84,6 +93,10 @@ class Deployment:
                 else Web3.to_checksum_address(data["test_token"])
             ),
             block_number=int(data["block_number"]),
+            # a deployment recorded before the secret registry existed is redeployed
+            secret_registry=Web3.to_checksum_address(
+                data.get("secret_registry") or "0x" + "00" * 20),
+            artifacts=str(data.get("artifacts", "")),
         )
 
 
@@ -103,7 +116,8 @@ def deploy(
     chain_id = w3.eth.chain_id
     if deployment_file is not None:
         recorded = load_deployment(deployment_file, chain_id)
-        if recorded is not None and _has_code(w3, recorded.addresses()):
+        if (recorded is not None and recorded.artifacts == artifacts_digest()
+                and _has_code(w3, recorded.addresses())):
             return recorded
     with_token = chain_id in LOCAL_CHAIN_IDS if test_token is None else test_token
     deployment = _deploy_all(Sender(w3, deployer_private_key), with_token)
@@ -112,17 +126,29 @@ def deploy(
     return deployment
 
 
+def artifacts_digest() -> str:
+    """sha256 over the committed artifacts of every deployed contract."""
+    digest = hashlib.sha256()
+    for path in sorted(ARTIFACTS_DIR.glob("*.json")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def _deploy_all(sender: Sender, with_token: bool) -> Deployment:
     w3 = sender.w3
-    blueprint_receipt = sender.deploy_code(load_artifact("ChannelMastercopy")["blueprint_bytecode"])
-    blueprint = str(blueprint_receipt["contractAddress"])
-    factory = sender.deploy("ChannelFactory", blueprint)
+    secrets_receipt = sender.deploy_receipt("SecretRegistry")
+    secrets = str(secrets_receipt["contractAddress"])
+    # the Hashlock reads the secret registry; the channels know the Withdraw definition
+    arguments: dict[str, tuple[object, ...]] = {"Hashlock": (secrets,)}
+    definitions = {name: str(sender.deploy(name, *arguments.get(name, ())).address)
+                   for name in DEFINITION_CONTRACTS}
+    blueprint = str(
+        sender.deploy_code(load_artifact("ChannelMastercopy")["blueprint_bytecode"])
+        ["contractAddress"])
+    factory = sender.deploy("ChannelFactory", blueprint, definitions["Withdraw"])
     registry = sender.deploy("TransferRegistry")
-    definitions: dict[str, str] = {}
-    for name in DEFINITION_CONTRACTS:
-        definition = sender.deploy(name)
-        sender.transact(registry.functions.add_definition(definition.address))
-        definitions[name] = str(definition.address)
+    for address in definitions.values():
+        sender.transact(registry.functions.add_definition(address))
     token = (
         str(sender.deploy("TestToken", TEST_TOKEN_NAME, TEST_TOKEN_SYMBOL).address)
         if with_token
@@ -137,7 +163,9 @@ def _deploy_all(sender: Sender, with_token: bool) -> Deployment:
         transfer_registry=str(registry.address),
         definitions=definitions,
         test_token=token,
-        block_number=int(blueprint_receipt["blockNumber"]),
+        block_number=int(secrets_receipt["blockNumber"]),
+        secret_registry=secrets,
+        artifacts=artifacts_digest(),
     )
 
 

@@ -31,11 +31,13 @@ proxy_code_hash: public(immutable(bytes32))
 
 
 @deploy
-def __init__(mastercopy_blueprint: address):
+def __init__(mastercopy_blueprint: address, withdraw_definition: address):
     """
     @param mastercopy_blueprint An EIP-5202 blueprint of ChannelMastercopy.
+    @param withdraw_definition The network's Withdraw transfer definition (the channels
+           tie its transfers to their withdraw commitments).
     """
-    mastercopy = create_from_blueprint(mastercopy_blueprint)
+    mastercopy = create_from_blueprint(mastercopy_blueprint, withdraw_definition)
     proxy_code_hash = staticcall ChannelMastercopy.__interface__(mastercopy).proxy_code_hash()
 
 

@@ -9,9 +9,13 @@
           after deployment); alice with `deposit_alice`.
         - Cooperative: `withdraw` pays a commitment both parties signed, once per nonce.
         - Unilateral: `dispute_channel` (latest double-signed state; a higher nonce replaces
-          it within the consensus window), then after the window `defund_channel`,
+          it within the consensus window; only a party, or an address a party authorised
+          by signature, may dispute), then after the window `defund_channel`,
           `dispute_transfer` and `defund_transfer` credit each owner, and `exit` pays the
           credits. None of this expires: funds are never stranded.
+        - A Withdraw transfer is paid once: if its commitment was executed, settling the
+          transfer on chain gives nothing back to its initiator; if the transfer is
+          refunded on chain, its commitment can no longer be executed.
 @dev A proxy stores nothing at deployment. Every function that needs the parties takes
      `alice` and `bob` and checks them by recomputing this proxy's CREATE2 address from the
      factory (an immutable) and the salt keccak256(abi.encode(alice, bob, chain id)).
@@ -22,6 +26,7 @@ from ethereum.ercs import IERC20
 
 from . import signatures
 from . import transfer_definition as td
+from .transfers import Withdraw
 
 
 MAX_ASSETS: constant(uint256) = 16
@@ -35,6 +40,7 @@ _PROXY_CODE_SUFFIX: constant(Bytes[15]) = x"5af43d82803e903d91602b57fd5bf3"
 _CHANNEL_DOMAIN_HASH: constant(bytes32) = keccak256("Connext Channel")
 _WITHDRAW_DOMAIN_HASH: constant(bytes32) = keccak256("Connext Withdraw")
 _RESOLUTION_DOMAIN_HASH: constant(bytes32) = keccak256("Connext Transfer Resolution")
+_AUTHORIZATION_DOMAIN_HASH: constant(bytes32) = keccak256("Connext Dispute Authorization")
 _CHANNEL_STATE_TYPEHASH: constant(bytes32) = keccak256(
     "ChannelState(address alice,address bob,address[] assetIds,uint256[] balancesAlice,"
     "uint256[] balancesBob,uint256[] processedDepositsA,uint256[] processedDepositsB,"
@@ -46,6 +52,7 @@ _WITHDRAW_TYPEHASH: constant(bytes32) = keccak256(
 _RESOLUTION_TYPEHASH: constant(bytes32) = keccak256(
     "TransferResolution(bytes32 transferId,bytes32 resolverHash)"
 )
+_AUTHORIZATION_TYPEHASH: constant(bytes32) = keccak256("DisputeAuthorization(address disputer)")
 
 # The dispute record packs the disputed nonce above a 64-bit consensus expiry; a transfer
 # dispute record is its 64-bit expiry plus a "defunded" flag.
@@ -144,6 +151,8 @@ event TransferDefunded:
     transfer_hash: bytes32
     amount: uint256[2]
     resolved: bool
+    # what resolved it (empty when refunded): a payment's other hop settles with the same
+    encoded_resolver: Bytes[td.MAX_ENCODED_BYTES]
 
 
 event Exited:
@@ -155,6 +164,8 @@ event Exited:
 
 # The channel factory: the only deployer whose CREATE2 proxies are channels.
 factory: public(immutable(address))
+# The Withdraw transfer definition: its transfers are tied to a withdraw commitment nonce.
+withdraw_definition: public(immutable(address))
 # keccak256 of the proxy init code pointing at this mastercopy.
 proxy_code_hash: public(immutable(bytes32))
 
@@ -182,11 +193,13 @@ _transfer_disputes: HashMap[bytes32, uint256]
 
 
 @deploy
-def __init__():
+def __init__(withdraw: address):
     """
     @dev Created by the factory (from a blueprint), so the factory is `msg.sender`.
+    @param withdraw The network's Withdraw transfer definition.
     """
     factory = msg.sender
+    withdraw_definition = withdraw
     proxy_code_hash = keccak256(
         concat(_PROXY_CODE_PREFIX, convert(self, bytes20), _PROXY_CODE_SUFFIX)
     )
@@ -297,16 +310,23 @@ def dispute_channel(
     state: ChannelState,
     signature_alice: Bytes[signatures.SIGNATURE_BYTES],
     signature_bob: Bytes[signatures.SIGNATURE_BYTES],
+    authorization: Bytes[signatures.SIGNATURE_BYTES],
 ):
     """
     @notice Records a double-signed state on chain. The first dispute opens a consensus
             window of `state.timeout` seconds; a higher nonce replaces the state within the
-            window without extending it, and opens a new window once it is over.
+            window without extending it, and opens a new window once it is over. Only a
+            party disputes, or an address a party authorised (a watchtower service): a
+            signed state that leaked cannot be used by anyone else to end the channel.
     @param state The channel state both parties signed.
     @param signature_alice Alice's EIP-712 signature ("Connext Channel" domain).
     @param signature_bob Bob's signature on the same state.
+    @param authorization Empty when a party calls; else a party's EIP-712
+           DisputeAuthorization(disputer = the caller) signature.
     """
     self._check_channel(state.alice, state.bob)
+    if msg.sender != state.alice and msg.sender != state.bob:
+        self._check_authorization(state.alice, state.bob, authorization)
     n: uint256 = len(state.asset_ids)
     assert (
         len(state.balances_alice) == n
@@ -457,6 +477,8 @@ def defund_transfer(
             "Channel: resolve pays out too much"
         )
         amount = final.amount
+    if cts.transfer_definition == withdraw_definition:
+        amount = self._settle_withdraw(encoded_initial_state, amount)
     # initiator and responder are the parties; this proxy's address says who is alice
     alice: address = cts.initiator
     bob: address = cts.responder
@@ -467,7 +489,11 @@ def defund_transfer(
     self._credit(cts.asset_id, cts.balance.to[0], amount[0], alice, bob)
     self._credit(cts.asset_id, cts.balance.to[1], amount[1], alice, bob)
     log TransferDefunded(
-        transfer_id=cts.transfer_id, transfer_hash=transfer_hash, amount=amount, resolved=resolved
+        transfer_id=cts.transfer_id,
+        transfer_hash=transfer_hash,
+        amount=amount,
+        resolved=resolved,
+        encoded_resolver=encoded_resolver if resolved else b"",
     )
 
 
@@ -609,6 +635,44 @@ def _check_signatures(
     # the parties are never the zero address: _check_channel derived them from self
     assert signatures._recover(digest, signature_alice) == alice, "Channel: bad alice signature"
     assert signatures._recover(digest, signature_bob) == bob, "Channel: bad bob signature"
+
+
+@internal
+def _settle_withdraw(
+    encoded_initial_state: Bytes[td.MAX_ENCODED_BYTES], amount: uint256[2]
+) -> uint256[2]:
+    """
+    @dev A Withdraw transfer and its commitment pay once between them. Executed
+         commitment: the transfer settles as resolved ([0, fee]: the rest left through the
+         commitment), whoever asks and whatever the resolver said. Anything going back to
+         the initiator instead: the commitment's nonce is spent, so it can never execute.
+    """
+    state: Withdraw.WithdrawState = abi_decode(
+        encoded_initial_state, Withdraw.WithdrawState, unwrap_tuple=False
+    )
+    word: uint256 = state.nonce >> 8
+    bit: uint256 = 1 << (state.nonce & 255)
+    used: uint256 = self._used_withdrawals[word]
+    if used & bit != 0:
+        return [0, state.fee]
+    if amount[0] != 0:
+        self._used_withdrawals[word] = used | bit
+    return amount
+
+
+@internal
+@view
+def _check_authorization(
+    alice: address, bob: address, authorization: Bytes[signatures.SIGNATURE_BYTES]
+):
+    digest: bytes32 = signatures._typed_data_digest(
+        signatures._domain_separator(_AUTHORIZATION_DOMAIN_HASH, self),
+        keccak256(abi_encode(_AUTHORIZATION_TYPEHASH, msg.sender)),
+    )
+    signer: address = signatures._recover(digest, authorization)
+    assert signer != empty(address) and (signer == alice or signer == bob), (
+        "Channel: not a party or authorised"
+    )
 
 
 @internal

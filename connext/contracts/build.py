@@ -25,6 +25,7 @@ CONTRACTS: tuple[str, ...] = (
     "ChannelMastercopy.vy",
     "ChannelFactory.vy",
     "TransferRegistry.vy",
+    "SecretRegistry.vy",
     "TestToken.vy",
     "transfers/Hashlock.vy",
     "transfers/Signed.vy",

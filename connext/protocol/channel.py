@@ -9,7 +9,7 @@ the channel exactly as it was. `propose_*` build updates, `sign_*` sign them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TypeVar
 
@@ -40,20 +40,55 @@ from .types import (
 MAX_TIMEOUT = 2**32
 """Upper bound of the dispute window and transfer timeouts, in seconds."""
 
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The timeouts a party accepts, in seconds: the channel's dispute window (setup) and a
+    transfer's on-chain dispute window (create). Too short, and a dispute cannot be
+    answered on chain in time; too long, and funds stay locked for that long. Each party
+    checks its own bounds on what it proposes and on what it countersigns."""
+
+    min_channel_timeout: int = 1
+    max_channel_timeout: int = MAX_TIMEOUT
+    min_transfer_timeout: int = 1
+    max_transfer_timeout: int = MAX_TIMEOUT
+
+    def check_channel_timeout(self, timeout: int) -> None:
+        _check_within("the channel's dispute window", timeout, self.min_channel_timeout,
+                      self.max_channel_timeout)
+
+    def check_transfer_timeout(self, timeout: int) -> None:
+        _check_within("the transfer's timeout", timeout, self.min_transfer_timeout,
+                      self.max_transfer_timeout)
+
+
+def _check_within(what: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise errors.TimeoutOutOfBounds(
+            f"{what} of {value} s is outside the accepted {low}..{high} s")
+
 ActiveTransfers = Mapping[bytes, Transfer]
 T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """What the state machine needs besides the channel: known definitions and block time.
+    """What the state machine needs besides the channel: known definitions, block time,
+    the party's timeout bounds and the secret registry.
 
     `definitions` maps a definition contract's address to its Python mirror (from the
-    deployment's transfer registry); `now` is the block timestamp definitions see.
+    deployment's transfer registry); `now` is the block timestamp definitions see;
+    `registered` maps a lock hash to the block time its preimage was first registered on
+    chain (see TransferContext).
     """
 
     definitions: Mapping[Address, TransferDefinition]
     now: int = 0
+    bounds: Bounds = Bounds()
+    registered: Mapping[bytes, int] = field(default_factory=dict)
+
+    def context(self, chain_id: int, definition: Address) -> TransferContext:
+        return TransferContext(chain_id, definition, self.now, self.registered)
 
 
 @dataclass(frozen=True)
@@ -96,7 +131,7 @@ def apply_update(
 ) -> Applied:
     """The next state and active transfers, or a ProtocolError (inputs are untouched)."""
     if update.type is UpdateType.SETUP:
-        return _apply_setup(state, update)
+        return _apply_setup(state, update, rules)
     if state is None:
         raise errors.ChannelNotSetUp(f"channel {update.channel_address} is not set up")
     _check_common(state, update)
@@ -151,7 +186,7 @@ def _check_common(state: ChannelState, update: Update) -> None:
         raise errors.InvalidUpdate("the channel has run out of nonces")
 
 
-def _apply_setup(state: ChannelState | None, update: Update) -> Applied:
+def _apply_setup(state: ChannelState | None, update: Update, rules: Rules) -> Applied:
     if state is not None:
         raise errors.ChannelAlreadySetUp(f"channel {state.channel_address} is already set up")
     details = update.details
@@ -164,6 +199,7 @@ def _apply_setup(state: ChannelState | None, update: Update) -> Applied:
         raise errors.InvalidUpdate("a channel needs two different parties")
     if not 0 < details.timeout <= MAX_TIMEOUT:
         raise errors.InvalidUpdate(f"timeout must be within 1..{MAX_TIMEOUT} seconds")
+    rules.bounds.check_channel_timeout(details.timeout)
     net = details.network
     expected = channel_address(
         net.channel_factory, net.channel_mastercopy, alice, bob, net.chain_id
@@ -255,6 +291,7 @@ def _apply_create(
         raise errors.InvalidAmount("a transfer amount must be positive")
     if not 0 < details.transfer_timeout <= MAX_TIMEOUT:
         raise errors.InvalidUpdate(f"transfer timeout must be within 1..{MAX_TIMEOUT} seconds")
+    rules.bounds.check_transfer_timeout(details.transfer_timeout)
     index = state.asset_index(details.asset_id)
     payer = state.party(update.initiator)
     available = 0 if index is None else getattr(state.balances[index], payer)
@@ -266,7 +303,7 @@ def _apply_create(
     definition.create(
         balance,
         details.initial_state,
-        TransferContext(state.network.chain_id, details.transfer_definition, rules.now),
+        rules.context(state.network.chain_id, details.transfer_definition),
     )
     transfer = Transfer(
         channel_address=state.channel_address,
@@ -317,7 +354,7 @@ def _apply_resolve(
         transfer.balance,
         transfer.initial_state,
         details.resolver,
-        TransferContext(state.network.chain_id, transfer.transfer_definition, rules.now),
+        rules.context(state.network.chain_id, transfer.transfer_definition),
     )
     if final.total > transfer.balance.total or min(final.amount) < 0:
         raise errors.InvalidTransferResolver("a resolve may not pay out more than was locked")

@@ -22,6 +22,7 @@ WITHDRAW_DOMAIN = "Connext Withdraw"
 RESOLUTION_DOMAIN = "Connext Transfer Resolution"
 SIGNED_TRANSFER_DOMAIN = "Connext Signed Transfer"
 STREAM_DOMAIN = "Connext Stream"
+DISPUTE_AUTHORIZATION_DOMAIN = "Connext Dispute Authorization"
 MESSAGE_DOMAIN = "Connext Message"
 
 EIP712_DOMAIN_TYPE = (
@@ -38,6 +39,7 @@ WITHDRAW_COMMITMENT_TYPE = (
 TRANSFER_RESOLUTION_TYPE = "TransferResolution(bytes32 transferId,bytes32 resolverHash)"
 RECEIPT_TYPE = "Receipt(bytes32 paymentId,bytes32 data)"
 VOUCHER_TYPE = "Voucher(bytes32 streamId,uint256 amount)"
+DISPUTE_AUTHORIZATION_TYPE = "DisputeAuthorization(address disputer)"
 
 # Minimal-proxy init code as Vyper's create_minimal_proxy_to emits it (see shared FACTS).
 _PROXY_PREFIX = bytes.fromhex("602d3d8160093d39f3363d3d373d3d3d363d73")
@@ -85,6 +87,7 @@ WITHDRAW_COMMITMENT_TYPEHASH = keccak(WITHDRAW_COMMITMENT_TYPE.encode())
 TRANSFER_RESOLUTION_TYPEHASH = keccak(TRANSFER_RESOLUTION_TYPE.encode())
 RECEIPT_TYPEHASH = keccak(RECEIPT_TYPE.encode())
 VOUCHER_TYPEHASH = keccak(VOUCHER_TYPE.encode())
+DISPUTE_AUTHORIZATION_TYPEHASH = keccak(DISPUTE_AUTHORIZATION_TYPE.encode())
 
 
 @lru_cache(maxsize=4096)
@@ -167,6 +170,15 @@ def receipt_digest(chain_id: int, definition: Address, payment_id: bytes, data: 
 def voucher_digest(chain_id: int, definition: Address, stream_id: bytes, amount: int) -> bytes:
     domain = domain_separator(STREAM_DOMAIN, chain_id, definition)
     struct_hash = keccak(VOUCHER_TYPEHASH + bytes32_word(stream_id) + uint_word(amount))
+    return typed_data_digest(domain, struct_hash)
+
+
+def dispute_authorization_digest(chain_id: int, channel_address: Address,
+                                 disputer: Address) -> bytes:
+    """What a party signs to let `disputer` (e.g. a watchtower service) dispute the channel
+    on its behalf; nobody else but the two parties may."""
+    domain = domain_separator(DISPUTE_AUTHORIZATION_DOMAIN, chain_id, channel_address)
+    struct_hash = keccak(DISPUTE_AUTHORIZATION_TYPEHASH + address_word(disputer))
     return typed_data_digest(domain, struct_hash)
 
 

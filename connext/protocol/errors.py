@@ -159,23 +159,6 @@ class NotLinkCreator(ProtocolError):
         super().__init__(message)
 
 
-def error_class(code: str) -> type[ProtocolError] | None:
-    """The error class of this module with `code` (to re-raise a remote error typed)."""
-    return _BY_CODE.get(code)
-
-
-def _by_code() -> dict[str, type[ProtocolError]]:
-    found: dict[str, type[ProtocolError]] = {}
-    pending: list[type[ProtocolError]] = [ProtocolError]
-    while pending:
-        cls = pending.pop()
-        if cls.__module__ == __name__:
-            found.setdefault(cls.code, cls)
-        pending.extend(cls.__subclasses__())
-    return found
-
-
-_BY_CODE = _by_code()
 
 
 class NotDisputed(ProtocolError):
@@ -203,3 +186,51 @@ class ChannelDisputed(ProtocolError):
 
     def __init__(self, message: str = "this channel is being closed on chain") -> None:
         super().__init__(message)
+
+
+# --- limits both sides and the node enforce --------------------------------------------------
+
+
+class TimeoutOutOfBounds(ProtocolError):
+    """A channel dispute window or transfer timeout outside the bounds this party accepts
+    (too short to answer on chain in time, or too long to keep funds locked)."""
+
+    code = "timeout_out_of_bounds"
+
+
+class AmountBelowMinimum(ProtocolError):
+    """A payment or withdrawal smaller than the node accepts (it would cost more to carry
+    than it is worth)."""
+
+    code = "amount_below_minimum"
+
+
+class FeeTooLow(ProtocolError):
+    """A withdrawal offers the node less than its withdrawal fee (it pays the gas)."""
+
+    code = "fee_too_low"
+
+
+class RateLimited(ProtocolError):
+    """Too many requests of this kind from one identity: try again later."""
+
+    code = "rate_limited"
+
+
+def error_class(code: str) -> type[ProtocolError] | None:
+    """The error class of this module with `code` (to re-raise a remote error typed)."""
+    return _BY_CODE.get(code)
+
+
+def _by_code() -> dict[str, type[ProtocolError]]:
+    found: dict[str, type[ProtocolError]] = {}
+    pending: list[type[ProtocolError]] = [ProtocolError]
+    while pending:
+        cls = pending.pop()
+        if cls.__module__ == __name__:
+            found.setdefault(cls.code, cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+_BY_CODE = _by_code()

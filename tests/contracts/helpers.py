@@ -198,14 +198,17 @@ def proof_for(transfers: Sequence[HashlockTransfer], transfer: HashlockTransfer)
     return merkle_proof([t.leaf for t in transfers], transfer.leaf)
 
 
-def try_call(anvil: Anvil, to: str, data: bytes, block: str | int = "latest") -> bytes | None:
+def try_call(anvil: Anvil, to: str, data: bytes, block: str | int = "latest",
+             sender: str | None = None) -> bytes | None:
     """eth_call straight to anvil (web3's call costs three round trips): the returned
-    bytes, or None when the call reverts or halts (e.g. out of gas on a huge ABI offset)."""
+    bytes, or None when the call reverts or halts (e.g. out of gas on a huge ABI offset).
+    `sender`: the caller the contract sees (default: the zero address)."""
     tag = block if isinstance(block, str) else hex(block)
+    call = {"to": to, "data": "0x" + data.hex(), "gas": hex(10**7)}
+    if sender is not None:
+        call["from"] = sender
     try:
-        result: str = anvil.rpc(
-            "eth_call", [{"to": to, "data": "0x" + data.hex(), "gas": hex(10**7)}, tag]
-        )
+        result: str = anvil.rpc("eth_call", [call, tag])
     except AnvilError as exc:
         message = str(exc).lower()
         if "revert" in message or "evm error" in message or "out of gas" in message:

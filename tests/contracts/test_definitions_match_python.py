@@ -9,13 +9,14 @@ otherwise both give the same final balance.
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import pytest
 from eth_abi.abi import decode
 
 from connext.chain.anvil import Anvil
-from connext.chain.contracts import encode_call
+from connext.chain.contracts import Sender, connect, contract, encode_call
 from connext.chain.deploy import Deployment
 from connext.protocol.encoding import checksum
 from connext.protocol.errors import TransferError
@@ -31,8 +32,32 @@ CASES = 250
 
 
 @pytest.fixture
-def known_block(anvil: Anvil) -> tuple[int, int]:
-    """(number, timestamp) of a freshly mined block: eth_call at it sees that timestamp."""
+def registered(anvil: Anvil, deployment: Deployment) -> dict[bytes, int]:
+    """Preimages registered in the secret registry a few hundred seconds apart, with the
+    block time of each registration."""
+    sender = Sender(connect(anvil.url), anvil.private_keys[0])
+    registry = contract(sender.w3, "SecretRegistry", deployment.secret_registry)
+    found: dict[bytes, int] = {}
+    for k in range(6):
+        preimage = random.Random(f"secret-{k}").randbytes(32)
+        at = anvil.block_timestamp() + 100
+        anvil.set_next_block_timestamp(at)
+        sender.transact(registry.functions.register(preimage))
+        found[preimage] = at
+    return found
+
+
+def _context(deployment: Deployment, address: str, now: int,
+             registered: dict[bytes, int]) -> TransferContext:
+    return TransferContext(chain_id=deployment.chain_id, definition=address, now=now,
+                           registered={hashlib.sha256(p).digest(): at
+                                       for p, at in registered.items()})
+
+
+@pytest.fixture
+def known_block(anvil: Anvil, registered: dict[bytes, int]) -> tuple[int, int]:
+    """(number, timestamp) of a freshly mined block: eth_call at it sees that timestamp.
+    It comes after the secret registrations."""
     timestamp = anvil.block_timestamp() + 1000
     anvil.set_next_block_timestamp(timestamp)
     anvil.mine()
@@ -64,13 +89,14 @@ def _contract_resolve(
 
 @pytest.mark.parametrize("name", sorted(DEFINITIONS))
 def test_create_and_resolve_match_the_python_mirror(
-    name: str, anvil: Anvil, deployment: Deployment, known_block: tuple[int, int]
+    name: str, anvil: Anvil, deployment: Deployment, known_block: tuple[int, int],
+    registered: dict[bytes, int],
 ) -> None:
     number, now = known_block
     address = deployment.definitions[name]
     mirror = DEFINITIONS[name]
-    ctx = TransferContext(chain_id=deployment.chain_id, definition=address, now=now)
-    make = maker_for(name, CaseMaker(random.Random(f"{name}-2026"), ctx))
+    ctx = _context(deployment, address, now, registered)
+    make = maker_for(name, CaseMaker(random.Random(f"{name}-2026"), ctx, registered))
     outcomes = {"create": [0, 0], "resolve": [0, 0]}
 
     for _ in range(CASES):
@@ -102,8 +128,6 @@ def test_resolve_reverts_where_the_final_amount_would_overflow(
     address = deployment.definitions["Hashlock"]
     ctx = TransferContext(chain_id=deployment.chain_id, definition=address, now=now)
     preimage = b"\x01" * 32
-    import hashlib
-
     case = Case(
         TransferBalance(amount=(2**256 - 1, 1), to=(checksum(b"\x01" * 20),
                                                      checksum(b"\x02" * 20))),

@@ -170,7 +170,7 @@ def test_full_unilateral_exit_pays_everyone_exactly_what_the_state_says(
                                                            to_bob.resolver))
     assert events(contract.contract.events.TransferDefunded, receipt) == [{
         "transfer_id": to_bob.core.transfer_id, "transfer_hash": to_bob.leaf,
-        "amount": [0, 3 * ETHER], "resolved": True,
+        "amount": [0, 3 * ETHER], "resolved": True, "encoded_resolver": to_bob.resolver,
     }]
 
     # transfer bob -> alice: nobody resolves it; after its dispute expires anyone refunds it

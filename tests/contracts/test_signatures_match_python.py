@@ -88,8 +88,9 @@ def test_dispute_accepts_exactly_the_signatures_python_accepts(
                 digest, sig_b, channel.bob.address
             )
             data = encode_call("ChannelMastercopy", "dispute_channel",
-                               channel_state_tuple(signed), sig_a, sig_b)
-            contract_accepts = try_call(anvil, channel.address, data) is not None
+                               channel_state_tuple(signed), sig_a, sig_b, b"")
+            contract_accepts = try_call(anvil, channel.address, data,
+                                        sender=channel.bob.address) is not None
             assert contract_accepts == python_accepts, (case, signed)
             verdicts.setdefault(case, set()).add(contract_accepts)
     assert verdicts.pop("valid") == {True}

@@ -38,10 +38,14 @@ class Case:
 class CaseMaker:
     """Draws cases for one definition; `now` and the definition address come from `ctx`."""
 
-    def __init__(self, rng: random.Random, ctx: TransferContext) -> None:
+    def __init__(self, rng: random.Random, ctx: TransferContext,
+                 registered: dict[bytes, int] | None = None) -> None:
+        """`registered`: preimages registered in the secret registry, with the block time
+        of their registration (ctx.registered holds the same by lock hash)."""
         self.rng = rng
         self.ctx = ctx
         self.keys = [Signer.random() for _ in range(3)]
+        self.registered = registered or {}
 
     # -- building blocks -----------------------------------------------------------------
 
@@ -117,12 +121,20 @@ class CaseMaker:
 
     def hashlock(self) -> Case:
         r = self.rng
-        preimage = r.randbytes(32)
+        expiry = self.expiry()
+        if self.registered and r.random() < 0.4:
+            # a preimage revealed on chain: its expiry just before, at or after the
+            # registration decides whether it still pays after the expiry
+            preimage = r.choice(sorted(self.registered))
+            at = self.registered[preimage]
+            expiry = r.choice([at - 1, at, at + 1, 0, expiry])
+        else:
+            preimage = r.randbytes(32)
         lock = r.choice([hashlib.sha256(preimage).digest()] * 3 + [bytes(32), r.randbytes(32)])
         revealed = r.choice([preimage, preimage, bytes(32), r.randbytes(32), lock])
         return Case(
             self.balance(),
-            self.garble(encode(["bytes32", "uint256"], [lock, self.expiry()])),
+            self.garble(encode(["bytes32", "uint256"], [lock, expiry])),
             self.garble(encode(["bytes32"], [revealed])),
         )
 

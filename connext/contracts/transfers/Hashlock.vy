@@ -3,8 +3,11 @@
 """
 @title Hashlock transfer definition
 @notice Pays the responder when the sha256 preimage of the lock hash is revealed before the
-        expiry (an expiry of 0 never expires). A zero preimage cancels: the balance stays
-        as it is, so the amount goes back to the initiator.
+        expiry (an expiry of 0 never expires), or at any later time when the preimage was
+        registered in the secret registry no later than the expiry: so a lock stays
+        enforceable although transfer disputes come after the channel's consensus window.
+        A zero preimage cancels: the balance stays as it is, so the amount goes back to
+        the initiator.
 @dev Mirror: connext/protocol/transfers/hashlock.py. State `(bytes32 lockHash, uint256
      expiry)` and resolver `(bytes32 preimage)` are static: `abi_decode` accepts exactly
      64 and 32 bytes.
@@ -14,9 +17,24 @@ from .. import transfer_definition as td
 
 implements: td.ITransferDefinition
 
+
+interface ISecretRegistry:
+    def registered_at(lock_hash: bytes32) -> uint256: view
+
 NAME: constant(String[32]) = "Hashlock"
 STATE_ENCODING: constant(String[256]) = "tuple(bytes32 lockHash,uint256 expiry)"
 RESOLVER_ENCODING: constant(String[128]) = "tuple(bytes32 preimage)"
+
+# Where preimages revealed on chain are recorded with their block time.
+secret_registry: public(immutable(ISecretRegistry))
+
+
+@deploy
+def __init__(registry: ISecretRegistry):
+    """
+    @param registry The network's SecretRegistry.
+    """
+    secret_registry = registry
 
 
 @external
@@ -64,7 +82,8 @@ def resolve(
 ) -> td.Balance:
     """
     @notice The final balance: unchanged for a zero preimage, everything to the responder
-            for the right preimage before the expiry; reverts otherwise.
+            for the right preimage before the expiry (or registered no later than the
+            expiry); reverts otherwise.
     @param balance The transfer's balance.
     @param encoded_state abi.encode(bytes32 lockHash, uint256 expiry).
     @param encoded_resolver abi.encode(bytes32 preimage).
@@ -76,8 +95,10 @@ def resolve(
     preimage: bytes32 = abi_decode(encoded_resolver, bytes32)
     if preimage == empty(bytes32):
         return balance
-    assert expiry == 0 or expiry > block.timestamp, "Hashlock: expired"
     assert sha256(preimage) == lock_hash, "Hashlock: wrong preimage"
+    if expiry != 0 and expiry <= block.timestamp:
+        registered: uint256 = staticcall secret_registry.registered_at(lock_hash)
+        assert registered != 0 and registered <= expiry, "Hashlock: expired"
     return td.Balance(
         amount=[0, balance.amount[0] + balance.amount[1]], to=balance.to
     )

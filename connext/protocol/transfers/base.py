@@ -8,7 +8,8 @@ pure; the block time and the contract's address come in through `TransferContext
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from eth_abi.abi import encode
@@ -24,11 +25,14 @@ MAX_UINT256 = 2**256 - 1
 
 @dataclass(frozen=True, slots=True)
 class TransferContext:
-    """What a definition may read besides its inputs: chain, its own address, block time."""
+    """What a definition may read besides its inputs: chain, its own address, block time,
+    and the secret registry (lock hash -> block time of the preimage's first registration,
+    as the SecretRegistered logs show it; a lock missing here was never registered)."""
 
     chain_id: int
     definition: Address
     now: int
+    registered: Mapping[bytes, int] = field(default_factory=dict)
 
 
 class TransferDefinition(ABC):

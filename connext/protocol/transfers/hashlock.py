@@ -1,7 +1,8 @@
 """Hashlock: pays the responder when the sha256 preimage of the lock hash is revealed.
 
-A zero preimage cancels (the amount returns to the initiator); an expired lock can only be
-cancelled. Mirror of contracts/transfers/Hashlock.vy.
+A zero preimage cancels (the amount returns to the initiator). After its expiry a lock
+still pays if its preimage was registered in the secret registry no later than the expiry;
+otherwise it can only be cancelled. Mirror of contracts/transfers/Hashlock.vy.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from .base import TransferContext, TransferDefinition
 
 def lock_hash(preimage: bytes) -> bytes:
     return hashlib.sha256(preimage).digest()
+
+
+def registered_in_time(lock: bytes, expiry: int, ctx: TransferContext) -> bool:
+    """Whether the lock's preimage was registered on chain no later than its expiry."""
+    registered = ctx.registered.get(lock, 0)
+    return registered != 0 and (expiry == 0 or registered <= expiry)
 
 
 class Hashlock(TransferDefinition):
@@ -48,8 +55,8 @@ class Hashlock(TransferDefinition):
         (preimage,) = resolver
         if preimage == ZERO_HASH:
             return balance.amount
-        if expiry != 0 and expiry <= ctx.now:
-            raise InvalidTransferResolver("Hashlock: the payment has expired")
         if lock_hash(preimage) != lock:
             raise InvalidTransferResolver("Hashlock: wrong preimage")
+        if expiry != 0 and expiry <= ctx.now and not registered_in_time(lock, expiry, ctx):
+            raise InvalidTransferResolver("Hashlock: the payment has expired")
         return (0, balance.amount[0] + balance.amount[1])
