@@ -6,7 +6,9 @@ one it processed (kept in the store, so a restart resumes) for logs of our chann
 contracts; for each channel with activity it reads the dispute record, and when the
 disputed nonce is below the nonce of our latest double-signed state and the window is still
 open, it calls `respond` with our stored channel (which disputes the latest state). Every
-disputed channel is reported to `on_disputed` first (the node stops updating it).
+disputed channel is reported to `on_disputed` first (the node stops updating it), and every
+transfer resolved on chain to `on_resolved` with its resolver (the node settles the other
+hop of a payment with it).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from web3 import Web3
 
@@ -29,6 +32,8 @@ ADDRESSES_PER_QUERY = 200
 ZERO_ADDRESS = "0x" + "00" * 20
 
 Respond = Callable[[StoredChannel, ChannelDispute], Awaitable[None]]
+OnResolved = Callable[[Address, bytes, bytes], Awaitable[None]]
+"""(channel address, transfer id, encoded resolver) of a transfer resolved on chain."""
 
 
 class Watchtower:
@@ -43,6 +48,7 @@ class Watchtower:
         start_block: int = 0,
         poll_interval: float = 1.0,
         on_disputed: Callable[[Address], Awaitable[None]] | None = None,
+        on_resolved: OnResolved | None = None,
     ) -> None:
         self.w3 = w3
         self.store = store
@@ -52,8 +58,11 @@ class Watchtower:
         self.start_block = start_block
         self.poll_interval = poll_interval
         self.on_disputed = on_disputed
-        self._dispute_topic = contract(w3, "ChannelMastercopy",
-                                       ZERO_ADDRESS).events.ChannelDisputed.topic
+        self.on_resolved = on_resolved
+        events = contract(w3, "ChannelMastercopy", ZERO_ADDRESS).events
+        self._dispute_topic = events.ChannelDisputed.topic
+        self._defunded = events.TransferDefunded()
+        self._defunded_topic = bytes.fromhex(events.TransferDefunded.topic.removeprefix("0x"))
 
     async def recover(self) -> int:
         """At startup: find every dispute of our channels since `start_block` (logs of
@@ -83,15 +92,27 @@ class Watchtower:
         if first > latest:
             return latest
         states = await asyncio.to_thread(self.store.list_channels, party=self.party)
-        active: set[str] = set()
+        entries: list[Any] = []
         for start, end in block_ranges(first, latest) if states else ():
-            active |= await asyncio.to_thread(
-                self._with_logs, [s.channel_address for s in states], start, end)
+            entries += await asyncio.to_thread(
+                self._logs, [s.channel_address for s in states], start, end)
+        active = {str(entry["address"]).lower() for entry in entries}
         for state in states:
             if state.channel_address.lower() in active:
                 await self._check(state)
+        for entry in entries:
+            await self._resolved(entry)
         await asyncio.to_thread(self.store.set_last_block, self.name, latest)
         return latest
+
+    async def _resolved(self, entry: Any) -> None:
+        topics = entry["topics"]
+        if self.on_resolved is None or not topics or bytes(topics[0]) != self._defunded_topic:
+            return
+        args = self._defunded.process_log(entry)["args"]
+        if args["resolved"] and args["encoded_resolver"]:
+            await self.on_resolved(Web3.to_checksum_address(entry["address"]),
+                                   bytes(args["transfer_id"]), bytes(args["encoded_resolver"]))
 
     async def _check(self, state: ChannelState) -> None:
         channel_address = state.channel_address
@@ -117,13 +138,12 @@ class Watchtower:
                     channel_address, record.nonce, stored.state.nonce)
         await self.respond(stored, record)
 
-    def _with_logs(self, channels: list[Address], first: int, last: int) -> set[str]:
-        """Lower-cased addresses among `channels` that logged anything in the blocks."""
-        found: set[str] = set()
+    def _logs(self, channels: list[Address], first: int, last: int) -> list[Any]:
+        """Every log of `channels` in the blocks."""
+        found: list[Any] = []
         for chunk in range(0, len(channels), ADDRESSES_PER_QUERY):
             addresses = [Web3.to_checksum_address(a)
                          for a in channels[chunk:chunk + ADDRESSES_PER_QUERY]]
-            for entry in self.w3.eth.get_logs({"fromBlock": first, "toBlock": last,
-                                               "address": addresses}):
-                found.add(str(entry["address"]).lower())
+            found += self.w3.eth.get_logs({"fromBlock": first, "toBlock": last,
+                                           "address": addresses})
         return found

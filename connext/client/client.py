@@ -29,11 +29,15 @@ from ..chain.channel import ChannelDispute
 from ..chain.contracts import Sender, connect, contract
 from ..chain.deploy import Deployment
 from ..chain.deposits import ChainDeposits
+from ..chain.secrets import SecretWatcher
 from ..chain.watchtower import Watchtower
 from ..engine import ChannelEngine, Committed
 from ..messaging import Messaging, MessagingTimeout, NoResponders, RemoteError
 from ..protocol import errors
 from ..protocol.channel import (
+    DEFAULT_BOUNDS,
+    Applied,
+    Bounds,
     Rules,
     create_update,
     deposit_update,
@@ -43,9 +47,17 @@ from ..protocol.encoding import channel_address, keccak, withdraw_commitment_dig
 from ..protocol.serialization import hexb, parse_bytes
 from ..protocol.signing import SECP256K1_N, Signer
 from ..protocol.transfers import DEFINITIONS, HASHLOCK, WITHDRAW, lock_hash
-from ..protocol.types import ETH, Address, ChannelState, Transfer, UpdateType
+from ..protocol.types import (
+    ETH,
+    Address,
+    ChannelState,
+    CreateDetails,
+    Transfer,
+    Update,
+    UpdateType,
+)
 from ..store import ChannelStore, StoredChannel
-from . import unilateral
+from . import locks, unilateral
 from .unilateral import Dispute, ExitProgress
 
 log = logging.getLogger(__name__)
@@ -157,9 +169,15 @@ class Client:
         deployment: Deployment,
         request_timeout: float = 10.0,
         watch_interval: float = 5.0,
+        bounds: Bounds = DEFAULT_BOUNDS,
+        reveal_margin: int = 300,
     ) -> None:
         """`watch_interval`: seconds between the watchtower's looks at the chain (a dispute
-        of a stale state is answered with our latest); 0 turns it off."""
+        of a stale state is answered with our latest, registered preimages are read); 0
+        turns it off. `bounds`: the channel and transfer timeouts we accept (a node that
+        proposes others is refused). `reveal_margin`: a payment to us that the node has
+        not countersigned gets its preimage registered on chain this many seconds before
+        its lock expires (connext/client/locks.py)."""
         self.signer = signer
         self.address = signer.address
         self.node_address = node_address
@@ -169,6 +187,9 @@ class Client:
         self.deployment = deployment
         self.network = deployment.network
         self.request_timeout = request_timeout
+        self.bounds = bounds
+        self.reveal_margin = reveal_margin
+        self.secrets: SecretWatcher | None = None
         self.definition_names = {addr: name for name, addr in deployment.definitions.items()}
         self.definition_address = dict(deployment.definitions)
         net = self.network
@@ -190,6 +211,7 @@ class Client:
         """Called before the client sends a transaction of its own on chain (an automatic
         answer to a dispute): e.g. to make sure the user's account can pay the gas."""
         self._connected = False
+        self._node_info: dict[str, Any] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -205,9 +227,14 @@ class Client:
         self.messaging = Messaging(self.signer, self.nats_url)
         await self.messaging.connect()
         self.deposits = ChainDeposits(self.w3)
+        self.secrets = SecretWatcher(self.w3, self.store, self.deployment.secret_registry,
+                                     start_block=self.deployment.block_number,
+                                     poll_interval=self.watch_interval or 5.0)
+        await self.secrets.load()
         self.engine = ChannelEngine(
             self.signer, self.store, self.messaging, self.rules, self.deposits,
             request_timeout=self.request_timeout, yields_on_collision=True,
+            policy=self._policy,
         )
         self.engine.on_commit(self._on_commit)
         for method, handler in self.engine.handlers().items():
@@ -222,7 +249,8 @@ class Client:
                 self.w3, self.store, self.address, self._answer_dispute,
                 start_block=self.deployment.block_number, poll_interval=self.watch_interval,
                 on_disputed=self._on_disputed)
-            self._watching = asyncio.get_running_loop().create_task(watchtower.run())
+            self._watching = asyncio.get_running_loop().create_task(
+                _both(watchtower.run(), self.secrets.run()))
         if await self.engine.channel(self.channel_address) is not None:
             try:
                 disputed = await asyncio.to_thread(unilateral.disputed_on_chain, self)
@@ -254,7 +282,30 @@ class Client:
         return Rules(
             definitions={a: DEFINITIONS[n] for a, n in self.definition_names.items()},
             now=int(time.time()),
+            bounds=self.bounds,
+            registered={} if self.secrets is None else self.secrets.registered,
         )
+
+    async def _policy(self, update: Update, applied: Applied) -> None:
+        """What we refuse from the node beyond the protocol's rules: a reclaim (a Withdraw
+        of the node's own) whose commitment is not the one the transfer stands for, with
+        the nonce the channel assigns (else the node could spend the nonce one of our own
+        withdrawals will need, and that withdrawal would fail on chain)."""
+        details = update.details
+        if (update.type is UpdateType.CREATE and isinstance(details, CreateDetails)
+                and self.definition_names.get(details.transfer_definition) == "Withdraw"):
+            transfer = applied.transfer
+            assert transfer is not None
+            _sig, initiator, responder, commitment, nonce, fee = WITHDRAW.decode_state(
+                transfer.initial_state)
+            expected = withdraw_commitment_digest(
+                self.network.chain_id, self.channel_address, self.node_address,
+                transfer.asset_id, transfer.balance.amount[0] - fee, update.nonce)
+            if ((initiator, responder) != (self.node_address, self.address)
+                    or nonce != update.nonce or commitment != expected):
+                raise errors.InvalidTransferState(
+                    "a reclaim must commit to the node's own address, its amount and the "
+                    "channel nonce of its update")
 
     def _bind(self, method: str,
               handler: Callable[[Address, dict[str, Any]], Awaitable[dict[str, Any]]]) -> None:
@@ -266,8 +317,16 @@ class Client:
         self.messaging.handle(method, on_message)
 
     async def _request(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self.messaging.request(self.node_address, method, body,
-                                            timeout=self.request_timeout)
+        """A request to the node; an error reply is re-raised as the matching typed error
+        (`LinkAlreadyClaimed`, `RateLimited`, ...) with the remote error as its cause."""
+        try:
+            return await self.messaging.request(self.node_address, method, body,
+                                                timeout=self.request_timeout)
+        except RemoteError as exc:
+            cls = errors.error_class(exc.code)
+            if cls is None:
+                raise
+            raise cls(exc.message) from exc
 
     async def sync(self) -> None:
         """Catch up with the node and settle what waited (e.g. after the node restarted)."""
@@ -445,7 +504,7 @@ class Client:
                     s, self.address, transfer_id=transfer_id,
                     transfer_definition=self.definition_address[definition],
                     asset_id=asset_id, amount=amount, initial_state=initial_state,
-                    transfer_timeout=timeout,
+                    transfer_timeout=self._transfer_timeout(timeout),
                     meta={**meta, "routingId": hexb(routing_id)},
                 ),
             )
@@ -458,6 +517,11 @@ class Client:
             return PaymentResult(routing_id, transfer_id, outcome["status"])
         finally:
             self._waiters.pop(transfer_id, None)
+
+    def _transfer_timeout(self, timeout: int) -> int:
+        """A transfer's on-chain dispute window: the payment's timeout, but never shorter
+        than our bound (a payment may expire in seconds; answering on chain may not)."""
+        return max(timeout, self.bounds.min_transfer_timeout)
 
     async def _propose_create(self, transfer_id: bytes, build: Any) -> None:
         """Create our transfer; a create that landed on an earlier, interrupted attempt
@@ -500,7 +564,7 @@ class Client:
         settled = False
         try:
             try:
-                reply = await self._link_request("link.redeem", {
+                reply = await self._request("link.redeem", {
                     "routingId": hexb(routing_id), "signature": hexb(signature)})
             except errors.ProtocolError as exc:
                 # a refused claim (or an answer that never came: the claim may have won,
@@ -534,7 +598,7 @@ class Client:
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[transfer_id] = waiter
         try:
-            await self._link_request("link.cancel", {"routingId": hexb(routing_id)})
+            await self._request("link.cancel", {"routingId": hexb(routing_id)})
             if transfer_id in await self.active_transfers():
                 # the node replies after the refund is double-signed; our copy is stored
                 # before we countersign, so this only waits when the channel was behind
@@ -545,22 +609,11 @@ class Client:
     async def link_status(self, routing_id: bytes) -> str:
         """The node's view of a link: "open", "claimed", "cancelled" (also once expired)
         or "unknown"."""
-        reply = await self._link_request("link.status", {"routingId": hexb(routing_id)})
+        reply = await self._request("link.status", {"routingId": hexb(routing_id)})
         status = reply.get("status")
         if status not in ("open", "claimed", "cancelled", "unknown"):
             raise errors.InvalidUpdate(f"the node answered an unknown link status {status!r}")
         return str(status)
-
-    async def _link_request(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
-        """A request whose error replies are re-raised as the matching typed error
-        (`LinkAlreadyClaimed`, ...), the remote error as its cause."""
-        try:
-            return await self._request(method, body)
-        except RemoteError as exc:
-            cls = errors.error_class(exc.code)
-            if cls is None:
-                raise
-            raise cls(exc.message) from exc
 
     async def _claim_link(self, transfer: Transfer) -> None:
         """Resolve a link forward we are redeeming with the link's secret (once at a time;
@@ -658,24 +711,30 @@ class Client:
 
     async def withdraw(self, recipient: Address, asset_id: Address, amount: int, *,
                        wait: float | None = 60.0) -> WithdrawResult:
-        """Move `amount` out of the channel to `recipient` on chain; the node pays the gas."""
+        """Move `amount` out of the channel to `recipient` on chain; the node pays the gas
+        and keeps its withdrawal fee (if it charges one) of `amount`."""
         if amount <= 0:
             raise errors.InvalidAmount("a withdrawal must be positive")
+        fee = await self.withdrawal_fee(asset_id)
+        if amount <= fee:
+            raise errors.InvalidAmount(f"a withdrawal must be more than the node's fee of {fee}")
         transfer_id = os.urandom(32)
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[transfer_id] = waiter
 
         def build(state: ChannelState, _t: Any) -> Any:
-            nonce = state.nonce + 1
+            nonce = state.nonce + 1  # the commitment's nonce is its update's channel nonce
             commitment = withdraw_commitment_digest(
-                state.network.chain_id, state.channel_address, recipient, asset_id, amount, nonce
+                state.network.chain_id, state.channel_address, recipient, asset_id,
+                amount - fee, nonce,
             )
             initial = WITHDRAW.encode_state(self.signer.sign(commitment), self.address,
-                                            self.node_address, commitment, nonce, 0)
+                                            self.node_address, commitment, nonce, fee)
             return create_update(
                 state, self.address, transfer_id=transfer_id,
                 transfer_definition=self.definition_address["Withdraw"], asset_id=asset_id,
-                amount=amount, initial_state=initial, transfer_timeout=DEFAULT_PAYMENT_TIMEOUT,
+                amount=amount, initial_state=initial,
+                transfer_timeout=self._transfer_timeout(DEFAULT_PAYMENT_TIMEOUT),
                 meta={"recipient": recipient},
             )
 
@@ -691,6 +750,18 @@ class Client:
                                   outcome["status"])
         finally:
             self._waiters.pop(transfer_id, None)
+
+    async def node_info(self) -> dict[str, Any]:
+        """The node's `node.info`: its network, fees, bounds and limits (asked once)."""
+        if self._node_info is None:
+            self._node_info = await self._request("node.info", {})
+        return self._node_info
+
+    async def withdrawal_fee(self, asset_id: Address) -> int:
+        """What the node keeps of a withdrawal in `asset_id` (it pays the gas)."""
+        info = await self.node_info()
+        limits = info.get("limits", {}).get(asset_id) or info.get("defaultLimits") or {}
+        return int(limits.get("withdrawalFee", "0"))
 
     async def _on_withdrawal(self, sender: Address, body: dict[str, Any]) -> dict[str, Any]:
         transfer_id = parse_bytes(body.get("transferId"), "transferId", 32)
@@ -822,19 +893,28 @@ class Client:
         await self.resolve(transfer.transfer_id, HASHLOCK.encode_resolver(preimage))
 
     async def _cancel_expired_incoming(self) -> None:
-        """Cancel expired payments to us and claim the others we can open."""
-        now = int(time.time())
+        """Claim the payments to us we can open, keep them enforceable on chain while the
+        node does not countersign (locks.py), and cancel the expired ones nobody can claim
+        any more. One payment that fails does not keep the others waiting."""
         for transfer in (await self.active_transfers()).values():
-            if transfer.responder != self.address:
+            if (transfer.responder != self.address
+                    or self.definition_names.get(transfer.transfer_definition) != "Hashlock"):
                 continue
-            if self.definition_names.get(transfer.transfer_definition) != "Hashlock":
-                continue
-            _lock, expiry = HASHLOCK.decode_state(transfer.initial_state)
-            if expiry != 0 and expiry <= now:
-                await self.cancel(transfer.transfer_id)
-            elif (isinstance(transfer.meta.get("encryptedPreimage"), str)
-                  or self._redeeming(transfer)):
-                await self._on_incoming(transfer)
+            try:
+                await self._look_after(transfer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.info("payment %s to us: %s; will retry", transfer.transfer_id.hex(), exc)
+
+    async def _look_after(self, transfer: Transfer) -> None:
+        resolver = self.resolver_we_hold(transfer)
+        if resolver is not None:
+            await locks.keep_enforceable(self, transfer, resolver)
+        if not locks.enforceable(self, transfer):
+            await self.cancel(transfer.transfer_id)
+        elif isinstance(transfer.meta.get("encryptedPreimage"), str) or self._redeeming(transfer):
+            await self._on_incoming(transfer)
 
     def _redeeming(self, transfer: Transfer) -> bool:
         """A link forward to us whose secret we hold (we are redeeming that link)."""
@@ -863,3 +943,8 @@ def _transfer_event(transfer: Transfer) -> dict[str, Any]:
         "to": transfer.meta.get("recipient", transfer.responder),
         **({"link": True} if "link" in transfer.meta else {}),
     }
+
+
+async def _both(*loops: Awaitable[None]) -> None:
+    """Run background loops together; cancelling this cancels all of them."""
+    await asyncio.gather(*loops)

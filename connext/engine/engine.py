@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from ..messaging import MessagingTimeout
+from ..messaging import MessagingTimeout, RemoteError
 from ..protocol import errors
 from ..protocol.channel import (
     ActiveTransfers,
@@ -103,6 +103,9 @@ class Committed:
 
 Listener = Callable[[Committed], Coroutine[Any, Any, None]]
 RulesProvider = Callable[[], Rules]
+Policy = Callable[[Update, Applied], Awaitable[None]]
+"""A party's own conditions on an update the counterparty proposes, beyond the protocol's
+rules (minimum amounts, rate limits, ...): raise a ProtocolError to refuse it unsigned."""
 
 
 class ChannelEngine:
@@ -117,6 +120,7 @@ class ChannelEngine:
         request_timeout: float = 10.0,
         yields_on_collision: bool = True,
         shared_database: bool = False,
+        policy: Policy | None = None,
     ) -> None:
         """`yields_on_collision`: the client waits for the node's update when both propose
         at once; the node (False) refuses the client's with `ChannelBusy` and wins.
@@ -131,6 +135,7 @@ class ChannelEngine:
         self.request_timeout = request_timeout
         self.yields_on_collision = yields_on_collision
         self.shared_database = shared_database
+        self.policy = policy
         self._locks: dict[Address, asyncio.Lock] = {}
         self._landed: dict[Address, asyncio.Event] = {}
         self._cache: dict[Address, StoredChannel] = {}
@@ -384,6 +389,8 @@ class ChannelEngine:
             applied = validate_update(state, transfers, update, rules)
             if update.type is UpdateType.DEPOSIT:
                 await self._check_deposit(applied.state, update)
+            if self.policy is not None:
+                await self.policy(update, applied)
             party = applied.state.party(self.address)
             signed = update.with_signature(party, self.signer.sign(applied.digest))
             await self._commit(state, signed, applied)
@@ -510,13 +517,17 @@ def _same_update(a: Update, b: Update) -> bool:
 
 
 def _reraise_remote(exc: Exception) -> None:
-    """Turn a remote error reply into the matching local exception type, by code."""
-    code = getattr(exc, "code", None)
-    if code is None:
+    """Turn a remote error reply into the matching local exception type, by code (the
+    engine's own, or any of connext.protocol.errors), so callers can catch a refusal of
+    the counterparty by its type: `TimeoutOutOfBounds`, `AmountBelowMinimum`, ..."""
+    if not isinstance(exc, RemoteError):
         return
-    for cls in (ChannelBusy, errors.StaleNonce, OutOfSync):
-        if code == cls.code:
-            raise cls(getattr(exc, "message", str(exc))) from exc
+    for cls in (ChannelBusy, OutOfSync):
+        if exc.code == cls.code:
+            raise cls(exc.message) from exc
+    typed = errors.error_class(exc.code)
+    if typed is not None:
+        raise typed(exc.message) from exc
 
 
 def _log_task_failure(task: asyncio.Task[None]) -> None:

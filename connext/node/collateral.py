@@ -4,6 +4,11 @@ Before the node forwards a payment into a channel it makes sure its balance ther
 the payment: it deposits on chain (deploying the channel in the same transaction when it
 does not exist yet) and reconciles with a deposit update. One top-up per channel and asset
 at a time; the chain deposit is done before the off-chain update claims it.
+
+Just in time and bounded: a deposit brings the node's balance to what the payment needs
+plus a buffer of as much again (at most the profile's `target`), never beyond the
+profile's `cap`. So a dust payment locks dust, and no stream of payments can make the node
+lock more than the cap in one channel.
 """
 
 from __future__ import annotations
@@ -59,7 +64,11 @@ class Collateral:
             unreconciled = alice_total - processed
             if have + unreconciled < needed:
                 profile = self.profile_for(asset_id)
-                amount = max(profile.target, needed) - have - unreconciled
+                if needed > profile.cap:
+                    raise errors.InsufficientCollateral(
+                        f"the node keeps at most {profile.cap} of {asset_id} in a channel")
+                goal = min(profile.cap, needed + min(needed, profile.target))
+                amount = goal - have - unreconciled
                 log.info("collateralizing %s with %d of %s", state.channel_address, amount,
                          asset_id)
                 try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from web3 import Web3
@@ -23,6 +24,7 @@ from ..chain.scanning import every
 from ..chain.txmanager import TransactionManager
 from ..engine import ChannelEngine
 from ..protocol import errors
+from ..protocol.transfers import HASHLOCK
 from ..protocol.types import Address, Transfer
 from ..store import ChannelStore, StoredChannel
 from .routing import routing_id_of
@@ -32,13 +34,18 @@ log = logging.getLogger(__name__)
 
 class NodeExits:
     def __init__(self, w3: Web3, store: ChannelStore, engine: ChannelEngine,
-                 txs: TransactionManager, *, interval: float = 5.0) -> None:
+                 txs: TransactionManager, *, interval: float = 5.0,
+                 hashlock: Address | None = None,
+                 registered_preimage: Callable[[bytes], bytes | None] = lambda lock: None,
+                 ) -> None:
         self.w3 = w3
         self.store = store
         self.engine = engine
         self.txs = txs
         self.address = engine.address
         self.interval = interval
+        self._hashlock = hashlock
+        self.registered_preimage = registered_preimage
         self.done: set[Address] = set()
 
     async def run(self) -> None:
@@ -88,9 +95,15 @@ class NodeExits:
 
     def _resolver(self, transfer: Transfer) -> bytes | None:
         """For a payment to the node that the node already paid forward: the recipient's
-        resolver (same lock), so the node is paid on chain too."""
+        resolver (same lock), so the node is paid on chain too; for a hashlock paying the
+        node whose preimage was registered on chain: that preimage."""
         if transfer.responder != self.address:
             return None
+        if transfer.transfer_definition == self._hashlock:
+            lock, _expiry = HASHLOCK.decode_state(transfer.initial_state)
+            preimage = self.registered_preimage(lock)
+            if preimage is not None:
+                return HASHLOCK.encode_resolver(preimage)
         routing_id = routing_id_of(transfer)
         routing = None if routing_id is None else self.store.get_routing(routing_id)
         if routing is None or routing.recipient_transfer_id is None:

@@ -1,23 +1,35 @@
 """The node's HTTP API on its own port: health, config, channels, metrics, admin.
 
-Read-only routes are open; admin routes need `Authorization: Bearer <admin token>` and are
-disabled when no token is configured. Nothing here changes a channel: that is NATS's job.
+Health, config and metrics are open. A channel's signed state is for its parties only: the
+channel route needs the admin token or a request signed by one of the channel's two
+parties (headers below, docs/NODE.md), since a double-signed state is what a dispute is
+made of. Admin routes need `Authorization: Bearer <admin token>` and are disabled when no
+token is configured. Nothing here changes a channel: that is NATS's job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ..protocol.encoding import node_request_digest
 from ..protocol.serialization import state_to_json, transfer_to_json, update_to_json
+from ..protocol.signing import recover
 
 if TYPE_CHECKING:
     from .service import Node
 
 NODE_KEY: web.AppKey[Node] = web.AppKey("node")
+
+SIGNER_HEADER = "X-Connext-Signer"
+TIMESTAMP_HEADER = "X-Connext-Timestamp"
+SIGNATURE_HEADER = "X-Connext-Signature"
+REQUEST_WINDOW_MS = 60_000
+"""A signed request is accepted this long around its timestamp (unix milliseconds)."""
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -30,9 +42,17 @@ async def config(request: web.Request) -> web.Response:
 
 
 async def channel(request: web.Request) -> web.Response:
+    """The channel's latest double-signed state, for the admin or one of its parties."""
     node = request.app[NODE_KEY]
     address = request.match_info["address"]
+    admin = _is_admin(request)
+    signer = None if admin else _request_signer(request)
     stored = await node.engine.channel(_checksum(address))
+    if not admin and (stored is None or signer not in (stored.state.alice, stored.state.bob)):
+        # the same answer for a channel that does not exist: nothing leaks to outsiders
+        raise web.HTTPForbidden(
+            text='{"error": "only the channel\'s parties (a signed request) or the admin"}',
+            content_type="application/json")
     if stored is None:
         raise web.HTTPNotFound(text=f'{{"error": "no channel {address}"}}',
                                content_type="application/json")
@@ -58,11 +78,43 @@ async def admin_channels(request: web.Request) -> web.Response:
 
 
 def _require_admin(request: web.Request) -> None:
-    token = request.app[NODE_KEY].config.admin_token
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-    if not token or not hmac.compare_digest(given.encode(), token.encode()):
+    if not _is_admin(request):
         raise web.HTTPUnauthorized(text='{"error": "admin token required"}',
                                    content_type="application/json")
+
+
+def _is_admin(request: web.Request) -> bool:
+    token = request.app[NODE_KEY].config.admin_token
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    return bool(token) and hmac.compare_digest(given.encode(), str(token).encode())
+
+
+def _request_signer(request: web.Request) -> str:
+    """The address that signed this request (NodeRequest: method, path, timestamp, under
+    the node's "Connext Node Request" domain), or 401."""
+    node = request.app[NODE_KEY]
+    try:
+        claimed = _checksum(request.headers[SIGNER_HEADER])
+        timestamp = int(request.headers[TIMESTAMP_HEADER])
+        signature = bytes.fromhex(request.headers[SIGNATURE_HEADER].removeprefix("0x"))
+    except (KeyError, ValueError, web.HTTPBadRequest):
+        raise web.HTTPUnauthorized(
+            text='{"error": "sign the request (X-Connext-Signer, X-Connext-Timestamp, '
+                 'X-Connext-Signature) or give the admin token"}',
+            content_type="application/json") from None
+    if abs(timestamp - int(time.time() * 1000)) > REQUEST_WINDOW_MS:
+        raise web.HTTPUnauthorized(text='{"error": "the request\'s timestamp is stale"}',
+                                   content_type="application/json")
+    digest = node_request_digest(node.network.chain_id, node.address, request.method,
+                                 request.path, timestamp)
+    try:
+        signer = recover(digest, signature)
+    except Exception:
+        signer = None
+    if signer != claimed:
+        raise web.HTTPUnauthorized(text='{"error": "the request\'s signature is invalid"}',
+                                   content_type="application/json")
+    return claimed
 
 
 def _checksum(address: str) -> str:

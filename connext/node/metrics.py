@@ -25,6 +25,21 @@ class NodeMetrics:
                                   registry=self.registry)
         self.deposits = Counter("connext_deposits_reconciled", "Deposit updates",
                                 registry=self.registry)
+        self.background_failures = Counter(
+            "connext_background_failures",
+            "Failed steps of the node's background work (retried on the next round)",
+            ["task"], registry=self.registry)
+        self.secrets_registered = Counter(
+            "connext_secrets_registered",
+            "Preimages the node registered on chain for senders that did not settle",
+            registry=self.registry)
+        self.channels_disputed = Counter(
+            "connext_channels_disputed_by_node",
+            "Channels the node disputed on chain to collect what a silent sender owes",
+            registry=self.registry)
+        self.collateral_reclaimed = Counter(
+            "connext_collateral_reclaimed", "Base units of collateral the node took back",
+            ["asset"], registry=self.registry)
         self.request_seconds = Histogram(
             "connext_request_seconds", "Time to answer a request", ["method"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),

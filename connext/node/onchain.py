@@ -7,10 +7,12 @@ the node account's nonce; this module only builds the calls.
 
 from __future__ import annotations
 
+import asyncio
+
 from web3 import Web3
 from web3.types import TxReceipt
 
-from ..chain.channel import WithdrawCommitment
+from ..chain.channel import ChannelContract, WithdrawCommitment
 from ..chain.contracts import contract
 from ..chain.txmanager import TransactionManager
 from ..protocol.types import ETH, Address, ChannelState
@@ -34,6 +36,15 @@ class NodeChain:
         await self.txs.submit(token.functions.approve(self.factory.address, amount),
                               purpose="approve", channel=state.channel_address)
         return await self.txs.submit(call, purpose="collateral", channel=state.channel_address)
+
+    async def withdrawal_used(self, state: ChannelState, nonce: int) -> bool:
+        """Whether the channel paid a withdraw commitment with this nonce already."""
+        channel = ChannelContract(self.w3, state.channel_address, state.alice, state.bob)
+
+        def read() -> bool:
+            return channel.is_deployed() and channel.withdrawal_used(nonce)
+
+        return await asyncio.to_thread(read)
 
     async def withdraw(
         self,

@@ -14,6 +14,14 @@ whatever it answered. A forward that failed after it was signed stays pending (t
 re-sends the same signed update) until the recipient takes it, or until its lock expires
 (the sender's transfer expires later, and the sweep refunds it then).
 
+Locks are enforceable on chain (the secret registry): a forward expires `reveal_delta`
+before the sender's lock. When the recipient revealed the preimage on chain in time (it was
+not countersigned, or resolved the forward on chain), the node settles the sender with it.
+When the node holds the preimage but the sender does not settle, the node registers it
+before the sender's lock expires (within `reveal_margin`) and, if the sender stays silent
+`dispute_unsettled_after` past the expiry, disputes the sender's channel and collects on
+chain (connext/node/exits.py). One routing that fails never stops the sweep of the others.
+
 A link payment names no recipient: its meta carries `link.signer`, the address of a key
 derived from the secret. It is recorded with status "link" and waits; whoever holds the
 secret claims it (`redeem_link`: a signature of that key over the claimant's address, and
@@ -91,6 +99,24 @@ class RecipientOffline(Exception):
     """The recipient did not answer; the forward waits until it reconnects."""
 
 
+@dataclass
+class Enforcement:
+    """How the node makes a sender's lock count on chain (see the module docstring)."""
+
+    registered: Callable[[bytes], int]
+    """Block time a lock's preimage was registered on chain (0: not registered)."""
+    preimage: Callable[[bytes], bytes | None]
+    """The registered preimage of a lock, if any."""
+    register: Callable[[bytes], Awaitable[None]]
+    """Register a preimage on chain (waits until mined)."""
+    dispute: Callable[[Address], Awaitable[None]]
+    """Dispute a channel on chain with the node's latest state (it takes no more updates)."""
+    reveal_margin: int
+    dispute_unsettled_after: int
+    disputed: Callable[[Address], bool]
+    """Whether a channel is disputed on chain (then only its on-chain exit settles it)."""
+
+
 @dataclass(frozen=True)
 class _Forward:
     """A checked, collateralized forward, ready to propose."""
@@ -110,20 +136,24 @@ class Router:
         *,
         definition_names: dict[Address, str],
         fee_fixed: int,
-        forward_expiry_margin: int,
+        reveal_delta: int,
         collateralize: Callable[[ChannelState, Address, int], Awaitable[ChannelState]],
         find_channel: Callable[[Address], Awaitable[ChannelState | None]],
         on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: None,
+        enforcement: Enforcement | None = None,
+        on_failure: Callable[[str], None] = lambda task: None,
     ) -> None:
         self.engine = engine
         self.store = store
         self.address = engine.address
         self.definition_names = definition_names
         self.fee_fixed = fee_fixed
-        self.forward_expiry_margin = forward_expiry_margin
+        self.reveal_delta = reveal_delta
         self.collateralize = collateralize
         self.find_channel = find_channel
         self.on_event = on_event
+        self.enforcement = enforcement
+        self.on_failure = on_failure
         self._inflight: set[bytes] = set()
 
     def _definition(self, transfer: Transfer) -> TransferDefinition:
@@ -203,7 +233,7 @@ class Router:
             # forwarded before a restart: never twice, even if it is resolved since
             await self._mark_forwarded(routing_id, channel.channel_address)
             return None
-        outgoing_state = self._forward_state(incoming, channel.timeout)
+        outgoing_state = self._forward_state(incoming)
         channel = await self.collateralize(channel, incoming.asset_id, amount)
         return _Forward(incoming, routing_id, channel.channel_address, amount, outgoing_state)
 
@@ -279,19 +309,17 @@ class Router:
                                          "reason": exc.code})
         await self.cancel_sender(incoming)
 
-    def _forward_state(self, incoming: Transfer, channel_timeout: int) -> bytes:
-        """The forward's condition: the sender's, with an earlier expiry. The forward also
-        expires within half the recipient channel's dispute window: a recipient that
-        resolves it on chain instead of with us (the node would not learn the preimage in
-        time to be paid by the sender) must do so after the channel's window, by when the
-        lock has expired. An honest recipient resolves at once."""
+    def _forward_state(self, incoming: Transfer) -> bytes:
+        """The forward's condition: the sender's, expiring `reveal_delta` earlier. If the
+        recipient reveals the preimage on chain (registers it) by the forward's expiry,
+        the node has the reveal delta to settle the sender, or to register the preimage
+        itself before the sender's lock expires. A lock without expiry stays without."""
         definition = self._definition(incoming)
         if definition is HASHLOCK:
             lock, expiry = HASHLOCK.decode_state(incoming.initial_state)
             if expiry != 0:
-                now = int(time.time())
-                expiry = min(expiry - self.forward_expiry_margin, now + channel_timeout // 2)
-                if expiry <= now:
+                expiry -= self.reveal_delta
+                if expiry <= int(time.time()):
                     raise errors.InvalidUpdate("the payment expires too soon to forward")
             return HASHLOCK.encode_state(lock, expiry)
         return incoming.initial_state
@@ -311,6 +339,18 @@ class Router:
             return
         paid = outgoing.balance.amount[1] > 0
         resolver = outgoing.resolver if paid else self._definition(incoming).cancel_resolver
+        await self._settle(incoming, routing_id, resolver, paid=paid,
+                           amount=outgoing.balance.amount[1],
+                           recipient_channel=outgoing.channel_address,
+                           recipient_transfer_id=outgoing.transfer_id)
+
+    async def _settle(self, incoming: Transfer, routing_id: bytes, resolver: bytes, *,
+                      paid: bool, amount: int, recipient_channel: Address | None = None,
+                      recipient_transfer_id: bytes | None = None) -> bool:
+        """Resolve the sender's transfer with `resolver`; False when the sender did not
+        answer (the sweep retries, and enforces the lock on chain if it must)."""
+        if self.enforcement is not None and self.enforcement.disputed(incoming.channel_address):
+            return False  # settled on chain by the node's exit
         try:
             await self.engine.propose(
                 incoming.channel_address,
@@ -321,15 +361,44 @@ class Router:
             pass  # already settled before a restart
         except _OFFLINE:
             log.info("sender of %s offline; will settle later", routing_id.hex())
-            return
+            return False
+        except errors.InvalidTransferResolver as exc:
+            if not paid or not self._expired(incoming, int(time.time())):
+                raise
+            # the sender's lock expired before it settled and before the preimage was
+            # registered: the node cannot collect any more; the sender gets its money back
+            log.error("payment %s: the sender's lock expired unsettled (%s); refunding it",
+                      routing_id.hex(), exc.message)
+            self.on_failure("uncollected")
+            await self.cancel_sender(incoming)
+            await asyncio.to_thread(self.store.update_routing_status, routing_id, "failed",
+                                    error="the sender's lock expired before it settled")
+            return True
         status = "resolved" if paid else "cancelled"
         await asyncio.to_thread(self.store.update_routing_status, routing_id, status,
-                                recipient_channel=outgoing.channel_address,
-                                recipient_transfer_id=outgoing.transfer_id)
+                                recipient_channel=recipient_channel,
+                                recipient_transfer_id=recipient_transfer_id)
         self.on_event(f"payment.{status}", {
             "routingId": "0x" + routing_id.hex(), "assetId": incoming.asset_id,
-            "amount": str(outgoing.balance.amount[1]),
+            "amount": str(amount),
         })
+        return True
+
+    async def settle_with_resolver(self, forward: Transfer, resolver: bytes) -> None:
+        """The recipient resolved our forward on chain with `resolver` (its channel is
+        disputed): the sender pays us the same way."""
+        routing_id = routing_id_of(forward)
+        if routing_id is None:
+            return
+        routing = await asyncio.to_thread(self.store.get_routing, routing_id)
+        if routing is None or routing.status in ("resolved", "cancelled"):
+            return
+        incoming = await self._incoming(routing.sender_channel, routing.sender_transfer_id)
+        if incoming is not None:
+            await self._settle(incoming, routing_id, resolver, paid=True,
+                               amount=forward.balance.amount[0],
+                               recipient_channel=forward.channel_address,
+                               recipient_transfer_id=forward.transfer_id)
 
     async def cancel_sender(self, incoming: Transfer, *, strict: bool = False) -> None:
         """Refund the sender: cancel its transfer to us (we are its responder). An offline
@@ -522,8 +591,9 @@ class Router:
 
     async def sweep(self, only_channel: Address | None = None) -> None:
         """Retry what is owed: undelivered forwards, unsettled senders, expired payments,
-        unfinished link refunds. An unclaimed link is never forwarded, only refunded when
-        it expires."""
+        unfinished link refunds, locks to enforce on chain. An unclaimed link is never
+        forwarded, only refunded when it expires. A routing whose step fails is logged,
+        counted and retried on the next sweep; the others go on."""
         now = int(time.time())
         for routing in await asyncio.to_thread(self.store.routings_with_status,
                                                ("pending", "forwarded", "link", "refunding")):
@@ -531,33 +601,125 @@ class Router:
                 routing.sender_channel, routing.recipient_channel
             ):
                 continue
-            incoming = await self._incoming(routing.sender_channel, routing.sender_transfer_id)
-            if incoming is None:
-                if routing.status is RoutingStatus.REFUNDING:  # refunded, not yet recorded
-                    await self._mark_refunded(routing.routing_id)
-                continue
-            if routing.status is RoutingStatus.REFUNDING:
-                await self.cancel_sender(incoming)
-                continue
-            if (routing.status is RoutingStatus.FORWARDED
-                    and routing.recipient_transfer_id is not None):
-                outgoing = await asyncio.to_thread(
-                    self.store.get_transfer, routing.recipient_transfer_id,
-                    channel_address=routing.recipient_channel,
-                )
-                if outgoing is not None and outgoing.resolver is not None:
-                    await self.settle_sender(outgoing)
-                    continue
-            if self._expired(incoming, now):
-                if routing.status is RoutingStatus.LINK and not await asyncio.to_thread(
-                    self.store.claim_routing, routing.routing_id, RoutingStatus.LINK,
-                    RoutingStatus.REFUNDING, recipient=None,
-                ):
-                    continue  # claimed (or cancelled) meanwhile
-                await self.cancel_sender(incoming)
-                self.on_event("payment.expired", {"routingId": "0x" + routing.routing_id.hex()})
-            elif routing.status is RoutingStatus.PENDING:
-                await self.forward(incoming)
+            try:
+                await self._sweep_one(routing, now)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sweeping payment %s failed; retrying next round",
+                              routing.routing_id.hex())
+                self.on_failure("sweep")
+
+    async def _sweep_one(self, routing: Routing, now: int) -> None:
+        incoming = await self._incoming(routing.sender_channel, routing.sender_transfer_id)
+        if incoming is None:
+            if routing.status is RoutingStatus.REFUNDING:  # refunded, not yet recorded
+                await self._mark_refunded(routing.routing_id)
+            return
+        if routing.status is RoutingStatus.REFUNDING:
+            await self.cancel_sender(incoming)
+            return
+        if (routing.status is RoutingStatus.FORWARDED
+                and routing.recipient_transfer_id is not None):
+            outgoing = await asyncio.to_thread(
+                self.store.get_transfer, routing.recipient_transfer_id,
+                channel_address=routing.recipient_channel,
+            )
+            if outgoing is not None and outgoing.resolver is not None:
+                await self.settle_sender(outgoing)
+                if outgoing.balance.amount[1] > 0:
+                    await self._enforce(routing, incoming, outgoing.resolver, now)
+                return
+        revealed = await self._revealed_for_forward(routing, incoming)
+        if revealed is not None:
+            # the recipient can claim the forward on chain: the sender pays us the same
+            if not await self._settle(incoming, routing.routing_id, revealed, paid=True,
+                                      amount=routing.amount):
+                await self._enforce(routing, incoming, revealed, now)
+            return
+        if self._expired(incoming, now):
+            if routing.status is RoutingStatus.LINK and not await asyncio.to_thread(
+                self.store.claim_routing, routing.routing_id, RoutingStatus.LINK,
+                RoutingStatus.REFUNDING, recipient=None,
+            ):
+                return  # claimed (or cancelled) meanwhile
+            await self.cancel_sender(incoming)
+            self.on_event("payment.expired", {"routingId": "0x" + routing.routing_id.hex()})
+        elif routing.status is RoutingStatus.PENDING:
+            await self.forward(incoming)
+
+    async def _revealed_for_forward(self, routing: Routing, incoming: Transfer) -> bytes | None:
+        """The resolver of a forwarded hashlock whose preimage the chain shows registered
+        by the forward's expiry (so the recipient can claim the forward on chain); None
+        otherwise."""
+        enforcement = self.enforcement
+        if (enforcement is None or routing.status not in (RoutingStatus.PENDING,
+                                                          RoutingStatus.FORWARDED)
+                or self._definition(incoming) is not HASHLOCK):
+            return None
+        lock, _expiry = HASHLOCK.decode_state(incoming.initial_state)
+        registered = enforcement.registered(lock)
+        preimage = enforcement.preimage(lock)
+        if registered == 0 or preimage is None:
+            return None
+        forward = await self._signed_forward(routing, incoming)
+        if forward is None:
+            return None
+        _lock, forward_expiry = HASHLOCK.decode_state(forward)
+        if forward_expiry != 0 and registered > forward_expiry:
+            return None  # revealed too late for the recipient: the forward is refunded
+        return HASHLOCK.encode_resolver(preimage)
+
+    async def _signed_forward(self, routing: Routing, incoming: Transfer) -> bytes | None:
+        """The initial state of the forward the node signed for this routing, if any."""
+        forward_id = forward_transfer_id(routing.routing_id)
+        if routing.recipient_channel is not None:
+            stored = await asyncio.to_thread(self.store.get_transfer, forward_id,
+                                             channel_address=routing.recipient_channel)
+            if stored is not None:
+                return stored.initial_state
+        recipient = routing.recipient or incoming.meta.get(RECIPIENT)
+        if not isinstance(recipient, str):
+            return None
+        channel = await self.find_channel(recipient)
+        held = None if channel is None else await self.engine.channel(channel.channel_address)
+        if held is None:
+            return None
+        if forward_id in held.transfers:
+            return held.transfers[forward_id].initial_state
+        pending = held.pending_update
+        if (pending is not None and isinstance(pending.details, CreateDetails)
+                and pending.details.transfer_id == forward_id):
+            return pending.details.initial_state
+        return None
+
+    async def _enforce(self, routing: Routing, incoming: Transfer, resolver: bytes,
+                       now: int) -> None:
+        """The sender owes us `resolver`'s payment but has not settled: register its
+        preimage on chain before its lock expires, and dispute its channel once it stayed
+        silent long enough after the expiry (the node's exit then collects on chain)."""
+        enforcement = self.enforcement
+        if enforcement is None or self._definition(incoming) is not HASHLOCK:
+            return
+        if await self._incoming(incoming.channel_address, incoming.transfer_id) is None:
+            return  # settled meanwhile
+        if enforcement.disputed(incoming.channel_address):
+            return
+        lock, expiry = HASHLOCK.decode_state(incoming.initial_state)
+        if expiry == 0:
+            return  # never expires: the sender settles whenever it comes back
+        registered = enforcement.registered(lock)
+        if registered == 0 and now >= expiry - enforcement.reveal_margin:
+            (preimage,) = HASHLOCK.decode_resolver(resolver)
+            log.warning("sender of %s has not settled and its lock expires in %d s: "
+                        "registering the preimage on chain", routing.routing_id.hex(),
+                        expiry - now)
+            await enforcement.register(preimage)
+        elif 0 < registered <= expiry and now >= expiry + enforcement.dispute_unsettled_after:
+            log.warning("sender of %s stayed silent after its lock expired: disputing "
+                        "channel %s to collect on chain", routing.routing_id.hex(),
+                        incoming.channel_address)
+            await enforcement.dispute(incoming.channel_address)
 
     def _expired(self, transfer: Transfer, now: int) -> bool:
         if self._definition(transfer) is not HASHLOCK:

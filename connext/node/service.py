@@ -18,6 +18,7 @@ from ..chain.channel import ChannelDispute
 from ..chain.contracts import connect
 from ..chain.deploy import Deployment, load_deployment
 from ..chain.deposits import ChainDeposits
+from ..chain.secrets import SecretWatcher
 from ..chain.txmanager import TransactionManager
 from ..chain.watcher import DepositWatcher
 from ..chain.watchtower import Watchtower
@@ -35,15 +36,17 @@ from ..protocol.serialization import (
     state_to_json,
 )
 from ..protocol.signing import Signer
-from ..protocol.transfers import DEFINITIONS
+from ..protocol.transfers import DEFINITIONS, lock_hash
 from ..protocol.types import Address, ChannelState, UpdateType
 from ..store import ChannelStore, StoredChannel
 from .collateral import Collateral
-from .config import NodeConfig
+from .config import DEFAULT_LIMITS, AssetLimits, NodeConfig
 from .exits import NodeExits
 from .metrics import NodeMetrics
 from .onchain import NodeChain
-from .routing import Router, routing_id_of
+from .policy import NodePolicy
+from .reclaim import IdleReclaim
+from .routing import Enforcement, Router, routing_id_of
 from .withdrawals import Reclaims, Withdrawals
 
 log = logging.getLogger(__name__)
@@ -77,14 +80,19 @@ class Node:
         self.deployment = deployment
         self.network = deployment.network
         self.definition_names = {addr: name for name, addr in deployment.definitions.items()}
+        cfg.check()
         self.store = await asyncio.to_thread(ChannelStore.open, cfg.database_url)
+        self.secrets = SecretWatcher(self.w3, self.store, deployment.secret_registry,
+                                     start_block=deployment.block_number)
+        await self.secrets.load()
         self.messaging = Messaging(self.signer, cfg.nats_url)
         await self.messaging.connect()
         self.deposits = ChainDeposits(self.w3)
+        self.policy = NodePolicy(cfg, self.definition_names, self.address)
         self.engine = ChannelEngine(
             self.signer, self.store, self.messaging, self.rules, self.deposits,
             request_timeout=cfg.request_timeout, yields_on_collision=False,
-            shared_database=cfg.shared_database,
+            shared_database=cfg.shared_database, policy=self.policy.check,
         )
         self.txs = TransactionManager(self.w3, cfg.private_key, self.store)
         await self.txs.start()
@@ -93,25 +101,42 @@ class Node:
             self.engine, cfg.collateral_for, self._deposit_on_chain,
             self.deposits.total_deposits,
         )
+        self._registering: set[bytes] = set()
         self.router = Router(
             self.engine, self.store,
             definition_names=self.definition_names,
             fee_fixed=cfg.fee_fixed,
-            forward_expiry_margin=cfg.forward_expiry_margin,
+            reveal_delta=cfg.reveal_delta,
             collateralize=self.collateral.ensure,
             find_channel=self.find_channel,
             on_event=self._payment_event,
+            enforcement=Enforcement(
+                registered=lambda lock: self.secrets.registered.get(lock, 0),
+                preimage=self.secrets.preimages.get,
+                register=self._register_secret,
+                dispute=self._dispute_to_collect,
+                reveal_margin=cfg.reveal_margin,
+                dispute_unsettled_after=cfg.dispute_unsettled_after,
+                disputed=lambda channel: channel in self.engine.disputed,
+            ),
+            on_failure=self._background_failure,
         )
         self.withdrawals = Withdrawals(self.engine, self.onchain, self.notify)
-        self.reclaims = Reclaims(self.engine, self.onchain, deployment.definitions["Withdraw"])
+        self.reclaims = Reclaims(self.engine, self.onchain, deployment.definitions["Withdraw"],
+                                 timeout=cfg.bounds.min_transfer_timeout,
+                                 on_reclaimed=self._reclaimed)
+        self.idle = IdleReclaim(self.store, self.engine, self.reclaims, cfg)
         self.watcher = DepositWatcher(
             self.w3, self.store, self.deposits, self._reconcile_user_deposit,
             start_block=deployment.block_number,
         )
-        self.exits = NodeExits(self.w3, self.store, self.engine, self.txs)
+        self.exits = NodeExits(self.w3, self.store, self.engine, self.txs,
+                               hashlock=deployment.definitions["Hashlock"],
+                               registered_preimage=self.secrets.preimages.get)
         self.watchtower = Watchtower(
             self.w3, self.store, self.address, self._answer_dispute,
             start_block=deployment.block_number, on_disputed=self.engine.stop_updating,
+            on_resolved=self._resolved_on_chain,
         )
         self.engine.on_commit(self._on_commit)
         for method, handler in self._handlers().items():
@@ -126,6 +151,8 @@ class Node:
             log.info("recovered %d payments that were stored but not yet routed", recovered)
         self._tasks.append(asyncio.create_task(self._sweep_forever()))
         self._tasks.append(asyncio.create_task(self.watcher.run()))
+        self._tasks.append(asyncio.create_task(self.secrets.run()))
+        self._tasks.append(asyncio.create_task(self.idle.run()))
         disputed = await self.watchtower.recover()
         if disputed:
             log.warning("%d channels are disputed on chain: they take no more updates",
@@ -148,6 +175,8 @@ class Node:
         return Rules(
             definitions={addr: DEFINITIONS[name] for addr, name in self.definition_names.items()},
             now=int(time.time()),
+            bounds=self.config.bounds,
+            registered=self.secrets.registered,
         )
 
     def _bind(self, method: str, handler: Handler) -> None:
@@ -183,14 +212,27 @@ class Node:
         return self.info()
 
     def info(self) -> dict[str, Any]:
+        cfg = self.config
+        bounds = cfg.bounds
         return {
             "address": self.address,
             "publicKey": "0x" + self.signer.public_key.hex(),
             "network": network_to_json(self.network),
             "definitions": dict(self.deployment.definitions),
+            "secretRegistry": self.deployment.secret_registry,
             "testToken": self.deployment.test_token,
-            "channelTimeout": str(self.config.channel_timeout),
-            "feeFixed": str(self.config.fee_fixed),
+            "channelTimeout": str(cfg.channel_timeout),
+            "feeFixed": str(cfg.fee_fixed),
+            "revealDelta": str(cfg.reveal_delta),
+            "bounds": {
+                "minChannelTimeout": str(bounds.min_channel_timeout),
+                "maxChannelTimeout": str(bounds.max_channel_timeout),
+                "minTransferTimeout": str(bounds.min_transfer_timeout),
+                "maxTransferTimeout": str(bounds.max_transfer_timeout),
+            },
+            "limits": {asset: _limits_json(cfg.limits_for(asset))
+                       for asset in {*cfg.limits, *cfg.collateral}},
+            "defaultLimits": _limits_json(DEFAULT_LIMITS),
         }
 
     async def _setup(self, sender: Address, body: dict[str, Any]) -> dict[str, Any]:
@@ -198,6 +240,7 @@ class Node:
         public_key = parse_bytes(body.get("publicKey"), "publicKey", 65)
         if keccak(public_key[1:])[12:] != bytes.fromhex(sender[2:]):
             raise errors.InvalidUpdate("publicKey is not the sender's key")
+        self.policy.setups.check(sender)
         await asyncio.to_thread(self.store.set_public_key, sender, public_key)
         address = self.channel_address_for(sender)
         stored = await self.engine.channel(address)
@@ -267,6 +310,45 @@ class Node:
         if state.alice == self.address:
             await self.collateral.reconcile(state.channel_address, asset_id)
 
+    async def _register_secret(self, preimage: bytes) -> None:
+        """Reveal a preimage on chain (once at a time per lock) and read it back at once,
+        so the settlement that needs it does not wait for the next scan."""
+        lock = lock_hash(preimage)
+        if lock in self._registering or lock in self.secrets.registered:
+            return
+        self._registering.add(lock)
+        try:
+            await self.txs.submit(self.secrets.register_call(preimage), purpose="register")
+            self.metrics.secrets_registered.inc()
+            await self.secrets.scan()
+        finally:
+            self._registering.discard(lock)
+
+    async def _dispute_to_collect(self, channel_address: Address) -> None:
+        """A sender stayed silent with a payment it owes us: close its channel on chain
+        with our latest state; the exits collect after the window."""
+        await self.engine.stop_updating(channel_address)
+        stored = await self.engine.channel(channel_address)
+        if stored is None:
+            return
+        await self.exits.dispute(stored)
+        self.metrics.channels_disputed.inc()
+
+    async def _resolved_on_chain(self, channel_address: Address, transfer_id: bytes,
+                                 resolver: bytes) -> None:
+        """A transfer of one of our channels was resolved on chain: if it was a forward of
+        ours, the sender pays us with the same resolver."""
+        forward = await asyncio.to_thread(self.store.get_transfer, transfer_id,
+                                          channel_address=channel_address)
+        if forward is not None and forward.initiator == self.address:
+            await self.router.settle_with_resolver(forward, resolver)
+
+    def _background_failure(self, task: str) -> None:
+        self.metrics.background_failures.labels(task=task).inc()
+
+    def _reclaimed(self, asset_id: Address, amount: int) -> None:
+        self.metrics.collateral_reclaimed.labels(asset=asset_id).inc(amount)
+
     async def _answer_dispute(self, stored: StoredChannel, dispute: ChannelDispute) -> None:
         """The watchtower saw a stale state disputed: put our latest one on chain."""
         await self.exits.dispute(stored)
@@ -307,10 +389,7 @@ class Node:
         stored = await self.engine.channel(routing.sender_channel)
         if stored is None:
             return
-        profile = self.config.collateral_for(routing.asset_id)
-        held = stored.state.balance_of(routing.asset_id).alice
-        if profile.reclaim_threshold and held > profile.reclaim_threshold:
-            await self.reclaims.reclaim(stored.state, routing.asset_id, held - profile.target)
+        await self.idle.above_threshold(stored.state, routing.asset_id)
 
     def _payment_event(self, kind: str, data: dict[str, Any]) -> None:
         status = kind.split(".", 1)[1]
@@ -333,7 +412,13 @@ class Node:
                 await self.router.sweep()
             except Exception:
                 log.exception("sweep failed")
+                self._background_failure("sweep")
             await asyncio.sleep(self.config.sweep_interval)
+
+
+def _limits_json(limits: AssetLimits) -> dict[str, str]:
+    return {"minPayment": str(limits.min_payment), "minWithdrawal": str(limits.min_withdrawal),
+            "withdrawalFee": str(limits.withdrawal_fee)}
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

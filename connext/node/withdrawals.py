@@ -2,10 +2,13 @@
 
 A user withdraws by creating a Withdraw transfer to the node whose initial state carries
 the user's signature on the withdraw commitment. The node checks that the commitment is
-exactly what the transfer says (recipient, asset, amount minus fee, nonce, this channel),
-resolves the transfer with its own signature, then submits the double-signed commitment on
-chain. A commitment that does not match is cancelled (the funds return to the user). The
-node never signs a commitment before checking it against the stored transfer.
+exactly what the transfer says (recipient, asset, amount minus fee, this channel) and that
+its nonce is the channel nonce of the update that created the transfer, unused on chain:
+commitment nonces are assigned by the channel itself, so a user's withdrawal can never
+take the nonce of the node's own reclaim (or the other way round). Then it resolves the
+transfer with its own signature and submits the double-signed commitment on chain. A
+commitment that does not match is refused (or cancelled: the funds return to the user).
+The node never signs a commitment before checking it against the stored transfer.
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ def commitment_of(state: ChannelState, transfer: Transfer) -> WithdrawCommitment
         recipient = parse_address(recipient_raw, "meta.recipient")
     except errors.ProtocolError as exc:
         raise errors.InvalidTransferState("the withdraw names no valid recipient") from exc
+    if nonce != transfer.channel_nonce:
+        raise errors.InvalidTransferState(
+            f"a withdraw commitment's nonce is its transfer's channel nonce "
+            f"{transfer.channel_nonce}, not {nonce}")
     amount = transfer.balance.amount[0] - fee
     expected = withdraw_commitment_digest(
         state.network.chain_id, state.channel_address, recipient, transfer.asset_id, amount, nonce
@@ -67,6 +74,17 @@ class Withdrawals:
             commitment = commitment_of(state, transfer)
         except errors.ProtocolError as exc:
             log.warning("cancelling withdraw %s: %s", transfer.transfer_id.hex(), exc)
+            await self.engine.propose(
+                transfer.channel_address,
+                lambda s, _t: resolve_update(s, self.engine.address, transfer.transfer_id,
+                                             WITHDRAW.cancel_resolver),
+            )
+            return
+        if await self.chain.withdrawal_used(state, commitment.nonce):
+            # cannot happen with nonces the channel assigns, unless the chain was tampered
+            # with: never sign a second commitment for a used nonce
+            log.error("withdraw %s: nonce %d is used on chain; cancelling",
+                      transfer.transfer_id.hex(), commitment.nonce)
             await self.engine.propose(
                 transfer.channel_address,
                 lambda s, _t: resolve_update(s, self.engine.address, transfer.transfer_id,
@@ -112,11 +130,14 @@ class Reclaims:
     countersigned by the user's client, then paid on chain by the node."""
 
     def __init__(self, engine: ChannelEngine, chain: NodeChain, withdraw_definition: str,
-                 timeout: int = 3600) -> None:
+                 timeout: int = 3600,
+                 on_reclaimed: Callable[[str, int], None] = lambda asset, amount: None,
+                 ) -> None:
         self.engine = engine
         self.chain = chain
         self.definition = withdraw_definition
         self.timeout = timeout
+        self.on_reclaimed = on_reclaimed
         self._inflight: set[tuple[str, str]] = set()
 
     async def reclaim(self, state: ChannelState, asset_id: str, amount: int) -> None:
@@ -160,3 +181,4 @@ class Reclaims:
         node_signature: bytes = WITHDRAW.decode_state(transfer.initial_state)[0]
         (user_signature,) = WITHDRAW.decode_resolver(transfer.resolver)
         await self.chain.withdraw(state, commitment, node_signature, user_signature)
+        self.on_reclaimed(transfer.asset_id, commitment.amount)

@@ -62,6 +62,14 @@ class Bounds:
                       self.max_transfer_timeout)
 
 
+DEFAULT_BOUNDS = Bounds(
+    min_channel_timeout=3600, max_channel_timeout=30 * 24 * 3600,
+    min_transfer_timeout=600, max_transfer_timeout=30 * 24 * 3600,
+)
+"""What node and client accept unless configured otherwise: an hour to answer a channel
+dispute on chain, ten minutes for a transfer's, and never more than 30 days locked."""
+
+
 def _check_within(what: str, value: int, low: int, high: int) -> None:
     if not low <= value <= high:
         raise errors.TimeoutOutOfBounds(

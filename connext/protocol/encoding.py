@@ -23,6 +23,7 @@ RESOLUTION_DOMAIN = "Connext Transfer Resolution"
 SIGNED_TRANSFER_DOMAIN = "Connext Signed Transfer"
 STREAM_DOMAIN = "Connext Stream"
 DISPUTE_AUTHORIZATION_DOMAIN = "Connext Dispute Authorization"
+NODE_REQUEST_DOMAIN = "Connext Node Request"
 MESSAGE_DOMAIN = "Connext Message"
 
 EIP712_DOMAIN_TYPE = (
@@ -40,6 +41,7 @@ TRANSFER_RESOLUTION_TYPE = "TransferResolution(bytes32 transferId,bytes32 resolv
 RECEIPT_TYPE = "Receipt(bytes32 paymentId,bytes32 data)"
 VOUCHER_TYPE = "Voucher(bytes32 streamId,uint256 amount)"
 DISPUTE_AUTHORIZATION_TYPE = "DisputeAuthorization(address disputer)"
+NODE_REQUEST_TYPE = "NodeRequest(string method,string path,uint256 timestamp)"
 
 # Minimal-proxy init code as Vyper's create_minimal_proxy_to emits it (see shared FACTS).
 _PROXY_PREFIX = bytes.fromhex("602d3d8160093d39f3363d3d373d3d3d363d73")
@@ -88,6 +90,7 @@ TRANSFER_RESOLUTION_TYPEHASH = keccak(TRANSFER_RESOLUTION_TYPE.encode())
 RECEIPT_TYPEHASH = keccak(RECEIPT_TYPE.encode())
 VOUCHER_TYPEHASH = keccak(VOUCHER_TYPE.encode())
 DISPUTE_AUTHORIZATION_TYPEHASH = keccak(DISPUTE_AUTHORIZATION_TYPE.encode())
+NODE_REQUEST_TYPEHASH = keccak(NODE_REQUEST_TYPE.encode())
 
 
 @lru_cache(maxsize=4096)
@@ -179,6 +182,16 @@ def dispute_authorization_digest(chain_id: int, channel_address: Address,
     on its behalf; nobody else but the two parties may."""
     domain = domain_separator(DISPUTE_AUTHORIZATION_DOMAIN, chain_id, channel_address)
     struct_hash = keccak(DISPUTE_AUTHORIZATION_TYPEHASH + address_word(disputer))
+    return typed_data_digest(domain, struct_hash)
+
+
+def node_request_digest(chain_id: int, node: Address, method: str, path: str,
+                        timestamp: int) -> bytes:
+    """What a channel party signs to read its channel from the node's HTTP API
+    (`timestamp` in unix milliseconds; see docs/NODE.md)."""
+    domain = domain_separator(NODE_REQUEST_DOMAIN, chain_id, node)
+    struct_hash = keccak(NODE_REQUEST_TYPEHASH + keccak(method.encode()) + keccak(path.encode())
+                         + uint_word(timestamp))
     return typed_data_digest(domain, struct_hash)
 
 

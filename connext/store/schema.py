@@ -269,3 +269,14 @@ public_keys = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 """Counterparties' uncompressed secp256k1 public keys (to encrypt preimages to them)."""
+
+registered_secrets = Table(
+    "registered_secrets",
+    metadata,
+    Column("lock_hash", String(HASH), primary_key=True),
+    Column("preimage", String(HASH), nullable=False),
+    Column("registered_at", BigInteger(), nullable=False),
+    Column("block_number", BigInteger(), nullable=False),
+)
+"""Hashlock preimages registered in the on-chain secret registry, with the block time of
+their first registration (read from its logs; a lock registered by its expiry still pays)."""

@@ -229,12 +229,16 @@ class ChannelStore:
                 return None
             return self._stored_channel(conn, row)
 
-    def list_channels(self, *, party: Address | None = None) -> list[ChannelState]:
-        """Every channel's latest state (optionally only those `party` is in), oldest first."""
+    def list_channels(self, *, party: Address | None = None,
+                      idle_since: datetime | None = None) -> list[ChannelState]:
+        """Every channel's latest state (optionally only those `party` is in, and only
+        those without an update since `idle_since`), oldest first."""
         query = select(db.channels.c.state_json).order_by(db.channels.c.created_at,
                                                        db.channels.c.channel_address)
         if party is not None:
             query = query.where(or_(db.channels.c.alice == party, db.channels.c.bob == party))
+        if idle_since is not None:
+            query = query.where(db.channels.c.updated_at < idle_since)
         with self._read() as conn:
             return [state_from_json(json.loads(r.state_json)) for r in conn.execute(query)]
 
@@ -836,6 +840,26 @@ class ChannelStore:
                 .values(watcher=watcher, **values)
                 .on_conflict_do_update(index_elements=[db.watcher_blocks.c.watcher], set_=values)
             )
+
+    # --- registered secrets ----------------------------------------------------------------
+
+    def add_registered_secret(self, lock_hash: bytes, preimage: bytes, registered_at: int,
+                              block_number: int) -> None:
+        """Remember a preimage registered on chain (the first registration counts)."""
+        with self._write() as conn:
+            conn.execute(
+                self._insert(db.registered_secrets)
+                .values(lock_hash=hexb(lock_hash), preimage=hexb(preimage),
+                        registered_at=registered_at, block_number=block_number)
+                .on_conflict_do_nothing(index_elements=[db.registered_secrets.c.lock_hash])
+            )
+
+    def registered_secrets(self) -> list[tuple[bytes, bytes, int]]:
+        """(lock hash, preimage, block time of registration) of every registered secret."""
+        with self._read() as conn:
+            return [(bytes.fromhex(row.lock_hash[2:]), bytes.fromhex(row.preimage[2:]),
+                     int(row.registered_at))
+                    for row in conn.execute(select(db.registered_secrets))]
 
     # --- events ----------------------------------------------------------------------------
 

@@ -29,6 +29,11 @@ from connext.store.testing import PostgresCluster
 
 CONNEXT = str(Path(sys.executable).parent / "connext")
 NODE_KEY = "0x" + "4e" * 32
+ADMIN_TOKEN = "test-admin-token"
+REVEAL_DELTA = 5
+"""The test node's forwards expire this many seconds before the sender's lock (tests pay
+with timeouts of a few seconds); it registers preimages within REVEAL_MARGIN of expiry."""
+REVEAL_MARGIN = 3
 
 
 @pytest.fixture(scope="session")
@@ -80,10 +85,12 @@ class NodeProcess:
         self.stop(signal.SIGKILL)
 
     def channel(self, address: str) -> dict[str, Any]:
-        """The node's view of a channel over its HTTP API: state, latestUpdate,
-        activeTransfers."""
-        url = f"http://127.0.0.1:{self.http_port}/channels/{address}"
-        with urllib.request.urlopen(url, timeout=10) as response:
+        """The node's view of a channel over its HTTP API (as its admin): state,
+        latestUpdate, activeTransfers."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.http_port}/channels/{address}",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
             data: dict[str, Any] = json.loads(response.read())
             return data
 
@@ -101,7 +108,9 @@ def node_env(anvil: Anvil, nats: NatsServer, deployment_file: Path, database_url
         "CONNEXT_NODE_DATABASE_URL": database_url,
         "CONNEXT_DEPLOYMENT_FILE": str(deployment_file),
         "CONNEXT_NODE_PORT": str(http_port),
-        "CONNEXT_ADMIN_TOKEN": "test-admin-token",
+        "CONNEXT_ADMIN_TOKEN": ADMIN_TOKEN,
+        "CONNEXT_REVEAL_DELTA": str(REVEAL_DELTA),
+        "CONNEXT_REVEAL_MARGIN": str(REVEAL_MARGIN),
         "CONNEXT_LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
     }

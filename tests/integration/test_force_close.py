@@ -17,7 +17,6 @@ from connext.chain.channel import ChannelContract
 from connext.chain.contracts import Sender, connect, contract
 from connext.chain.deploy import Deployment, deploy
 from connext.client import Client
-from connext.messaging import RemoteError
 from connext.protocol import errors
 from connext.protocol.channel import apply_update, leaf
 from connext.protocol.serialization import update_from_json
@@ -164,7 +163,7 @@ def test_a_dispute_with_an_old_state_is_answered_with_the_latest(
         # the node takes no more updates in the disputed channel, also after a restart
         node.stop()
         node.start()
-        with pytest.raises(RemoteError) as refused:
+        with pytest.raises(errors.ChannelDisputed) as refused:
             await cheat.transfer(payee.address, ETH, 1)
         assert refused.value.code == "channel_disputed"
         assert (await cheat.channel()).nonce == latest

@@ -19,7 +19,7 @@ from connext.protocol import errors
 from connext.protocol.transfers import HASHLOCK
 from connext.protocol.types import ETH
 
-from .conftest import ClientFactory, NodeProcess
+from .conftest import REVEAL_DELTA, ClientFactory, NodeProcess
 from .test_payments import ETHER, eventually, http_json
 
 # --- the link code (no stack needed) -----------------------------------------------------
@@ -114,18 +114,18 @@ def test_a_link_is_claimed_once(clients: ClientFactory, node: NodeProcess) -> No
             assert bob_events["transfer.incoming"] == [], "a link we redeem is not 'incoming'"
             assert await alice.link_status(link.routing_id) == "claimed"
             await eventually(lambda: _no_active_transfers(node, alice, bob))
-            # the forward expired long before the link (7 days): within half the
-            # channel's dispute window, so it cannot be resolved on chain behind our back
+            # the forward expires the node's reveal delta before the link (7 days): time
+            # for the node to settle alice, or to register the preimage on chain, after a
+            # late claim by bob (docs/PROTOCOL.md)
             forward = await asyncio.to_thread(bob.store.get_transfer,
                                               forward_transfer_id(link.routing_id))
             assert forward is not None
             _lock, forward_expiry = HASHLOCK.decode_state(forward.initial_state)
-            channel_timeout = (await bob.channel()).timeout
-            assert forward_expiry <= time.time() + channel_timeout // 2
             _lock, link_expiry = HASHLOCK.decode_state(
                 (await asyncio.to_thread(alice.store.get_transfer, link.transfer_id)
                  ).initial_state)
-            assert link_expiry > time.time() + channel_timeout
+            assert forward_expiry == link_expiry - REVEAL_DELTA
+            assert link_expiry > time.time() + (await bob.channel()).timeout
 
             # a second claim, by anyone, fails and moves nothing; nor can alice cancel it now
             for user in (bob, carol):

@@ -1,23 +1,29 @@
-"""The node's HTTP API: health, config, channels, Prometheus metrics, admin token."""
+"""The node's HTTP API: health, config, channels (for their parties and the admin only),
+Prometheus metrics, admin token."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
 
 import pytest
 
+from connext.protocol.encoding import node_request_digest
+from connext.protocol.signing import Signer
 from connext.protocol.types import ETH
 
-from .conftest import ClientFactory, NodeProcess
+from .conftest import ADMIN_TOKEN, ClientFactory, NodeProcess
 from .test_payments import ETHER, eventually
 
 
-def get(node: NodeProcess, path: str, token: str | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(f"http://127.0.0.1:{node.http_port}{path}")
+def get(node: NodeProcess, path: str, token: str | None = None,
+        headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{node.http_port}{path}",
+                                     headers=headers or {})
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -25,6 +31,15 @@ def get(node: NodeProcess, path: str, token: str | None = None) -> tuple[int, by
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+def signed(signer: Signer, chain_id: int, node_address: str, path: str, *,
+           age_ms: int = 0) -> dict[str, str]:
+    """Headers of a GET of `path` signed by `signer` (docs/NODE.md)."""
+    timestamp = int(time.time() * 1000) - age_ms
+    digest = node_request_digest(chain_id, node_address, "GET", path, timestamp)
+    return {"X-Connext-Signer": signer.address, "X-Connext-Timestamp": str(timestamp),
+            "X-Connext-Signature": "0x" + signer.sign(digest).hex()}
 
 
 def metric(text: str, name: str) -> float:
@@ -45,7 +60,7 @@ def test_health_config_channels_metrics_and_admin(clients: ClientFactory,
     assert config["definitions"] == dict(clients.deployment.definitions)
     assert config["network"]["channelFactory"] == clients.deployment.channel_factory
 
-    async def pay() -> tuple[str, str]:
+    async def pay() -> tuple[str, Signer, Signer]:
         a, b = await clients.connect(), await clients.connect()
         await a.setup()
         await b.setup()
@@ -53,13 +68,25 @@ def test_health_config_channels_metrics_and_admin(clients: ClientFactory,
         assert (await a.transfer(b.address, ETH, ETHER // 4)).status == "completed"
         await a.close()
         await b.close()
-        return a.channel_address, b.channel_address
+        return a.channel_address, a.signer, b.signer
 
-    channel_a, _ = asyncio.run(pay())
-    status, body = get(node, f"/channels/{channel_a}")
+    channel_a, signer_a, signer_b = asyncio.run(pay())
+    path = f"/channels/{channel_a}"
+    chain_id = clients.deployment.chain_id
+    status, body = get(node, path, token=ADMIN_TOKEN)
     assert status == 200 and json.loads(body)["state"]["channelAddress"] == channel_a
-    assert get(node, "/channels/0x" + "12" * 20)[0] == 404
-    assert get(node, "/channels/not-an-address")[0] == 400
+    # a party of the channel signs its request; nobody else reads the signed state
+    status, body = get(node, path, headers=signed(signer_a, chain_id, node.address, path))
+    assert status == 200 and json.loads(body)["state"]["channelAddress"] == channel_a
+    assert get(node, path)[0] == 401
+    assert get(node, path, token="wrong")[0] == 401
+    assert get(node, path, headers=signed(signer_b, chain_id, node.address, path))[0] == 403
+    stale = signed(signer_a, chain_id, node.address, path, age_ms=120_000)
+    assert get(node, path, headers=stale)[0] == 401
+    other_path = signed(signer_a, chain_id, node.address, "/channels/" + "0x" + "12" * 20)
+    assert get(node, path, headers=other_path)[0] == 401
+    assert get(node, "/channels/0x" + "12" * 20, token=ADMIN_TOKEN)[0] == 404
+    assert get(node, "/channels/not-an-address", token=ADMIN_TOKEN)[0] == 400
 
     def metrics() -> str:
         return get(node, "/metrics")[1].decode()
@@ -73,12 +100,12 @@ def test_health_config_channels_metrics_and_admin(clients: ClientFactory,
 
     assert get(node, "/admin/channels")[0] == 401
     assert get(node, "/admin/channels", token="wrong")[0] == 401
-    status, body = get(node, "/admin/channels", token="test-admin-token")
+    status, body = get(node, "/admin/channels", token=ADMIN_TOKEN)
     assert status == 200
     assert channel_a in {c["channelAddress"] for c in json.loads(body)["channels"]}
 
 
 @pytest.mark.parametrize("path", ["/channels/0x" + "zz" * 20, "/nope"])
 def test_bad_paths_are_clear_errors(node: NodeProcess, path: str) -> None:
-    status, _ = get(node, path)
+    status, _ = get(node, path, token=ADMIN_TOKEN)
     assert status in (400, 404)

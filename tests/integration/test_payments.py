@@ -16,13 +16,16 @@ from connext.chain.deploy import Deployment
 from connext.protocol.signing import Signer
 from connext.protocol.types import ETH
 
-from .conftest import ClientFactory, NodeProcess
+from .conftest import ADMIN_TOKEN, ClientFactory, NodeProcess
 
 ETHER = 10**18
 
 
 def http_json(port: int, path: str) -> Any:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+    """A GET of the node's HTTP API as its admin (channel routes need a party or the admin)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
 

@@ -15,6 +15,8 @@ from connext.protocol import encoding
 from connext.protocol.encoding import (
     channel_address,
     channel_state_digest,
+    dispute_authorization_digest,
+    node_request_digest,
     receipt_digest,
     transfer_resolution_digest,
     voucher_digest,
@@ -145,6 +147,26 @@ def test_other_domains_equal_reference(
         {"transferId": a, "resolverHash": keccak(resolver)},
     )
     assert transfer_resolution_digest(chain_id, contract, a, resolver) == resolution
+
+
+@settings(max_examples=60, deadline=None)
+@given(chain_id=st.integers(min_value=1, max_value=2**64), contract=addresses,
+       disputer=addresses, method=st.sampled_from(["GET", "POST"]),
+       path=st.text(max_size=80), timestamp=UINT256)
+def test_authorizations_equal_reference(chain_id: int, contract: str, disputer: str,
+                                        method: str, path: str, timestamp: int) -> None:
+    authorization = reference_digest(
+        "Connext Dispute Authorization", chain_id, contract, "DisputeAuthorization",
+        [{"name": "disputer", "type": "address"}], {"disputer": disputer},
+    )
+    assert dispute_authorization_digest(chain_id, contract, disputer) == authorization
+    request = reference_digest(
+        "Connext Node Request", chain_id, contract, "NodeRequest",
+        [{"name": "method", "type": "string"}, {"name": "path", "type": "string"},
+         {"name": "timestamp", "type": "uint256"}],
+        {"method": method, "path": path, "timestamp": timestamp},
+    )
+    assert node_request_digest(chain_id, contract, method, path, timestamp) == request
 
 
 def test_domains_keep_signatures_apart() -> None:

@@ -8,6 +8,7 @@ otherwise it can only be cancelled. Mirror of contracts/transfers/Hashlock.vy.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidTransferResolver, InvalidTransferState
@@ -19,10 +20,11 @@ def lock_hash(preimage: bytes) -> bytes:
     return hashlib.sha256(preimage).digest()
 
 
-def registered_in_time(lock: bytes, expiry: int, ctx: TransferContext) -> bool:
-    """Whether the lock's preimage was registered on chain no later than its expiry."""
-    registered = ctx.registered.get(lock, 0)
-    return registered != 0 and (expiry == 0 or registered <= expiry)
+def registered_in_time(lock: bytes, expiry: int, registered: Mapping[bytes, int]) -> bool:
+    """Whether the lock's preimage was registered on chain no later than its expiry
+    (`registered`: lock hash -> block time of registration)."""
+    at = registered.get(lock, 0)
+    return at != 0 and (expiry == 0 or at <= expiry)
 
 
 class Hashlock(TransferDefinition):
@@ -57,6 +59,7 @@ class Hashlock(TransferDefinition):
             return balance.amount
         if lock_hash(preimage) != lock:
             raise InvalidTransferResolver("Hashlock: wrong preimage")
-        if expiry != 0 and expiry <= ctx.now and not registered_in_time(lock, expiry, ctx):
+        if (expiry != 0 and expiry <= ctx.now
+                and not registered_in_time(lock, expiry, ctx.registered)):
             raise InvalidTransferResolver("Hashlock: the payment has expired")
         return (0, balance.amount[0] + balance.amount[1])

@@ -1,0 +1,103 @@
+"""What the node refuses to countersign beyond the protocol's rules, and its rate limits.
+
+The protocol accepts any valid update; the node also guards its own funds and gas: a
+routed payment or withdrawal below the asset's minimum, a withdrawal that does not pay the
+node's withdrawal fee or whose commitment is not the one the transfer stands for, a
+hashlock payment without an expiry or too close to it to be forwarded safely, and more
+setups or withdrawals per identity and hour than configured are refused with a typed error
+before anything is signed, so nothing is locked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+from ..protocol import errors
+from ..protocol.channel import Applied
+from ..protocol.transfers import HASHLOCK, WITHDRAW
+from ..protocol.types import Address, CreateDetails, Update, UpdateType
+from .config import NodeConfig
+from .routing import RECIPIENT, ROUTING_ID, link_signer_of
+from .withdrawals import commitment_of
+
+HOUR = 3600.0
+
+
+class RateLimit:
+    """At most `per_hour` events per key within any hour (0: unlimited)."""
+
+    def __init__(self, per_hour: int, what: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_hour = per_hour
+        self.what = what
+        self.clock = clock
+        self._seen: dict[str, deque[float]] = {}
+
+    def check(self, key: str) -> None:
+        """Count one event for `key`, or raise RateLimited when it is over its limit."""
+        if self.per_hour <= 0:
+            return
+        now = self.clock()
+        seen = self._seen.setdefault(key, deque())
+        while seen and seen[0] <= now - HOUR:
+            seen.popleft()
+        if len(seen) >= self.per_hour:
+            wait = int(seen[0] + HOUR - now) + 1
+            raise errors.RateLimited(
+                f"at most {self.per_hour} {self.what} per hour; try again in {wait} s")
+        seen.append(now)
+        if len(self._seen) > 100_000:  # forget keys that went quiet
+            for stale in [k for k, v in self._seen.items() if not v or v[-1] <= now - HOUR]:
+                del self._seen[stale]
+
+
+class NodePolicy:
+    def __init__(self, config: NodeConfig, definition_names: dict[Address, str],
+                 address: Address) -> None:
+        self.config = config
+        self.definition_names = definition_names
+        self.address = address
+        self.setups = RateLimit(config.setups_per_hour, "channel setups")
+        self.withdrawals = RateLimit(config.withdrawals_per_hour, "withdrawals")
+
+    async def check(self, update: Update, applied: Applied) -> None:
+        """The engine's policy hook: raise to refuse the counterparty's update."""
+        details = update.details
+        if update.type is not UpdateType.CREATE or not isinstance(details, CreateDetails):
+            return
+        transfer = applied.transfer
+        assert transfer is not None
+        name = self.definition_names.get(details.transfer_definition)
+        limits = self.config.limits_for(details.asset_id)
+        amount = details.balance.amount[0]
+        if name == "Withdraw":
+            commitment = commitment_of(applied.state, transfer)
+            fee = WITHDRAW.decode_state(details.initial_state)[5]
+            if commitment.amount < limits.min_withdrawal:
+                raise errors.AmountBelowMinimum(
+                    f"the node pays out withdrawals of at least {limits.min_withdrawal}")
+            if fee < limits.withdrawal_fee:
+                raise errors.FeeTooLow(
+                    f"a withdrawal pays the node a fee of {limits.withdrawal_fee}")
+            self.withdrawals.check(update.initiator)
+        elif ROUTING_ID in details.meta:
+            if amount < limits.min_payment:
+                raise errors.AmountBelowMinimum(
+                    f"the node routes payments of at least {limits.min_payment}")
+            if name == "Hashlock" and (RECIPIENT in details.meta
+                                       or link_signer_of(transfer) is not None):
+                self._check_lock(details.initial_state)
+
+    def _check_lock(self, initial_state: bytes) -> None:
+        """A routed hashlock must expire (else a silent sender could keep the node's
+        payment to the recipient unpaid forever) and leave the reveal delta for the
+        forward."""
+        _lock, expiry = HASHLOCK.decode_state(initial_state)
+        if expiry == 0:
+            raise errors.InvalidTransferState("a routed payment must have an expiry")
+        if expiry <= int(time.time()) + self.config.reveal_delta:
+            raise errors.InvalidTransferState(
+                f"the payment expires too soon to forward (the node needs "
+                f"{self.config.reveal_delta} s before the sender's expiry)")
