@@ -110,7 +110,7 @@ def to_api_error(exc: BaseException) -> ApiError:
         return invalid("invalid_input", _sentence(exc.message),
                        None if exc.field == "form" else FORM_FIELDS.get(exc.field, exc.field))
     if isinstance(exc, TooMany):
-        return ApiError(429, "too_many_wallets", exc.message,
+        return ApiError(429, getattr(exc, "code", "too_many_wallets"), exc.message,
                         headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, NodeUnreachable):
         return ApiError(503, "node_unreachable", _sentence(explain(exc)))
@@ -122,6 +122,8 @@ def to_api_error(exc: BaseException) -> ApiError:
     if isinstance(exc, errors.ProtocolError):
         code = exc.code
         status = 409 if code in CONFLICT_CODES else 404 if code in NOT_FOUND_CODES else 422
+        if code == "rate_limited":
+            status = 429
         return ApiError(status, code, _sentence(explain(exc)), _field_for(code))
     if isinstance(exc, TimeoutError):
         return ApiError(503, "timeout", "The operation did not finish in time; it may still "

@@ -25,7 +25,7 @@ MAX_INT_DIGITS = 100
 """Longest integer literal accepted anywhere in a body (2**256 has 78 digits)."""
 ROUTABLE_DEFINITIONS = ("Hashlock", "Signed", "Stream")
 """Transfer definitions a conditional transfer may use (Withdraw has its own route)."""
-MIN_TIMEOUT, MAX_TIMEOUT = 60, 365 * 24 * 3600
+MIN_TIMEOUT, MAX_TIMEOUT = 60, 30 * 24 * 3600  # the node's and SDK's default bounds
 MAX_WAIT = 60
 
 

@@ -38,6 +38,11 @@ class WebConfig:
     new_wallets_per_hour: int = 60
     """New wallets one client address may create per hour (browser first visits, restores,
     the demo, the API); 0 turns the limit off."""
+    faucet_per_wallet_per_hour: int = 5
+    """Faucet drips one wallet may take per hour (0: no limit)."""
+    faucet_per_hour: int = 200
+    """Faucet drips all wallets together may take per hour (0: no limit): the faucet also
+    pays the gas wallets need to answer disputes, so nobody may drain it."""
     testing: bool = False
 
     @classmethod
@@ -60,6 +65,9 @@ class WebConfig:
             idle_seconds=float(env.get("CONNEXT_WEB_IDLE_SECONDS", str(cls.idle_seconds))),
             new_wallets_per_hour=int(env.get("CONNEXT_WEB_NEW_WALLETS_PER_HOUR",
                                              str(cls.new_wallets_per_hour))),
+            faucet_per_wallet_per_hour=int(env.get("CONNEXT_FAUCET_PER_WALLET_PER_HOUR",
+                                                   str(cls.faucet_per_wallet_per_hour))),
+            faucet_per_hour=int(env.get("CONNEXT_FAUCET_PER_HOUR", str(cls.faucet_per_hour))),
         )
 
     @property

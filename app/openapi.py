@@ -297,10 +297,17 @@ PATHS: Json = {
                     "deposits by itself after a few blocks.")},
     f"{W}/faucet": {"post": operation(
         "faucet", "Test funds (local development chain only)",
-        responses(ok("FaucetResult", "Sent and credited"), 409, body=True),
+        {**responses(ok("FaucetResult", "Sent and credited"), 409, body=True),
+         "429": {**error(429, "The faucet gave this wallet, or everyone, as much as it "
+                              "gives per hour (see `Retry-After`)."),
+                 "headers": {"Retry-After": {"schema": {"type": "string"},
+                                             "description": "seconds until one more is "
+                                                            "allowed"}}}},
         request=body("AssetRequest"), params=[WALLET_PARAM],
         description="Sends 1 ETH or 100 test tokens from the development account to the "
-                    "channel address and credits them. 403 `faucet_disabled` elsewhere.")},
+                    "channel address and credits them, a few times per wallet and hour "
+                    "(`CONNEXT_FAUCET_PER_WALLET_PER_HOUR`, `CONNEXT_FAUCET_PER_HOUR`). 403 "
+                    "`faucet_disabled` elsewhere.")},
     f"{W}/transfers": {"post": operation(
         "transfer", "Pay another wallet of the node",
         responses(ok("PaymentResult", "The payment", 201), 409, body=True),

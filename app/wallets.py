@@ -35,6 +35,7 @@ from connext.protocol.types import ETH, Address
 
 from .assets import ETHER, Asset, InputError
 from .config import WebConfig
+from .limits import FaucetLimit
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -142,6 +143,8 @@ class WalletService:
         """Open browser sockets per wallet address (kept by app/live.py)."""
         self._connecting: dict[Address, asyncio.Future[Client]] = {}
         self._faucet_lock = threading.Lock()
+        self._faucet_limit = FaucetLimit(config.faucet_per_wallet_per_hour,
+                                         config.faucet_per_hour)
         self._deployment: Deployment | None = None
         self._node_address: Address | None = None
         self._assets: dict[Address, Asset] | None = None
@@ -415,6 +418,7 @@ class WalletService:
         """Send test funds from the dev account straight to the channel address."""
         if not self.faucet_enabled or self.config.faucet_key is None:
             raise InputError("asset", "The faucet exists only on a local development chain.")
+        self._faucet_limit.hit(wallet.address)  # FaucetLimited: nothing is sent
         amount = int(10**asset.decimals) * (1 if asset.address == ETH else 100)
         w3 = connect(self.config.chain_url)
         with self._faucet_lock:

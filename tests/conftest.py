@@ -16,6 +16,7 @@ from web3 import Web3
 from connext.chain.anvil import Anvil, start_anvil
 from connext.chain.contracts import connect
 from connext.chain.deploy import Deployment, deploy
+from connext.devstack import NatsServer
 from connext.store.testing import PostgresCluster, unavailable_reason
 from tests.fullstack import FullStack
 
@@ -47,6 +48,16 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         pytest.skip(reason)
     with PostgresCluster() as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def nats() -> Iterator[NatsServer]:
+    """One real nats-server for the session, on a free port."""
+    server = NatsServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -100,6 +100,7 @@ class FullStack:
             "CONNEXT_WEB_PORT": str(self.web_port),
             "CONNEXT_FAUCET_KEY": self.anvil.private_keys[0],
             "CONNEXT_WEB_NEW_WALLETS_PER_HOUR": "0",  # the tests open hundreds of wallets
+            "CONNEXT_FAUCET_PER_HOUR": "0",  # ... and fund them (per wallet: the default)
             "PYTHONUNBUFFERED": "1",
         }
 

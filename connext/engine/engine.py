@@ -299,6 +299,14 @@ class ChannelEngine:
                 update.responder, UPDATE_METHOD, body, timeout=self.request_timeout
             )
         except Exception as exc:
+            if self.yields_on_collision and _is_refusal(exc):
+                # The node refused this exact update in a signed reply: like a proposal of
+                # its own at this nonce, that says it will not countersign it, so we may
+                # propose another. (The node never trusts a user's refusal: the user
+                # could still countersign its proposal alone; it stays pending there.)
+                await asyncio.to_thread(self.store.clear_pending, update.channel_address)
+                if stored is not None:
+                    self._cache[update.channel_address] = replace(stored, pending_update=None)
             _reraise_remote(exc)
             raise
         try:
@@ -514,6 +522,15 @@ def _same_update(a: Update, b: Update) -> bool:
     return (a.channel_address, a.initiator, a.type, a.nonce, a.details) == (
         b.channel_address, b.initiator, b.type, b.nonce, b.details
     )
+
+
+def _is_refusal(exc: Exception) -> bool:
+    """Whether the counterparty answered that it will not take the update as it is (a
+    protocol error), as opposed to not now (busy, behind, failing)."""
+    if not isinstance(exc, RemoteError) or exc.code in (
+            ChannelBusy.code, OutOfSync.code, errors.StaleNonce.code):
+        return False
+    return errors.error_class(exc.code) is not None
 
 
 def _reraise_remote(exc: Exception) -> None:

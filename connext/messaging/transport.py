@@ -213,6 +213,14 @@ class Messaging:
         )
         await flush_subscriptions(nc)  # before we say we serve
 
+    async def stop_serving(self) -> None:
+        """Unsubscribe from this party's subjects (requesters get no responders) while
+        staying connected for our own requests; `serve()` again to resume."""
+        serving, self._serving = self._serving, None
+        if serving is not None:
+            await serving.unsubscribe()
+            await flush_subscriptions(self._client())
+
     async def _on_request(self, msg: Msg) -> None:
         # Runs in the subscription's reader task: hand each message to its own task so a
         # slow handler never holds up the others; the semaphore bounds how many run.

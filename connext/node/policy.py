@@ -11,46 +11,28 @@ before anything is signed, so nothing is locked.
 from __future__ import annotations
 
 import time
-from collections import deque
-from collections.abc import Callable
 
 from ..protocol import errors
 from ..protocol.channel import Applied
 from ..protocol.transfers import HASHLOCK, WITHDRAW
 from ..protocol.types import Address, CreateDetails, Update, UpdateType
+from ..ratelimit import SlidingWindow, TooMany
 from .config import NodeConfig
 from .routing import RECIPIENT, ROUTING_ID, link_signer_of
 from .withdrawals import commitment_of
 
-HOUR = 3600.0
-
 
 class RateLimit:
-    """At most `per_hour` events per key within any hour (0: unlimited)."""
+    """At most `per_hour` events per identity (0: unlimited); over it, `RateLimited`."""
 
-    def __init__(self, per_hour: int, what: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_hour = per_hour
-        self.what = what
-        self.clock = clock
-        self._seen: dict[str, deque[float]] = {}
+    def __init__(self, per_hour: int, what: str) -> None:
+        self.window = SlidingWindow(per_hour, what=f"{what} from this identity")
 
     def check(self, key: str) -> None:
-        """Count one event for `key`, or raise RateLimited when it is over its limit."""
-        if self.per_hour <= 0:
-            return
-        now = self.clock()
-        seen = self._seen.setdefault(key, deque())
-        while seen and seen[0] <= now - HOUR:
-            seen.popleft()
-        if len(seen) >= self.per_hour:
-            wait = int(seen[0] + HOUR - now) + 1
-            raise errors.RateLimited(
-                f"at most {self.per_hour} {self.what} per hour; try again in {wait} s")
-        seen.append(now)
-        if len(self._seen) > 100_000:  # forget keys that went quiet
-            for stale in [k for k, v in self._seen.items() if not v or v[-1] <= now - HOUR]:
-                del self._seen[stale]
+        try:
+            self.window.hit(key)
+        except TooMany as exc:
+            raise errors.RateLimited(exc.message) from None
 
 
 class NodePolicy:

@@ -279,3 +279,19 @@ def test_deposits_sent_by_anyone_are_credited(asset: str, new_wallet: Callable[[
     credited = wallet.post("/deposit", {"assetId": asset})
     assert credited["balance"]["amount"] == str(3 * 10**15)
     assert credited["balance"]["symbol"] == asset
+
+
+def test_the_faucet_gives_a_wallet_a_few_drips_an_hour(
+        web_url: str, new_wallet: Callable[[], ApiWallet]) -> None:
+    wallet = new_wallet()
+    url = f"{web_url}/api/v1/wallets/{wallet.address}/faucet"
+    for drip in range(1, 6):  # CONNEXT_FAUCET_PER_WALLET_PER_HOUR: 5 by default
+        funded = wallet.post("/faucet", {"assetId": "ETH"})
+        assert funded["balance"]["amount"] == str(drip * ETHER)
+    refused = requests.post(url, json={"assetId": "ETH"}, headers=wallet.headers, timeout=30)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "faucet_limited"
+    assert int(refused.headers["Retry-After"]) > 3000
+    assert wallet.balances()["ETH"] == 5 * ETHER  # nothing was sent
+    other = new_wallet()  # another wallet still gets its share
+    assert other.post("/faucet", {"assetId": "ETH"})["balance"]["amount"] == str(ETHER)

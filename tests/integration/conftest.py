@@ -36,15 +36,6 @@ with timeouts of a few seconds); it registers preimages within REVEAL_MARGIN of 
 REVEAL_MARGIN = 3
 
 
-@pytest.fixture(scope="session")
-def nats() -> Iterator[NatsServer]:
-    server = NatsServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @dataclass
 class NodeProcess:
     """A `connext node` child process; `restart()` keeps its database."""

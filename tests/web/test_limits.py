@@ -9,7 +9,7 @@ import pytest
 
 from app import create_app
 from app.config import WebConfig
-from app.limits import SlidingWindow, TooMany
+from app.limits import FaucetLimit, FaucetLimited, SlidingWindow, TooMany
 
 
 def test_the_window_counts_per_key_and_forgets_after_an_hour() -> None:
@@ -57,3 +57,17 @@ def test_first_visits_and_the_api_stop_at_the_limit_but_open_wallets_keep_workin
         assert api.headers["Retry-After"].isdigit()
     finally:
         app.extensions["connext.wallets"].close()
+
+
+def test_the_faucet_limits_each_wallet_and_the_server() -> None:
+    limit = FaucetLimit(per_wallet=2, overall=3)
+    limit.hit("a")
+    limit.hit("a")
+    with pytest.raises(FaucetLimited) as refused:
+        limit.hit("a")
+    assert refused.value.code == "faucet_limited"
+    assert "faucet drips for this wallet" in refused.value.message
+    limit.hit("b")  # another wallet has its own share ...
+    with pytest.raises(FaucetLimited) as drained:
+        limit.hit("c")  # ... until the server's share for the hour is gone
+    assert "faucet drips on this server" in drained.value.message
