@@ -100,6 +100,7 @@ def measure_gas(anvil_url: str) -> dict[str, int]:
     bench = _Bench(anvil_url)
     _deposits(bench)
     _withdrawals(bench)
+    _secrets(bench)
     unilateral = _unilateral_exit(bench)
     bench.gas.update(unilateral)
     bench.gas["unilateral_exit_total"] = sum(unilateral.values())
@@ -149,6 +150,14 @@ def _withdrawals(bench: _Bench) -> None:
         c = WithdrawCommitment(bob.address, asset, ETHER // 2, nonce)
         signatures = bench.commitment_signatures(alice, bob, channel, c)
         bench.record(step, bench.send(bench.relayer, channel.withdraw(c, *signatures)))
+
+
+def _secrets(bench: _Bench) -> None:
+    """Revealing a preimage in the secret registry: what a party whose counterparty does
+    not countersign a resolve pays to keep its lock enforceable after the lock's expiry."""
+    registry = contract(bench.w3, "SecretRegistry", bench.deployment.secret_registry)
+    bench.record("register_secret", bench.send(
+        bench.relayer, registry.functions.register(os.urandom(32))))
 
 
 def _unilateral_exit(bench: _Bench) -> dict[str, int]:

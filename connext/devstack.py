@@ -213,6 +213,15 @@ class StackConfig:
         )
 
 
+LOCAL_NODE_SETTINGS = {
+    "CONNEXT_REVEAL_DELTA": "60",
+    "CONNEXT_REVEAL_MARGIN": "30",
+    "CONNEXT_DISPUTE_UNSETTLED_AFTER": "300",
+}
+"""The local stack's node settles faster than a production node (docs/NODE.md has both):
+a minute of reveal delta is plenty on anvil, which mines at once. The environment wins."""
+
+
 def describe(deployment: Deployment, chain_url: str, nats_url: str, node_url: str,
              node_address: str) -> str:
     lines = [
@@ -267,6 +276,7 @@ def run_stack(config: StackConfig, ready: threading.Event | None = None,
                                     account.address, TEST_TOKEN_MINT)
         node = NodeDaemon(
             {
+                **LOCAL_NODE_SETTINGS,
                 **os.environ,
                 "CONNEXT_NODE_KEY": anvil.private_keys[1],
                 "CONNEXT_NATS_URL": nats.url,

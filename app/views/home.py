@@ -30,6 +30,7 @@ LABELS = {
     "withdrawal.failed": "Cash out failed",
     "channel.disputed": "Channel disputed on chain",
     "channel.dispute_answered": "Old state disputed by the node: answered",
+    "transfer.secret_registered": "Claim secured on chain (the node did not confirm it)",
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from ..chain.scanning import every
@@ -29,11 +30,13 @@ log = logging.getLogger(__name__)
 
 class IdleReclaim:
     def __init__(self, store: ChannelStore, engine: ChannelEngine, reclaims: Reclaims,
-                 config: NodeConfig) -> None:
+                 config: NodeConfig,
+                 on_failure: Callable[[str], None] = lambda task: None) -> None:
         self.store = store
         self.engine = engine
         self.reclaims = reclaims
         self.config = config
+        self.on_failure = on_failure
 
     async def run(self) -> None:
         await every(self.config.reclaim_interval, self.sweep, "reclaiming idle collateral")
@@ -65,6 +68,7 @@ class IdleReclaim:
         except Exception as exc:  # the user is offline, or busy: next round
             log.info("cannot reclaim %d of %s from idle channel %s yet: %s", amount, asset_id,
                      state.channel_address, exc)
+            self.on_failure("reclaim")
             return 0
         log.info("reclaimed %d of %s from idle channel %s", amount, asset_id,
                  state.channel_address)

@@ -125,7 +125,8 @@ class Node:
         self.reclaims = Reclaims(self.engine, self.onchain, deployment.definitions["Withdraw"],
                                  timeout=cfg.bounds.min_transfer_timeout,
                                  on_reclaimed=self._reclaimed)
-        self.idle = IdleReclaim(self.store, self.engine, self.reclaims, cfg)
+        self.idle = IdleReclaim(self.store, self.engine, self.reclaims, cfg,
+                                on_failure=self._background_failure)
         self.watcher = DepositWatcher(
             self.w3, self.store, self.deposits, self._reconcile_user_deposit,
             start_block=deployment.block_number,
@@ -358,6 +359,15 @@ class Node:
     # --- reacting to stored updates ---------------------------------------------------
 
     async def _on_commit(self, committed: Committed) -> None:
+        """React to a stored update; a failure is counted (and logged by the engine), and
+        the sweep retries what it left undone."""
+        try:
+            await self._react(committed)
+        except Exception:
+            self._background_failure("commit")
+            raise
+
+    async def _react(self, committed: Committed) -> None:
         update, applied = committed.update, committed.applied
         transfer = applied.transfer
         if committed.initiated_by_us or transfer is None:

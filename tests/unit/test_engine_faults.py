@@ -32,7 +32,7 @@ import pytest
 
 from connext.engine import ChannelEngine
 from connext.engine.engine import UPDATE_METHOD, ChannelBusy
-from connext.messaging import MessagingTimeout
+from connext.messaging import MessagingTimeout, RemoteError
 from connext.protocol import errors
 from connext.protocol.channel import (
     Rules,
@@ -84,6 +84,8 @@ class Wire:
     engines: dict[Address, ChannelEngine] = field(default_factory=dict)
     signed: dict[tuple[str, int], set[Update]] = field(default_factory=lambda: defaultdict(set))
     meanwhile: Callable[[], Awaitable[Any]] | None = None
+    remote_errors: bool = False
+    """Hand a handler's protocol error back as the signed error reply messaging sends."""
 
     def endpoint(self, address: Address) -> Endpoint:
         return Endpoint(self, address)
@@ -115,7 +117,12 @@ class Endpoint:
             raise MessagingTimeout("request lost")
         handler = wire.engines[to].handlers()[method]
         await asyncio.sleep(0)  # let the other side interleave
-        reply = await handler(self.address, body)
+        try:
+            reply = await handler(self.address, body)
+        except errors.ProtocolError as exc:
+            if not wire.remote_errors or isinstance(exc, MessagingTimeout):
+                raise
+            raise RemoteError(exc.code, exc.message) from None  # what messaging replies
         wire.record(reply)
         if fault == "lose reply":
             raise MessagingTimeout("reply lost")
@@ -328,3 +335,43 @@ def test_a_create_whose_reply_was_lost_is_not_made_twice_after_it_was_resolved(
     assert node_state.balance_of(ETH).bob == after
     with sqlite3.connect(tmp_path / "user.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM transfers").fetchone() == (1,)
+
+
+def test_a_refused_update_frees_the_users_nonce_but_never_the_nodes(tmp_path: Path) -> None:
+    """The node refuses a user's update in a signed reply (its policy: say, an amount below
+    its minimum): the user may propose another one at that nonce, and the node signs only
+    that one. The user refusing the node's update frees nothing: the user holds the node's
+    signature on it and could still take it, so the node re-sends the very same update."""
+    wire = Wire(remote_errors=True)
+    parties = Parties(tmp_path, wire)
+
+    async def refuse_small(update: Update, _applied: Any) -> None:
+        details = update.details
+        if getattr(details, "balance", None) is not None and details.balance.total < 10:
+            raise errors.AmountBelowMinimum("the node routes 10 and up")
+
+    async def scenario() -> None:
+        await parties.open()
+        parties.engine(NODE).policy = refuse_small
+        parties.engine(USER).policy = refuse_small
+        nonce = (await parties.state(USER)).nonce + 1
+        with pytest.raises(errors.AmountBelowMinimum):
+            await parties.pay(USER, 5)
+        user = await parties.engine(USER).channel(parties.channel)
+        assert user is not None and user.pending_update is None
+        await parties.pay(USER, 50)  # the same nonce, another update
+        assert (await parties.state(USER)).nonce == nonce
+        assert len(wire.signed["user", nonce]) == 2 and len(wire.signed["node", nonce]) == 1
+
+        with pytest.raises(errors.AmountBelowMinimum):
+            await parties.pay(NODE, 5)
+        node = await parties.engine(NODE).channel(parties.channel)
+        assert node is not None and node.pending_update is not None  # still takeable
+        with pytest.raises(errors.AmountBelowMinimum):  # re-sent as it was, refused again
+            await parties.pay(NODE, 500)
+        assert len(wire.signed["node", nonce + 1]) == 1
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        parties.close()
