@@ -30,6 +30,8 @@ from .conftest import ApiWallet
 
 HERE = Path(__file__).resolve().parent
 ETHER = 10**18
+GWEI = 10**9  # the node routes payments of at least a gwei (CONNEXT_LIMITS)
+PAID = 12345 * GWEI
 
 
 def test_an_integrator_in_another_process_pays_over_http(web_url: str) -> None:
@@ -120,7 +122,7 @@ def test_a_conditional_transfer_is_resolved_by_its_recipient(
     payer, payee = funded_wallet(), new_wallet()
     oracle, payment_id = Signer.random(), os.urandom(32)
     sent = payer.post("/transfers/conditional", {
-        "recipient": payee.address, "assetId": "ETH", "amount": "12345",
+        "recipient": payee.address, "assetId": "ETH", "amount": str(PAID),
         "definition": "Signed", "initialState": hexb(SIGNED.encode_state(oracle.address,
                                                                           payment_id))},
         expect=201)
@@ -140,19 +142,20 @@ def test_a_conditional_transfer_is_resolved_by_its_recipient(
 
     resolved = payee.post(url, {"resolver": hexb(SIGNED.encode_resolver(data, signature))})
     assert resolved == {"transferId": incoming["transferId"], "status": "resolved",
-                        "received": "12345"}
-    assert payee.eth() == 12345
-    payer.wait_for(lambda: payer.eth() == ETHER - 12345)
+                        "received": str(PAID)}
+    assert payee.eth() == PAID
+    payer.wait_for(lambda: payer.eth() == ETHER - PAID)
 
     # a second one is declined: the payer gets it back
     payer.post("/transfers/conditional", {
-        "recipient": payee.address, "assetId": "ETH", "amount": "500", "definition": "Signed",
+        "recipient": payee.address, "assetId": "ETH", "amount": str(500 * GWEI),
+        "definition": "Signed",
         "initialState": hexb(SIGNED.encode_state(oracle.address, os.urandom(32)))},
         expect=201)
     incoming = payee.wait_for(lambda: payee.get("/channel")["transfers"])[0]
     assert payee.post(f"/transfers/{incoming['transferId']}/cancel", None)["status"] == \
         "cancelled"
-    payer.wait_for(lambda: payer.eth() == ETHER - 12345)
+    payer.wait_for(lambda: payer.eth() == ETHER - PAID)
 
 
 def test_a_withdrawal_is_paid_on_chain(funded_wallet: Callable[[], ApiWallet],
@@ -234,10 +237,10 @@ def test_event_streams_carry_only_their_own_wallets_events(
                                                ("carol", carol))}
     try:
         paid = alice.post("/transfers", {"recipient": bob.address, "assetId": "ETH",
-                                         "amount": "777"}, expect=201)
+                                         "amount": str(777 * GWEI)}, expect=201)
         assert paid["status"] == "completed"
         data = streams["bob"].until("transfer.received")
-        assert data["address"] == bob.address and data["amount"] == "777"
+        assert data["address"] == bob.address and data["amount"] == str(777 * GWEI)
         assert data["from"] == alice.address and data["routingId"] == paid["routingId"]
         data = streams["alice"].until("transfer.completed")
         assert data["address"] == alice.address and data["routingId"] == paid["routingId"]
