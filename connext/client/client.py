@@ -224,7 +224,7 @@ class Client:
     async def start(self) -> None:
         self.w3 = connect(self.chain_url)
         self.store = await asyncio.to_thread(ChannelStore.open, self.database_url)
-        self.messaging = Messaging(self.signer, self.nats_url)
+        self.messaging = Messaging(self.signer, self.nats_url, seen_log=self.store)
         await self.messaging.connect()
         self.deposits = ChainDeposits(self.w3)
         self.secrets = SecretWatcher(self.w3, self.store, self.deployment.secret_registry,

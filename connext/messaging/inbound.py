@@ -59,11 +59,15 @@ class InboundChecks:
                 f"party's clock; at most {self.window_ms / 1000:g}s is accepted"
             )
         env.verify_sender(envelope, self.chain_id)
-        self.replays.admit(address_bytes(envelope.sender) + envelope.id, envelope.timestamp,
-                           now_ms)
+        self.replays.admit(replay_key(envelope), envelope.timestamp, now_ms)
         if envelope.method not in methods:
             raise UnknownMethod(f"{self.address} does not serve {envelope.method!r}")
         return envelope
+
+
+def replay_key(envelope: env.Envelope) -> bytes:
+    """What the replay cache remembers of a message: its sender and id."""
+    return address_bytes(envelope.sender) + envelope.id
 
 
 def reply_context(raw: bytes, max_bytes: int) -> tuple[Address, str | None]:

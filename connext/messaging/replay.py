@@ -4,13 +4,29 @@ Pure (the caller passes the time in) and bounded in size and time: an entry live
 timestamp leaves the acceptance window, after which the timestamp check alone rejects it.
 It must never forget an entry silently: when full, it evicts the oldest and from then on
 refuses everything that old, so a replay is refused either way.
+
+A party that must refuse replays across restarts gives its messaging a `SeenLog` (the
+node's store): every admitted id is written there before its handler runs, and a new
+process preloads the ids still inside the window.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
+from typing import Protocol
 
 from .errors import ReplayedMessage, StaleTimestamp
+
+
+class SeenLog(Protocol):
+    """Durable memory of admitted message ids (ChannelStore implements it)."""
+
+    def remember_message(self, key: bytes, timestamp_ms: int) -> None:
+        """Record an admitted (sender ++ id) key with the message's timestamp."""
+
+    def messages_seen_since(self, since_ms: int) -> list[tuple[bytes, int]]:
+        """Keys and timestamps of messages timestamped at or after `since_ms`."""
 
 
 class ReplayCache:
@@ -43,6 +59,13 @@ class ReplayCache:
                 raise StaleTimestamp("message too old for the replay cache; send a fresh one")
         self._seen.add(key)
         heapq.heappush(self._by_age, (timestamp_ms, key))
+
+    def preload(self, seen: Iterable[tuple[bytes, int]], now_ms: int) -> None:
+        """Take in what an earlier process admitted (from a SeenLog)."""
+        for key, timestamp_ms in seen:
+            if key not in self._seen and timestamp_ms >= now_ms - self.window_ms:
+                self._seen.add(key)
+                heapq.heappush(self._by_age, (timestamp_ms, key))
 
     def _expire(self, now_ms: int) -> None:
         horizon = now_ms - self.window_ms

@@ -38,7 +38,8 @@ from .errors import (
     NotConnected,
     RemoteError,
 )
-from .inbound import InboundChecks, reply_context
+from .inbound import InboundChecks, replay_key, reply_context
+from .replay import SeenLog
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,13 @@ class Messaging:
         chain_id: int = env.DEFAULT_CHAIN_ID,
         max_concurrent_handlers: int = DEFAULT_MAX_CONCURRENT_HANDLERS,
         replay_cache_size: int = 100_000,
+        seen_log: SeenLog | None = None,
     ) -> None:
         """`max_body_bytes` bounds a whole encoded envelope, in and out (both parties should
         use the same value); `time_window_s` is the accepted clock difference, either way;
-        `chain_id` goes into the signing domain (both parties must agree; 0 by default)."""
+        `chain_id` goes into the signing domain (both parties must agree; 0 by default);
+        `seen_log`: where admitted message ids are kept across restarts (replays stay
+        refused after one); without it they are kept in memory only."""
         self.signer = signer
         self.address: Address = signer.address
         self.nats_url = nats_url
@@ -98,6 +102,7 @@ class Messaging:
             chain_id=chain_id,
             replay_cache_size=replay_cache_size,
         )
+        self._seen_log = seen_log
         self._handlers: dict[str, Handler] = {}
         self._subject_prefix = f"{SUBJECT_ROOT}.{self.address.lower()}."
         self._max_concurrent = max_concurrent_handlers
@@ -134,6 +139,11 @@ class Messaging:
         # Give up quickly on a wrong URL at startup, but once connected never stop trying to
         # reconnect (nats-py reads this option on every attempt).
         nc.options["max_reconnect_attempts"] = -1
+        if self._seen_log is not None:  # what an earlier process of ours admitted
+            now = self._now_ms()
+            seen = await asyncio.to_thread(self._seen_log.messages_seen_since,
+                                           now - self._checks.window_ms)
+            self._checks.replays.preload(seen, now)
         self._slots = asyncio.Semaphore(self._max_concurrent)
         self._inbox_prefix = nc.new_inbox()
         await nc.subscribe(self._inbox_prefix + ".*", cb=self._on_reply)
@@ -251,6 +261,9 @@ class Messaging:
                                   env.error_body(answers, exc.code, exc.message))
             return
         try:
+            if self._seen_log is not None:  # durable before anything acts on the message
+                await asyncio.to_thread(self._seen_log.remember_message, replay_key(request),
+                                        request.timestamp)
             result = await self._handlers[request.method](request)
             if not isinstance(result, dict):
                 raise TypeError(f"handler returned {type(result).__name__}, not a dict")

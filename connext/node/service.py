@@ -85,7 +85,7 @@ class Node:
         self.secrets = SecretWatcher(self.w3, self.store, deployment.secret_registry,
                                      start_block=deployment.block_number)
         await self.secrets.load()
-        self.messaging = Messaging(self.signer, cfg.nats_url)
+        self.messaging = Messaging(self.signer, cfg.nats_url, seen_log=self.store)
         await self.messaging.connect()
         self.deposits = ChainDeposits(self.w3)
         self.policy = NodePolicy(cfg, self.definition_names, self.address)

@@ -280,3 +280,12 @@ registered_secrets = Table(
 )
 """Hashlock preimages registered in the on-chain secret registry, with the block time of
 their first registration (read from its logs; a lock registered by its expiry still pays)."""
+
+seen_messages = Table(
+    "seen_messages",
+    metadata,
+    Column("message_key", String(74), primary_key=True),
+    Column("timestamp_ms", BigInteger(), nullable=False, index=True),
+)
+"""Admitted message ids (sender ++ id, hex) with their timestamps: replays of messages a
+party accepted stay refused after it restarts. Rows older than the time window are pruned."""

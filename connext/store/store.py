@@ -90,6 +90,9 @@ _WRITE = "connext_write"
 _MIGRATIONS = "connext.store:migrations"
 
 
+SEEN_MESSAGES_KEPT_MS = 3_600_000
+"""Seen message ids are kept an hour (any messaging time window is far shorter)."""
+
 SQLITE_SYNCHRONOUS = "FULL" if os.environ.get("CONNEXT_SQLITE_SYNC") == "full" else "NORMAL"
 _MIGRATION_THREAD_LOCK = threading.Lock()
 
@@ -99,6 +102,7 @@ class ChannelStore:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._seen_count = 0
         self._closed = False
         self._close_lock = threading.Lock()
         # SQLite has one writer per file; when two connections of this process collide, the
@@ -860,6 +864,28 @@ class ChannelStore:
             return [(bytes.fromhex(row.lock_hash[2:]), bytes.fromhex(row.preimage[2:]),
                      int(row.registered_at))
                     for row in conn.execute(select(db.registered_secrets))]
+
+    # --- seen messages (replay protection across restarts) ------------------------------
+
+    def remember_message(self, key: bytes, timestamp_ms: int) -> None:
+        """Record an admitted message (a replay of it is refused, also after a restart);
+        now and then drops what is older than any window could need."""
+        with self._write() as conn:
+            conn.execute(
+                self._insert(db.seen_messages)
+                .values(message_key=hexb(key), timestamp_ms=timestamp_ms)
+                .on_conflict_do_nothing(index_elements=[db.seen_messages.c.message_key])
+            )
+            self._seen_count += 1
+            if self._seen_count % 1000 == 0:
+                conn.execute(delete(db.seen_messages).where(
+                    db.seen_messages.c.timestamp_ms < timestamp_ms - SEEN_MESSAGES_KEPT_MS))
+
+    def messages_seen_since(self, since_ms: int) -> list[tuple[bytes, int]]:
+        with self._read() as conn:
+            return [(bytes.fromhex(row.message_key[2:]), int(row.timestamp_ms))
+                    for row in conn.execute(select(db.seen_messages).where(
+                        db.seen_messages.c.timestamp_ms >= since_ms))]
 
     # --- events ----------------------------------------------------------------------------
 

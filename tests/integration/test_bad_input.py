@@ -121,3 +121,38 @@ def test_bad_messages_get_typed_errors_and_change_nothing(
         await other.close()
 
     asyncio.run(scenario())
+
+
+def test_a_request_replayed_after_a_node_restart_is_refused_as_replayed(
+    clients: ClientFactory, node: NodeProcess
+) -> None:
+    async def scenario() -> None:
+        signer = clients.signer()
+        user = await clients.connect(signer)
+        await user.setup()
+        await user.close()
+        raw = await nats.connect(clients.nats.url)
+        to = subject(node.address, "channel.online")
+
+        def message() -> bytes:
+            sealed = env.seal(signer, node.address, "channel.online",
+                              {"channelAddress": user.channel_address},
+                              message_id=os.urandom(16), timestamp=int(time.time() * 1000))
+            return env.encode(sealed)
+
+        async def send(wire: bytes) -> dict[str, Any]:
+            reply = await raw.request(to, wire, timeout=10)
+            parsed = env.decode(reply.data, 10**6)
+            env.verify_sender(parsed)
+            return parsed.body
+
+        captured = message()
+        assert "result" in await send(captured)
+        node.stop()
+        node.start()
+        replayed = await send(captured)  # inside the time window, after the restart
+        assert replayed["error"]["code"] == "replayed_message"
+        assert "result" in await send(message())  # a fresh message is fine
+        await raw.close()
+
+    asyncio.run(scenario())

@@ -1,4 +1,5 @@
-"""Registered secrets: hashlock preimages revealed in the on-chain secret registry.
+"""Registered secrets (hashlock preimages revealed in the on-chain secret registry) and
+seen messages (admitted message ids, so replays stay refused across a restart).
 
 Revision ID: 0002
 Revises: 0001
@@ -27,7 +28,15 @@ def upgrade() -> None:
         sa.Column("block_number", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("lock_hash", name="pk_registered_secrets"),
     )
+    op.create_table(
+        "seen_messages",
+        sa.Column("message_key", sa.String(74), nullable=False),
+        sa.Column("timestamp_ms", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("message_key", name="pk_seen_messages"),
+    )
+    op.create_index("ix_seen_messages_timestamp_ms", "seen_messages", ["timestamp_ms"])
 
 
 def downgrade() -> None:
+    op.drop_table("seen_messages")
     op.drop_table("registered_secrets")
