@@ -25,6 +25,7 @@ from .config import CollateralProfile
 
 log = logging.getLogger(__name__)
 
+DEPOSIT_ATTEMPTS = 3
 DepositOnChain = Callable[[ChannelState, Address, int], Awaitable[None]]
 ReadTotals = Callable[[ChannelState, Address], Awaitable[tuple[int, int]]]
 
@@ -71,14 +72,22 @@ class Collateral:
                 amount = goal - have - unreconciled
                 log.info("collateralizing %s with %d of %s", state.channel_address, amount,
                          asset_id)
-                try:
-                    await self.deposit_on_chain(state, asset_id, amount)
-                except Exception as exc:
-                    log.warning("collateral deposit of %d %s failed: %s", amount, asset_id, exc)
-                    raise errors.InsufficientCollateral(
-                        f"the node cannot provide {amount} of {asset_id} right now"
-                    ) from exc
+                await self._deposit(state, asset_id, amount)
             return await self.reconcile(state.channel_address, asset_id)
+
+    async def _deposit(self, state: ChannelState, asset_id: Address, amount: int) -> None:
+        """Deposit on chain; a failed attempt is retried before the payment is refused."""
+        for attempt in range(1, DEPOSIT_ATTEMPTS + 1):
+            try:
+                await self.deposit_on_chain(state, asset_id, amount)
+                return
+            except Exception as exc:
+                log.warning("collateral deposit of %d %s failed (attempt %d of %d): %s",
+                            amount, asset_id, attempt, DEPOSIT_ATTEMPTS, exc)
+                if attempt == DEPOSIT_ATTEMPTS:
+                    raise errors.InsufficientCollateral(
+                        f"the node cannot provide {amount} of {asset_id} right now") from exc
+                await asyncio.sleep(0.5 * attempt)
 
     async def reconcile(self, channel_address: Address, asset_id: Address) -> ChannelState:
         """Propose a deposit update for whatever the chain shows beyond what is processed."""
