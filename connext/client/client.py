@@ -32,6 +32,7 @@ from ..chain.deposits import ChainDeposits
 from ..chain.secrets import SecretWatcher
 from ..chain.watchtower import Watchtower
 from ..engine import ChannelEngine, Committed
+from ..engine.recovery import RESPONDER, Recovery
 from ..messaging import Messaging, MessagingTimeout, NoResponders, RemoteError
 from ..protocol import errors
 from ..protocol.channel import (
@@ -243,7 +244,14 @@ class Client:
         self._bind("withdrawal.failed", self._on_withdrawal)
         await self.messaging.serve()
         self._connected = True
-        self._claimer = asyncio.get_running_loop().create_task(self._claim_forever())
+        self.recovery = Recovery(
+            self.engine,
+            pending_channels=self._pending_channels,
+            transfers=self._active_list,
+            duties={("Hashlock", RESPONDER): self._look_after,
+                    ("Withdraw", RESPONDER): self._countersign_reclaim},
+            definition_names=self.definition_names, interval=self.claim_interval)
+        self._claimer = asyncio.get_running_loop().create_task(self.recovery.run())
         if self.watch_interval > 0:
             watchtower = Watchtower(
                 self.w3, self.store, self.address, self._answer_dispute,
@@ -337,7 +345,7 @@ class Client:
             await self.engine.sync(self.channel_address)
         except Exception as exc:
             log.info("sync on connect failed: %s", exc)
-        await self._cancel_expired_incoming()
+        await self.recovery.round()
         await self._request("channel.online", {"channelAddress": self.channel_address})
 
     # --- events ------------------------------------------------------------------------
@@ -855,7 +863,8 @@ class Client:
 
     async def _countersign_reclaim(self, transfer: Transfer) -> None:
         """The node takes back its own collateral: its balance, its address. We check the
-        commitment is what the transfer says and sign it (it moves none of our funds)."""
+        commitment is what the transfer says and sign it (it moves none of our funds).
+        Also the recovery's duty for a reclaim left unanswered (the node was down)."""
         _sig, initiator, responder, commitment, nonce, fee = WITHDRAW.decode_state(
             transfer.initial_state)
         state = await self.channel()
@@ -869,17 +878,6 @@ class Client:
         await self.resolve(transfer.transfer_id,
                            WITHDRAW.encode_resolver(self.signer.sign(commitment)))
 
-    async def _claim_forever(self) -> None:
-        """Retry claiming payments whose first claim failed (busy channel, node down)."""
-        while self._connected:
-            await asyncio.sleep(self.claim_interval)
-            try:
-                await self._cancel_expired_incoming()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.info("claiming incoming payments failed, will retry: %s", exc)
-
     async def _claim(self, transfer: Transfer, encrypted: str) -> None:
         try:
             preimage = ecies.decrypt(self.signer.private_key, parse_bytes(encrypted, "meta"))
@@ -892,22 +890,17 @@ class Client:
             return
         await self.resolve(transfer.transfer_id, HASHLOCK.encode_resolver(preimage))
 
-    async def _cancel_expired_incoming(self) -> None:
-        """Claim the payments to us we can open, keep them enforceable on chain while the
-        node does not countersign (locks.py), and cancel the expired ones nobody can claim
-        any more. One payment that fails does not keep the others waiting."""
-        for transfer in (await self.active_transfers()).values():
-            if (transfer.responder != self.address
-                    or self.definition_names.get(transfer.transfer_definition) != "Hashlock"):
-                continue
-            try:
-                await self._look_after(transfer)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.info("payment %s to us: %s; will retry", transfer.transfer_id.hex(), exc)
+    async def _pending_channels(self) -> list[Address]:
+        stored = await self.engine.channel(self.channel_address)
+        return [] if stored is None or stored.pending_update is None else [self.channel_address]
+
+    async def _active_list(self) -> list[Transfer]:
+        return list((await self.active_transfers()).values())
 
     async def _look_after(self, transfer: Transfer) -> None:
+        """The recovery's duty for a hashlock paying us: claim it if we can open it, keep
+        it enforceable on chain while the node does not countersign (locks.py), cancel it
+        once it expired and nobody can claim it any more."""
         resolver = self.resolver_we_hold(transfer)
         if resolver is not None:
             await locks.keep_enforceable(self, transfer, resolver)

@@ -247,6 +247,17 @@ class ChannelEngine:
                     await asyncio.wait_for(landed.wait(), backoff * 4)
         raise ChannelBusy(f"channel {channel_address} stayed busy after {MAX_ATTEMPTS} tries")
 
+    async def finish_pending(self, channel_address: Address) -> Committed | None:
+        """Re-send our unsettled proposal in this channel once, if there is one: the
+        counterparty takes it now, or answers with the copy it countersigned before (its
+        reply was lost). None when nothing was pending."""
+        async with self.lock(channel_address):
+            stored = await self.channel(channel_address)
+            pending = None if stored is None else stored.pending_update
+            if stored is None or pending is None or pending.nonce != stored.state.nonce + 1:
+                return None
+            return await self._run(stored, pending, resend=True)
+
     async def _refuse_reused_transfer_id(self, update: Update) -> None:
         """A transfer id is used once per channel, ever. The state machine only sees the
         active transfers, so a create re-using the id of a resolved transfer would pass it:

@@ -18,10 +18,9 @@ from web3 import Web3
 from web3.types import TxReceipt
 
 from ..chain.channel import ChannelContract, WithdrawCommitment
-from ..chain.contracts import contract
+from ..chain.contracts import contract, encode_call
 from ..chain.txmanager import TransactionManager
 from ..protocol.types import ETH, Address, ChannelState
-
 
 MAX_ALLOWANCE = 2**256 - 1
 
@@ -63,6 +62,15 @@ class NodeChain:
             return channel.is_deployed() and channel.withdrawal_used(nonce)
 
         return await asyncio.to_thread(read)
+
+    async def withdrawal_in_flight(self, state: ChannelState,
+                                   commitment: WithdrawCommitment) -> bool:
+        """Whether a transaction paying this commitment is recorded and not mined yet."""
+        # selector, alice, bob and the commitment (static): the same whatever the signatures
+        prefix = encode_call("ChannelFactory", "create_channel_and_withdraw", state.alice,
+                             state.bob, commitment.as_tuple(), b"", b"")[:4 + 32 * 6]
+        pending = await asyncio.to_thread(self.txs.store.pending_transactions, self.txs.address)
+        return any(t.purpose == "withdraw" and t.data.startswith(prefix) for t in pending)
 
     async def withdraw(
         self,

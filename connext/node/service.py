@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..chain.channel import ChannelDispute
@@ -23,6 +24,7 @@ from ..chain.txmanager import TransactionManager
 from ..chain.watcher import DepositWatcher
 from ..chain.watchtower import Watchtower
 from ..engine import ChannelEngine, Committed
+from ..engine.recovery import RESPONDER, Recovery
 from ..messaging import Messaging
 from ..protocol import errors
 from ..protocol.channel import Rules, setup_update
@@ -37,7 +39,7 @@ from ..protocol.serialization import (
 )
 from ..protocol.signing import Signer
 from ..protocol.transfers import DEFINITIONS, lock_hash
-from ..protocol.types import Address, ChannelState, UpdateType
+from ..protocol.types import Address, ChannelState, Transfer, UpdateType
 from ..store import ChannelStore, StoredChannel
 from .collateral import Collateral
 from .config import DEFAULT_LIMITS, AssetLimits, NodeConfig
@@ -139,6 +141,16 @@ class Node:
             start_block=deployment.block_number, on_disputed=self.engine.stop_updating,
             on_resolved=self._resolved_on_chain,
         )
+        self.recovery = Recovery(
+            self.engine,
+            pending_channels=lambda: asyncio.to_thread(self.store.pending_channels),
+            transfers=self._withdrawals_to_answer,
+            duties={("Withdraw", RESPONDER): self._answer_withdrawal},
+            definition_names=self.definition_names,
+            follow_ups=[self.router.sweep],
+            interval=cfg.sweep_interval,
+            on_failure=self._background_failure,
+        )
         self.engine.on_commit(self._on_commit)
         for method, handler in self._handlers().items():
             self._bind(method, handler)
@@ -150,7 +162,8 @@ class Node:
         recovered = await self.router.recover([c.channel_address for c in channels])
         if recovered:
             log.info("recovered %d payments that were stored but not yet routed", recovered)
-        self._tasks.append(asyncio.create_task(self._sweep_forever()))
+        self._tasks.append(asyncio.create_task(self.recovery.run()))
+        self._tasks.append(asyncio.create_task(self._pay_unpaid_withdrawals()))
         self._tasks.append(asyncio.create_task(self.watcher.run()))
         self._tasks.append(asyncio.create_task(self.secrets.run()))
         self._tasks.append(asyncio.create_task(self.idle.run()))
@@ -383,7 +396,7 @@ class Node:
                 await self.router.forward(transfer)
         elif update.type is UpdateType.RESOLVE and transfer.initiator == self.address:
             if definition == "Withdraw" and "reclaim" in transfer.meta:
-                await self.reclaims.on_resolved(applied.state, transfer)
+                await self.reclaims.on_resolved(applied.state, transfer, self.withdrawals)
             elif routing_id_of(transfer) is not None:
                 await self.router.settle_sender(transfer)
                 await self._maybe_reclaim(routing_id_of(transfer))
@@ -416,14 +429,31 @@ class Node:
         except Exception:
             log.info("could not notify %s of %s", user, method)
 
-    async def _sweep_forever(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.router.sweep()
-            except Exception:
-                log.exception("sweep failed")
-                self._background_failure("sweep")
-            await asyncio.sleep(self.config.sweep_interval)
+    async def _withdrawals_to_answer(self) -> list[Transfer]:
+        """Users' withdrawals we have not answered yet (the recovery's work list)."""
+        records = await asyncio.to_thread(self.store.transfers_of,
+                                          self.deployment.definitions["Withdraw"],
+                                          self.address, active=True)
+        return [r.transfer for r in records if r.transfer.responder == self.address]
+
+    async def _answer_withdrawal(self, transfer: Transfer) -> None:
+        stored = await self.engine.channel(transfer.channel_address)
+        if stored is not None and transfer.transfer_id in stored.transfers:
+            await self.withdrawals.on_created(stored.state, transfer)
+
+    async def _pay_unpaid_withdrawals(self) -> None:
+        """After a restart: withdrawals and reclaims settled in a channel but never paid on
+        chain (the node stopped in between) are paid now."""
+        since = datetime.now(UTC) - timedelta(seconds=self.config.bounds.max_transfer_timeout)
+        try:
+            paid = await self.withdrawals.pay_unpaid(
+                self.store, self.deployment.definitions["Withdraw"], since)
+        except Exception:
+            log.exception("paying unpaid withdrawals failed")
+            self._background_failure("withdrawals")
+            return
+        if paid:
+            log.warning("paid %d withdrawals that a restart had cut off", paid)
 
 
 def _limits_json(limits: AssetLimits) -> dict[str, str]:

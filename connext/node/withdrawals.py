@@ -13,11 +13,13 @@ The node never signs a commitment before checking it against the stored transfer
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from ..chain.channel import WithdrawCommitment
@@ -28,6 +30,7 @@ from ..protocol.encoding import withdraw_commitment_digest
 from ..protocol.serialization import parse_address
 from ..protocol.transfers import WITHDRAW
 from ..protocol.types import ChannelState, Transfer, TransferBalance
+from ..store import ChannelStore
 from .onchain import NodeChain
 
 log = logging.getLogger(__name__)
@@ -63,66 +66,122 @@ def commitment_of(state: ChannelState, transfer: Transfer) -> WithdrawCommitment
 
 
 class Withdrawals:
+    """Users' withdrawals: countersign (or cancel) and pay them on chain; and, after a
+    restart, pay every withdrawal or reclaim that was settled in a channel but whose
+    commitment never made it on chain (the node stopped in between)."""
+
     def __init__(self, engine: ChannelEngine, chain: NodeChain, notify: Notify) -> None:
         self.engine = engine
         self.chain = chain
         self.notify = notify
+        self._inflight: set[bytes] = set()
 
     async def on_created(self, state: ChannelState, transfer: Transfer) -> None:
-        """A user's Withdraw transfer to us was stored: countersign and submit, or cancel."""
+        """A user's Withdraw transfer to us was stored: countersign and submit, or cancel.
+        Also the recovery's duty for one left unanswered (idempotent)."""
+        if transfer.transfer_id in self._inflight:
+            return
+        self._inflight.add(transfer.transfer_id)
+        try:
+            await self._answer(state, transfer)
+        finally:
+            self._inflight.discard(transfer.transfer_id)
+
+    async def _answer(self, state: ChannelState, transfer: Transfer) -> None:
         try:
             commitment = commitment_of(state, transfer)
         except errors.ProtocolError as exc:
             log.warning("cancelling withdraw %s: %s", transfer.transfer_id.hex(), exc)
-            await self.engine.propose(
-                transfer.channel_address,
-                lambda s, _t: resolve_update(s, self.engine.address, transfer.transfer_id,
-                                             WITHDRAW.cancel_resolver),
-            )
+            await self._cancel(transfer)
             return
         if await self.chain.withdrawal_used(state, commitment.nonce):
             # cannot happen with nonces the channel assigns, unless the chain was tampered
             # with: never sign a second commitment for a used nonce
             log.error("withdraw %s: nonce %d is used on chain; cancelling",
                       transfer.transfer_id.hex(), commitment.nonce)
+            await self._cancel(transfer)
+            return
+        commitment_hash = WITHDRAW.decode_state(transfer.initial_state)[3]
+        node_signature = self.engine.signer.sign(commitment_hash)
+        try:
+            committed = await self.engine.propose(
+                transfer.channel_address,
+                lambda s, _t: resolve_update(s, self.engine.address, transfer.transfer_id,
+                                             WITHDRAW.encode_resolver(node_signature)),
+            )
+        except errors.UnknownTransfer:
+            return  # resolved before a restart: the unpaid ones are paid by `pay_unpaid`
+        await self.execute(committed.applied.state, transfer, commitment,
+                           WITHDRAW.encode_resolver(node_signature))
+
+    async def _cancel(self, transfer: Transfer) -> None:
+        with contextlib.suppress(errors.UnknownTransfer):
             await self.engine.propose(
                 transfer.channel_address,
                 lambda s, _t: resolve_update(s, self.engine.address, transfer.transfer_id,
                                              WITHDRAW.cancel_resolver),
             )
-            return
-        commitment_hash = WITHDRAW.decode_state(transfer.initial_state)[3]
-        user_signature: bytes = WITHDRAW.decode_state(transfer.initial_state)[0]
-        node_signature = self.engine.signer.sign(commitment_hash)
-        committed = await self.engine.propose(
-            transfer.channel_address,
-            lambda s, _t: resolve_update(s, self.engine.address, transfer.transfer_id,
-                                         WITHDRAW.encode_resolver(node_signature)),
-        )
-        new_state = committed.applied.state
-        signature_alice, signature_bob = (
-            (node_signature, user_signature) if new_state.alice == self.engine.address
-            else (user_signature, node_signature)
-        )
+
+    async def execute(self, state: ChannelState, transfer: Transfer,
+                      commitment: WithdrawCommitment, resolver: bytes) -> None:
+        """Pay a settled Withdraw's commitment on chain: the initiator's signature is in
+        the transfer's state, the responder's in its resolver. The user is told how it
+        went (a reclaim's user is told nothing)."""
+        initiator_signature: bytes = WITHDRAW.decode_state(transfer.initial_state)[0]
+        (responder_signature,) = WITHDRAW.decode_resolver(resolver)
+        signatures = (initiator_signature, responder_signature)
+        if transfer.initiator != state.alice:
+            signatures = (responder_signature, initiator_signature)
         body = {
             "transferId": "0x" + transfer.transfer_id.hex(),
             "recipient": commitment.recipient,
             "assetId": commitment.asset_id,
             "amount": str(commitment.amount),
         }
+        user = state.counterparty(self.engine.address)
         try:
-            receipt = await self.chain.withdraw(new_state, commitment, signature_alice,
-                                                signature_bob)
+            receipt = await self.chain.withdraw(state, commitment, *signatures)
         except Exception as exc:
             log.exception("withdraw %s failed on chain", transfer.transfer_id.hex())
-            await self.notify(transfer.initiator, "withdrawal.failed",
-                              {**body, "error": str(exc)})
+            if transfer.initiator == user:
+                await self.notify(user, "withdrawal.failed", {**body, "error": str(exc)})
             return
-        await self.notify(transfer.initiator, "withdrawal.confirmed", {
-            **body,
-            "transactionHash": "0x" + bytes(receipt["transactionHash"]).hex(),
-            "blockNumber": int(receipt["blockNumber"]),
-        })
+        if transfer.initiator == user:
+            await self.notify(user, "withdrawal.confirmed", {
+                **body,
+                "transactionHash": "0x" + bytes(receipt["transactionHash"]).hex(),
+                "blockNumber": int(receipt["blockNumber"]),
+            })
+
+    async def pay_unpaid(self, store: ChannelStore, definition: str, since: datetime) -> int:
+        """Pay every withdrawal or reclaim settled since `since` whose commitment is not on
+        chain yet (a restart cut it off); returns how many were sent."""
+        sent = 0
+        for record in await asyncio.to_thread(store.transfers_of, definition,
+                                              self.engine.address, active=False,
+                                              resolved_since=since):
+            transfer, created = record.transfer, record.created_balance
+            if (transfer.resolver is None or created is None or transfer.balance.amount[0] != 0
+                    or transfer.transfer_id in self._inflight):
+                continue  # cancelled (the funds went back), or being handled
+            stored = await self.engine.channel(transfer.channel_address)
+            if stored is None:
+                continue
+            original = replace(transfer, balance=created)
+            commitment = commitment_of(stored.state, original)
+            if await self.chain.withdrawal_used(stored.state, commitment.nonce):
+                continue
+            if await self.chain.withdrawal_in_flight(stored.state, commitment):
+                continue  # recorded before the restart: the transaction manager resumes it
+            log.warning("withdraw %s was settled but never paid on chain: paying it now",
+                        transfer.transfer_id.hex())
+            self._inflight.add(transfer.transfer_id)
+            try:
+                await self.execute(stored.state, original, commitment, transfer.resolver)
+            finally:
+                self._inflight.discard(transfer.transfer_id)
+            sent += 1
+        return sent
 
 
 class Reclaims:
@@ -170,7 +229,8 @@ class Reclaims:
         finally:
             self._inflight.discard(key)
 
-    async def on_resolved(self, state: ChannelState, transfer: Transfer) -> None:
+    async def on_resolved(self, state: ChannelState, transfer: Transfer,
+                          withdrawals: Withdrawals) -> None:
         """The user countersigned our reclaim: pay it on chain."""
         if transfer.balance.amount[0] != 0 or transfer.resolver is None:
             return  # cancelled by the user: the funds stay in the channel
@@ -178,7 +238,5 @@ class Reclaims:
         original = replace(transfer, balance=TransferBalance(
             (int(transfer.meta["reclaim"]), 0), transfer.balance.to))
         commitment = commitment_of(state, original)
-        node_signature: bytes = WITHDRAW.decode_state(transfer.initial_state)[0]
-        (user_signature,) = WITHDRAW.decode_resolver(transfer.resolver)
-        await self.chain.withdraw(state, commitment, node_signature, user_signature)
+        await withdrawals.execute(state, original, commitment, transfer.resolver)
         self.on_reclaimed(transfer.asset_id, commitment.amount)

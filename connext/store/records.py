@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from ..protocol.types import Address, ChannelState, Transfer, Update
+from ..protocol.types import Address, ChannelState, Transfer, TransferBalance, Update
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,9 @@ class StoredTransfer:
     resolve_meta: Mapping[str, Any] | None
     created_at: datetime
     resolved_at: datetime | None
+    created_balance: TransferBalance | None = None
+    """The balance the transfer locked when it was created (`transfer.balance` is the
+    final one once resolved)."""
 
     @property
     def active(self) -> bool:

@@ -163,6 +163,7 @@ transfers = Table(
     UniqueConstraint("channel_address", "transfer_id", "created_nonce",
                      name="uq_transfers_channel_transfer_nonce"),
     Index("ix_transfers_channel_active", "channel_address", "resolved_nonce"),
+    Index("ix_transfers_definition_active", "transfer_definition", "resolved_nonce"),
 )
 """Transfers, active (resolved_nonce is NULL) and resolved, with their meta."""
 

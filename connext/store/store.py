@@ -540,6 +540,30 @@ class ChannelStore:
         with self._read() as conn:
             return [_stored_transfer(row) for row in conn.execute(query)]
 
+    def transfers_of(self, definition: Address, party: Address, *, active: bool,
+                     resolved_since: datetime | None = None) -> list[StoredTransfer]:
+        """Transfers under `definition` that `party` initiated or answers: the active
+        ones, or those resolved since `resolved_since` (oldest first)."""
+        query = (
+            select(db.transfers)
+            .where(db.transfers.c.transfer_definition == definition,
+                   or_(db.transfers.c.initiator == party, db.transfers.c.responder == party))
+            .order_by(db.transfers.c.id)
+        )
+        if active:
+            query = query.where(db.transfers.c.resolved_nonce.is_(None))
+        else:
+            query = query.where(db.transfers.c.resolved_nonce.is_not(None))
+            if resolved_since is not None:
+                query = query.where(db.transfers.c.resolved_at >= resolved_since)
+        with self._read() as conn:
+            return [_stored_transfer(row) for row in conn.execute(query)]
+
+    def pending_channels(self) -> list[Address]:
+        """Channels in which we have a proposal of our own whose fate we do not know."""
+        with self._read() as conn:
+            return list(conn.scalars(select(db.pending_updates.c.channel_address)))
+
     def transfers_by_routing_id(self, routing_id: bytes) -> list[Transfer]:
         """Every stored transfer whose create meta names this routing id (both hops)."""
         query = (
@@ -1022,6 +1046,7 @@ def _routing_id_from_meta(meta: Mapping[str, Any]) -> str | None:
 
 def _stored_transfer(row: Row[Any]) -> StoredTransfer:
     transfer = transfer_from_json(json.loads(row.transfer_json))
+    created_balance = transfer.balance
     if row.final_balance_json is not None:
         transfer = replace(transfer,
                            balance=transfer_balance_from_json(json.loads(row.final_balance_json)))
@@ -1038,6 +1063,7 @@ def _stored_transfer(row: Row[Any]) -> StoredTransfer:
         resolve_meta=resolve_meta,
         created_at=row.created_at,
         resolved_at=row.resolved_at,
+        created_balance=created_balance,
     )
 
 

@@ -75,7 +75,7 @@ class HostileClient(Client):
     async def release_claims(self) -> None:
         """Claim now what we held back."""
         self.hold_claims = False
-        await self._cancel_expired_incoming()
+        await self.recovery.round()
 
     async def go_silent(self) -> None:
         """Stop answering the node (it gets no responders), and stop our own loops."""

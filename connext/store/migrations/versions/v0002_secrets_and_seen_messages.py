@@ -1,5 +1,6 @@
 """Registered secrets (hashlock preimages revealed in the on-chain secret registry) and
-seen messages (admitted message ids, so replays stay refused across a restart).
+seen messages (admitted message ids, so replays stay refused across a restart), and an
+index of transfers by definition (what the recovery of withdrawals looks at).
 
 Revision ID: 0002
 Revises: 0001
@@ -35,8 +36,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("message_key", name="pk_seen_messages"),
     )
     op.create_index("ix_seen_messages_timestamp_ms", "seen_messages", ["timestamp_ms"])
+    op.create_index("ix_transfers_definition_active", "transfers",
+                    ["transfer_definition", "resolved_nonce"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_transfers_definition_active", "transfers")
     op.drop_table("seen_messages")
     op.drop_table("registered_secrets")
