@@ -58,7 +58,7 @@ from ..protocol.types import (
     UpdateType,
 )
 from ..store import ChannelStore, StoredChannel
-from . import locks, unilateral
+from . import locks, outcomes, unilateral
 from .unilateral import Dispute, ExitProgress
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,9 @@ class LinkPayment:
     secret: bytes
     asset_id: Address
     amount: int
+    status: str = "open"
+    """As our channel shows it: "pending" (not locked in yet), "open", "claimed",
+    "cancelled"."""
 
     @property
     def code(self) -> str:
@@ -143,11 +146,6 @@ def _link_key_bytes(secret: bytes) -> bytes | None:
 def link_claim_digest(routing_id: bytes, redeemer: Address) -> bytes:
     """What the link key signs to claim the link for `redeemer` (docs/PROTOCOL.md)."""
     return keccak(b"connext-link-claim" + routing_id + bytes.fromhex(redeemer[2:]))
-
-
-def _transfer_id_of(routing_id: bytes) -> bytes:
-    """Our transfer's id for a routed payment: derived from its random routing id."""
-    return keccak(b"connext-transfer" + routing_id)
 
 
 @dataclass(frozen=True)
@@ -452,20 +450,29 @@ class Client:
         timeout: int = DEFAULT_PAYMENT_TIMEOUT,
         wait: float | None = 30.0,
         meta: dict[str, Any] | None = None,
+        payment_id: str | bytes | None = None,
     ) -> PaymentResult:
-        """Pay `recipient` through the node; with `wait`, until it is paid or refunded."""
+        """Pay `recipient` through the node; with `wait`, until it is paid or refunded.
+
+        `payment_id` (an idempotency key of the caller's choosing): calling again with the
+        same key returns the same payment and never pays twice. A call that cannot tell
+        whether its payment landed (the node did not answer) returns status "pending" with
+        its ids instead of raising; `payment_status` says later how it ended."""
         self._check_open()
-        reply = await self._request("party.public_key", {"address": recipient})
-        public_key = parse_bytes(reply.get("publicKey"), "publicKey", 65)
-        if keccak(public_key[1:])[12:] != bytes.fromhex(recipient[2:]):
-            raise errors.InvalidSignature("the node returned a key that is not the recipient's")
-        preimage = os.urandom(32)
-        encrypted = ecies.encrypt(public_key, preimage)
-        initial = HASHLOCK.encode_state(lock_hash(preimage), int(time.time()) + timeout)
-        return await self._send(
-            recipient, asset_id, amount, "Hashlock", initial, timeout,
-            {**(meta or {}), "encryptedPreimage": hexb(encrypted)}, wait,
-        )
+        routing_id = self._routing_id(payment_id)
+        extra: dict[str, Any] = {}
+        initial = b""
+        if await outcomes.ours(self, outcomes.transfer_id_of(routing_id)) is None:
+            reply = await self._request("party.public_key", {"address": recipient})
+            public_key = parse_bytes(reply.get("publicKey"), "publicKey", 65)
+            if keccak(public_key[1:])[12:] != bytes.fromhex(recipient[2:]):
+                raise errors.InvalidSignature(
+                    "the node returned a key that is not the recipient's")
+            preimage = os.urandom(32)
+            extra = {"encryptedPreimage": hexb(ecies.encrypt(public_key, preimage))}
+            initial = HASHLOCK.encode_state(lock_hash(preimage), int(time.time()) + timeout)
+        return await self._send(recipient, asset_id, amount, "Hashlock", initial, timeout,
+                                {**(meta or {}), **extra}, wait, routing_id)
 
     async def conditional_transfer(
         self,
@@ -478,53 +485,88 @@ class Client:
         timeout: int = DEFAULT_PAYMENT_TIMEOUT,
         meta: dict[str, Any] | None = None,
         wait: float | None = None,
+        payment_id: str | bytes | None = None,
     ) -> PaymentResult:
-        """A routed transfer under any registered definition; the recipient resolves it."""
+        """A routed transfer under any registered definition; the recipient resolves it.
+        `payment_id` as for `transfer`."""
         return await self._send(recipient, asset_id, amount, definition, initial_state,
-                                timeout, meta or {}, wait)
+                                timeout, meta or {}, wait, self._routing_id(payment_id))
+
+    async def payment_status(self, *, routing_id: bytes | None = None,
+                             payment_id: str | bytes | None = None) -> str:
+        """How a payment of ours (or link) ended, from our own copy of the channel:
+        "completed", "cancelled" (refunded), "pending" (not settled yet, or its fate not
+        known yet: the client keeps re-sending it) or "unknown" (never made)."""
+        if routing_id is None:
+            if payment_id is None:
+                raise ValueError("give the payment's routing_id or its payment_id")
+            routing_id = outcomes.routing_id_for(self, payment_id)
+        known = await outcomes.ours(self, outcomes.transfer_id_of(routing_id))
+        return outcomes.UNKNOWN if known is None else known[1]
+
+    def _routing_id(self, payment_id: str | bytes | None) -> bytes:
+        return os.urandom(32) if payment_id is None else outcomes.routing_id_for(self,
+                                                                                  payment_id)
 
     async def _send(self, recipient: Address, asset_id: Address, amount: int, definition: str,
                     initial_state: bytes, timeout: int, meta: dict[str, Any],
-                    wait: float | None) -> PaymentResult:
+                    wait: float | None, routing_id: bytes) -> PaymentResult:
         if recipient == self.address:
             raise errors.TransferToSelf("you cannot pay yourself")
         return await self._route(asset_id, amount, definition, initial_state, timeout,
-                                 {**meta, "recipient": recipient}, wait)
+                                 {**meta, "recipient": recipient}, wait, routing_id)
 
     async def _route(self, asset_id: Address, amount: int, definition: str,
                      initial_state: bytes, timeout: int, meta: dict[str, Any],
-                     wait: float | None) -> PaymentResult:
-        """Create a routed transfer to the node (meta names a recipient, or a link signer);
+                     wait: float | None, routing_id: bytes) -> PaymentResult:
+        """Create a routed transfer to the node (meta names a recipient, or a link signer)
+        under `routing_id`, unless we made it before (then that one's outcome counts);
         with `wait`, until the node settles it."""
         self._check_open()
         if amount <= 0:
             raise errors.InvalidAmount("an amount must be positive")
         if definition not in self.definition_address:
             raise errors.UnknownTransferDefinition(f"unknown transfer definition {definition}")
-        routing_id = os.urandom(32)
-        transfer_id = _transfer_id_of(routing_id)
+        transfer_id = outcomes.transfer_id_of(routing_id)
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[transfer_id] = waiter
         try:
-            await self._propose_create(
-                transfer_id,
-                lambda s, _t: create_update(
+            known = await outcomes.ours(self, transfer_id)
+            if known is not None:  # the same payment id again: the same payment
+                outcomes.check_same_terms(known[0], asset_id, amount, meta)
+                status = known[1]
+            else:
+                status = await self._create(transfer_id, routing_id, lambda s, _t: create_update(
                     s, self.address, transfer_id=transfer_id,
                     transfer_definition=self.definition_address[definition],
                     asset_id=asset_id, amount=amount, initial_state=initial_state,
                     transfer_timeout=self._transfer_timeout(timeout),
                     meta={**meta, "routingId": hexb(routing_id)},
-                ),
-            )
-            if wait is None:
-                return PaymentResult(routing_id, transfer_id, "pending")
+                ))
+            if wait is None or status != outcomes.PENDING:
+                return PaymentResult(routing_id, transfer_id, status)
             try:
                 outcome = await asyncio.wait_for(asyncio.shield(waiter), wait)
             except TimeoutError:
-                return PaymentResult(routing_id, transfer_id, "pending")
+                return PaymentResult(routing_id, transfer_id,
+                                     await self.payment_status(routing_id=routing_id))
             return PaymentResult(routing_id, transfer_id, outcome["status"])
         finally:
             self._waiters.pop(transfer_id, None)
+
+    async def _create(self, transfer_id: bytes, routing_id: bytes, build: Any) -> str:
+        """Create our transfer; "pending" once it is locked in (or when we cannot tell:
+        our signed proposal is stored, and the recovery re-sends it until it lands)."""
+        try:
+            await self._propose_create(transfer_id, build)
+        except Exception as exc:
+            known = await outcomes.ours(self, transfer_id)
+            if known is None:
+                raise  # refused, or never signed: nothing was paid
+            log.info("payment 0x%s: no answer yet (%s); it stays pending",
+                     routing_id.hex(), exc)
+            return known[1]
+        return outcomes.PENDING
 
     def _transfer_timeout(self, timeout: int) -> int:
         """A transfer's on-chain dispute window: the payment's timeout, but never shorter
@@ -545,18 +587,51 @@ class Client:
     # --- link payments ---------------------------------------------------------------------
 
     async def create_link(self, asset_id: Address, amount: int, *,
-                          timeout: int = DEFAULT_LINK_TIMEOUT) -> LinkPayment:
+                          timeout: int = DEFAULT_LINK_TIMEOUT,
+                          payment_id: str | bytes | None = None) -> LinkPayment:
         """Lock `amount` in a payment anyone holding the returned link's `code` can claim
-        (less the node's fee); returns once our transfer to the node is double-signed.
-        Unclaimed, it is refunded when `timeout` seconds have passed (or by `cancel_link`)."""
-        while True:
-            secret = os.urandom(32)
-            if _link_key_bytes(secret) is not None:
-                break
+        (less the node's fee); returns once our transfer to the node is double-signed
+        (status "open"), or "pending" when the node did not answer (it is re-sent; the
+        link works once it lands). Unclaimed, it is refunded when `timeout` seconds have
+        passed (or by `cancel_link`). `payment_id`: the same key returns the same link.
+        Its secret is derived from our key, so `links()` shows it again at any time."""
+        routing_id = self._routing_id(payment_id)
+        secret = outcomes.link_secret(self, routing_id)
         initial = HASHLOCK.encode_state(lock_hash(secret), int(time.time()) + timeout)
         meta = {"link": {"signer": link_key(secret).address}}
-        result = await self._route(asset_id, amount, "Hashlock", initial, timeout, meta, None)
-        return LinkPayment(result.routing_id, result.transfer_id, secret, asset_id, amount)
+        result = await self._route(asset_id, amount, "Hashlock", initial, timeout, meta, None,
+                                   routing_id)
+        locked = await asyncio.to_thread(self.store.transfer_record, result.transfer_id,
+                                         channel_address=self.channel_address)
+        return LinkPayment(result.routing_id, result.transfer_id, secret, asset_id, amount,
+                           _link_status(result.status, locked=locked is not None))
+
+    async def links(self) -> list[LinkPayment]:
+        """Every link we created, newest first, with its code and status as our channel
+        shows it: "pending" (not locked in yet), "open" (locked; perhaps claimed already:
+        `link_status` asks the node), "claimed" or "cancelled" (refunded)."""
+        found: list[LinkPayment] = []
+        records = await asyncio.to_thread(self.store.transfers, self.channel_address)
+        candidates = [(r.transfer.transfer_id, r.transfer.meta) for r in records
+                      if r.transfer.initiator == self.address]
+        stored = await self.engine.channel(self.channel_address)
+        pending = None if stored is None else stored.pending_update
+        if pending is not None and isinstance(pending.details, CreateDetails):
+            candidates.append((pending.details.transfer_id, pending.details.meta))
+        for transfer_id, meta in candidates:
+            routing_id = _routing_id_from(meta)
+            if "link" not in meta or routing_id is None:
+                continue
+            known = await outcomes.ours(self, transfer_id)
+            if known is None:
+                continue
+            created, status = known
+            found.append(LinkPayment(routing_id, transfer_id,
+                                     outcomes.link_secret(self, routing_id), created.asset_id,
+                                     created.balance.amount[0],
+                                     _link_status(status, locked=transfer_id in {
+                                         r.transfer.transfer_id for r in records})))
+        return found[::-1]
 
     async def redeem_link(self, code: str, *, wait: float = 30.0) -> PaymentResult:
         """Claim a link payment into our channel: the node forwards it to us and we resolve
@@ -602,7 +677,7 @@ class Client:
         """Take back a link payment nobody claimed; returns when the refund is committed in
         our channel. Raises `LinkAlreadyClaimed`, `LinkCancelled`, `UnknownLink`,
         `NotLinkCreator`."""
-        transfer_id = _transfer_id_of(routing_id)
+        transfer_id = outcomes.transfer_id_of(routing_id)
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[transfer_id] = waiter
         try:
@@ -916,8 +991,21 @@ class Client:
                 and routing_id in self._link_secrets)
 
 
+def _link_status(payment_status: str, *, locked: bool) -> str:
+    """A link's status from its payment's: locked and unsettled is "open"."""
+    if payment_status == outcomes.COMPLETED:
+        return "claimed"
+    if payment_status == outcomes.CANCELLED:
+        return "cancelled"
+    return "open" if locked else "pending"
+
+
 def _routing_id(transfer: Transfer) -> bytes | None:
-    value = transfer.meta.get("routingId")
+    return _routing_id_from(transfer.meta)
+
+
+def _routing_id_from(meta: Any) -> bytes | None:
+    value = meta.get("routingId")
     if not isinstance(value, str) or len(value) != 66 or not value.startswith("0x"):
         return None
     try:

@@ -211,6 +211,12 @@ class FeeTooLow(ProtocolError):
     code = "fee_too_low"
 
 
+class PaymentIdReused(ProtocolError):
+    """A payment id (idempotency key) that already names another payment."""
+
+    code = "payment_id_reused"
+
+
 class RateLimited(ProtocolError):
     """Too many requests of this kind from one identity: try again later."""
 
