@@ -48,6 +48,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 WALLET = "/v1/wallets/<address>"
 BEARER = {"WWW-Authenticate": 'Bearer realm="connext"'}
 CONFLICT_CODES = {"duplicate_transfer", "stale_nonce", "channel_already_set_up",
+                  "payment_id_reused",
                   "link_already_claimed", "link_cancelled", "channel_disputed",
                   "not_disputed", "dispute_window_open", "unknown_disputed_state"}
 NOT_FOUND_CODES = {"unknown_transfer", "unknown_link"}
@@ -416,12 +417,19 @@ _PAYMENT = [Field("recipient", inputs.address), Field("assetId", inputs.asset_re
             Field("amount", inputs.amount)]
 
 
+def _api_payment_id(args: dict[str, Any]) -> str | None:
+    """The integrator's idempotency key, kept apart from the wallet screens' keys."""
+    given = args.get("paymentId")
+    return None if given is None else f"api:{given}"
+
+
 @bp.post(f"{WALLET}/transfers")
 def transfer(address: str) -> tuple[Response, int]:
     wallet = _authorize(address)
     args = fields(_body(), [*_PAYMENT, Field("timeout", inputs.timeout, required=False),
                             Field("wait", inputs.wait, required=False),
-                            Field("meta", inputs.meta, required=False)])
+                            Field("meta", inputs.meta, required=False),
+                            Field("paymentId", inputs.payment_id, required=False)])
     recipient = _recipient(wallet, args["recipient"])
     meta = _meta(args)
     asset = _asset(args["assetId"])
@@ -434,7 +442,7 @@ def transfer(address: str) -> tuple[Response, int]:
         await _check_balance(client, asset, amount)
         return await client.transfer(recipient, asset.address, amount,
                                      timeout=args.get("timeout", 3600), wait=wait or None,
-                                     meta=meta)
+                                     meta=meta, payment_id=_api_payment_id(args))
 
     result = _run(pay(), timeout=wait + RUN_MARGIN)
     return jsonify({"transferId": hexb(result.transfer_id),
@@ -447,7 +455,8 @@ def conditional_transfer(address: str) -> tuple[Response, int]:
     args = fields(_body(), [*_PAYMENT, Field("definition", inputs.definition),
                             Field("initialState", inputs.hex_bytes),
                             Field("timeout", inputs.timeout, required=False),
-                            Field("meta", inputs.meta, required=False)])
+                            Field("meta", inputs.meta, required=False),
+                            Field("paymentId", inputs.payment_id, required=False)])
     recipient = _recipient(wallet, args["recipient"])
     meta = _meta(args)
     asset = _asset(args["assetId"])
@@ -459,7 +468,7 @@ def conditional_transfer(address: str) -> tuple[Response, int]:
         await _check_balance(client, asset, amount)
         return await client.conditional_transfer(
             recipient, asset.address, amount, args["definition"], args["initialState"],
-            timeout=args.get("timeout", 3600), meta=meta)
+            timeout=args.get("timeout", 3600), meta=meta, payment_id=_api_payment_id(args))
 
     result = _run(pay())
     return jsonify({"transferId": hexb(result.transfer_id),

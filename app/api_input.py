@@ -268,6 +268,15 @@ def meta(value: Any, field: str) -> dict[str, Any]:
     return value
 
 
+PAYMENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def payment_id(value: Any, field: str) -> str:
+    if not isinstance(value, str) or PAYMENT_ID.fullmatch(value) is None:
+        raise bad("invalid_input", field, "must be 1 to 64 letters, digits or . _ : -.")
+    return value
+
+
 def label(value: Any, field: str) -> str:
     if not isinstance(value, str) or len(value) > 100:
         raise bad("invalid_input", field, "must be text of at most 100 characters.")

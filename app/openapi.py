@@ -172,11 +172,15 @@ META = {"type": "object", "additionalProperties": True,
         "description": "your own data, carried with the transfer (the keys recipient, "
                        "routingId, encryptedPreimage, link and sender are reserved)"}
 
+PAYMENT_ID = {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$",
+              "description": "your idempotency key: calling again with the same key returns "
+                             "the same payment and never pays twice"}
+
 BODIES: Json = {
     "NewWalletRequest": obj({"label": {"type": "string", "maxLength": 100,
                                        "description": "a name for the API token"}}, []),
     "AssetRequest": obj({"assetId": ref("AssetRef")}),
-    "TransferRequest": obj({**PAYMENT, "timeout": TIMEOUT,
+    "TransferRequest": obj({**PAYMENT, "timeout": TIMEOUT, "paymentId": PAYMENT_ID,
                             "wait": {**WAIT, "description": "seconds to wait for the "
                                                             "recipient (default 30; 0 returns "
                                                             "at once as pending)"},
@@ -185,7 +189,7 @@ BODIES: Json = {
         **PAYMENT,
         "definition": {"type": "string", "enum": list(ROUTABLE_DEFINITIONS)},
         "initialState": {**HEX, "description": "the definition's ABI-encoded initial state"},
-        "timeout": TIMEOUT, "meta": META,
+        "timeout": TIMEOUT, "meta": META, "paymentId": PAYMENT_ID,
     }, [*PAYMENT, "definition", "initialState"]),
     "ResolveRequest": obj({"resolver": {**HEX, "description": "the definition's ABI-encoded "
                                                               "resolver"}}),

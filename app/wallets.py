@@ -300,12 +300,17 @@ class WalletService:
     # --- link payments the wallet created (the code stays sealed at rest) ----------------------
 
     def record_link(self, wallet: Wallet, routing_id: str, code: str, asset_id: str,
-                    amount: int) -> None:
+                    amount: int, status: str = "open") -> None:
+        """Remember a link the wallet created (once: the same link again changes nothing)."""
         with self.db.begin() as conn:
+            exists = conn.execute(sa.select(links_table.c.routing_id).where(
+                links_table.c.routing_id == routing_id)).first()
+            if exists is not None:
+                return
             conn.execute(links_table.insert().values(
                 routing_id=routing_id, wallet_id=wallet.id,
                 sealed_code=self.sealer.seal(code, routing_id), asset_id=asset_id,
-                amount=str(amount), status="open", created_at=time.time()))
+                amount=str(amount), status=status, created_at=time.time()))
 
     def links(self, wallet: Wallet) -> list[dict[str, Any]]:
         with self.db.connect() as conn:

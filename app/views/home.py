@@ -10,7 +10,7 @@ from flask import Blueprint, render_template
 
 from connext.chain.channel import ChannelContract
 from connext.chain.contracts import connect
-from connext.protocol.types import ChannelState
+from connext.protocol.types import ChannelState, CreateDetails
 from connext.store import StoredChannel
 
 from ..assets import Asset
@@ -31,6 +31,7 @@ LABELS = {
     "channel.disputed": "Channel disputed on chain",
     "channel.dispute_answered": "Old state disputed by the node: answered",
     "transfer.secret_registered": "Claim secured on chain (the node did not confirm it)",
+    "transfer.unanswered": "Sending (waiting for the node)",
 }
 
 
@@ -42,14 +43,33 @@ async def wallet_view(service: WalletService, wallet: Wallet, *,
     events = await asyncio.to_thread(client.store.events, client.channel_address,
                                      newest_first=True, limit=activity * 3)
     events = latest_per_payment([e for e in events if e.kind in LABELS])[:activity]
+    lines = [describe_event(service, e.kind, dict(e.payload), e.created_at, e.id)
+             for e in events]
+    unsent = await unanswered_payment(client)
+    if unsent is not None:
+        lines.insert(0, describe_event(service, "transfer.unanswered", unsent,
+                                       datetime.now(UTC), 0))
     return {
         "state": state,
         "closing": client.channel_address in client.engine.disputed,
         "channel_address": client.channel_address,
         "balances": balances(service, state),
-        "activity": [describe_event(service, e.kind, dict(e.payload), e.created_at, e.id)
-                     for e in events],
+        "activity": lines[:activity],
     }
+
+
+async def unanswered_payment(client: Any) -> dict[str, Any] | None:
+    """A payment of ours the node has not answered yet (its fate is not known; the client
+    keeps sending it): the activity shows it as pending until it lands or is refused."""
+    stored = await client.engine.channel(client.channel_address)
+    pending = None if stored is None else stored.pending_update
+    details = None if pending is None else pending.details
+    if (pending is None or not isinstance(details, CreateDetails)
+            or pending.initiator != client.address or "routingId" not in details.meta):
+        return None
+    return {"transferId": "0x" + details.transfer_id.hex(), "assetId": details.asset_id,
+            "amount": str(details.balance.amount[0]), "to": details.meta.get("recipient"),
+            **({"link": True} if "link" in details.meta else {})}
 
 
 SETTLED = ("transfer.completed", "transfer.cancelled")
@@ -85,12 +105,14 @@ def describe_event(service: WalletService, kind: str, payload: dict[str, Any],
         counterparty = payload.get("recipient")
     when = created_at.replace(tzinfo=UTC) if created_at.tzinfo is None else created_at
     status = {"withdrawal.failed": "failed", "transfer.cancelled": "refunded",
-              "transfer.incoming": "pending", "transfer.sent": "pending"}.get(kind, "done")
+              "transfer.incoming": "pending", "transfer.sent": "pending",
+              "transfer.unanswered": "pending"}.get(kind, "done")
     label = LABELS.get(kind, kind)
     if payload.get("link"):  # a link payment: nobody to name until it is claimed
         counterparty = None
         label = {"transfer.sent": "Link open", "transfer.completed": "Link claimed",
-                 "transfer.cancelled": "Link refunded"}.get(kind, label)
+                 "transfer.cancelled": "Link refunded",
+                 "transfer.unanswered": "Link (waiting for the node)"}.get(kind, label)
     return {
         "id": event_id, "kind": kind, "label": label, "amount": text,
         "counterparty": counterparty if isinstance(counterparty, str) else "",

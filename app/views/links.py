@@ -16,6 +16,7 @@ from ..assets import InputError
 from .common import config, current_wallet, explain, fmt, form_error, wallets
 from .home import wallet_view
 from .qr import qr_svg
+from .send import new_payment_id, payment_id_of
 
 bp = Blueprint("links", __name__)
 
@@ -32,15 +33,40 @@ def _page(status: int = 200, **context: Any) -> tuple[str, int]:
         assets = service.assets()
     except Exception as exc:
         return render_template("links.html", error=explain(exc), **context), status
-    records = service.links(wallet)
+    records = _with_client_links(wallet, service.links(wallet))
     _refresh_statuses(wallet, records)
     links = []
     for link in records:
         asset = assets.get(link["asset_id"])
         links.append({**link, "url": _link_url(link["code"]),
                       "amount_text": fmt(asset, link["amount"]) if asset else link["amount"]})
+    context.setdefault("payment_id", new_payment_id())
     return render_template("links.html", assets=list(assets.values()), links=links,
                            **view, **context), status
+
+
+def _with_client_links(wallet: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The wallet's record of its links, completed from the client: a link whose creation
+    got no answer (or whose page never came back) is shown all the same, with its code."""
+    service = wallets()
+
+    async def from_client() -> list[Any]:
+        return list(await (await service.client(wallet)).links())
+
+    try:
+        known = service.run(from_client(), timeout=15)
+    except Exception:
+        return records
+    by_routing = {r["routing_id"]: r for r in records}
+    for link in known:
+        routing = "0x" + link.routing_id.hex()
+        mine = by_routing.get(routing)
+        if mine is None:
+            service.record_link(wallet, routing, link.code, link.asset_id, link.amount,
+                                link.status)
+        elif mine["status"] == "pending" and link.status != "pending":
+            service.set_link_status(wallet, routing, link.status)
+    return service.links(wallet)
 
 
 def _refresh_statuses(wallet: Any, records: list[dict[str, Any]]) -> None:
@@ -74,6 +100,9 @@ def index() -> tuple[str, int]:
 def create() -> tuple[str, int]:
     service, wallet = wallets(), current_wallet()
     form = {k: (request.form.get(k) or "").strip() for k in ("amount", "asset")}
+    payment_id = payment_id_of(request.form.get("payment_id"))
+    if payment_id is not None:
+        payment_id = "link-" + payment_id
     try:
         asset = service.asset(form["asset"] or None, "asset")
         amount = asset.parse(form["amount"])
@@ -84,12 +113,13 @@ def create() -> tuple[str, int]:
             if amount > balance:
                 raise InputError("amount",
                                  f"That is more than your balance ({fmt(asset, balance)}).")
-            return await client.create_link(asset.address, amount)
+            return await client.create_link(asset.address, amount, payment_id=payment_id)
 
         link = service.run(create_link())
     except Exception as exc:
         return _page(422, form=form, errors=form_error(exc, "form"))
-    service.record_link(wallet, "0x" + link.routing_id.hex(), link.code, asset.address, amount)
+    service.record_link(wallet, "0x" + link.routing_id.hex(), link.code, asset.address, amount,
+                        "pending" if link.status == "pending" else "open")
     url = _link_url(link.code)
     return _page(form={"amount": "", "asset": form["asset"]}, created={
         "url": url, "qr": qr_svg(url, scale=3), "amount_text": fmt(asset, amount)})

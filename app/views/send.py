@@ -2,11 +2,16 @@
 that opens the payer's Send screen prefilled).
 
 A recipient may be typed as an address or pasted as a request link. Nothing is sent until
-the review is confirmed; every rejected input is a message next to its field.
+the review is confirmed; every rejected input is a message next to its field. The review
+carries a payment id (an idempotency key): confirming twice (a double click, a reload after
+a timeout) sends one payment, and a payment whose fate the node has not told yet shows as
+pending until it ends.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -20,6 +25,18 @@ from .home import wallet_view
 from .qr import qr_svg
 
 bp = Blueprint("send", __name__)
+
+
+def new_payment_id() -> str:
+    """The idempotency key a form carries: one payment however often it is posted."""
+    return secrets.token_hex(16)
+
+
+def payment_id_of(value: str | None) -> str | None:
+    """The key from a posted form (32 hex digits), or None for a form without one."""
+    if value is None or re.fullmatch(r"[0-9a-f]{32}", value) is None:
+        return None
+    return f"web:{value}"
 
 
 def _form(source: Any) -> dict[str, str]:
@@ -82,11 +99,13 @@ def submit() -> tuple[str, int]:
         return _page("send.html", 422, form=form, errors=form_error(exc, "form"))
     if http.form.get("step") != "confirm":
         return _page("send_review.html", form=dict(form, to=recipient), asset=asset,
-                     amount_text=fmt(asset, amount))
+                     amount_text=fmt(asset, amount), payment_id=new_payment_id())
+    payment_id = payment_id_of(http.form.get("payment_id"))
 
     async def pay() -> Any:
         client = await service.client(wallet)
-        return await client.transfer(recipient, asset.address, amount, wait=30.0)
+        return await client.transfer(recipient, asset.address, amount, wait=30.0,
+                                     payment_id=payment_id)
 
     try:
         result = service.run(pay(), timeout=45)

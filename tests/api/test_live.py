@@ -298,3 +298,21 @@ def test_the_faucet_gives_a_wallet_a_few_drips_an_hour(
     assert wallet.balances()["ETH"] == 5 * ETHER  # nothing was sent
     other = new_wallet()  # another wallet still gets its share
     assert other.post("/faucet", {"assetId": "ETH"})["balance"]["amount"] == str(ETHER)
+
+
+def test_a_payment_id_pays_once_however_often_it_is_posted(
+        web_url: str, new_wallet: Callable[[], ApiWallet],
+        funded_wallet: Callable[[], ApiWallet]) -> None:
+    payer, payee = funded_wallet(), new_wallet()
+    body = {"recipient": payee.address, "assetId": "ETH", "amount": str(PAID),
+            "paymentId": "invoice-2026-0042"}
+    first = payer.post("/transfers", body, expect=201)
+    again = payer.post("/transfers", body, expect=201)
+    assert first["status"] == again["status"] == "completed"
+    assert (again["transferId"], again["routingId"]) == (first["transferId"], first["routingId"])
+    assert payee.eth() == PAID and payer.eth() == ETHER - PAID
+    other = payer.post("/transfers", {**body, "amount": str(2 * PAID)}, expect=409)
+    assert other["error"]["code"] == "payment_id_reused"
+    bad = payer.post("/transfers", {**body, "paymentId": "not ok!"}, expect=422)
+    assert bad["error"]["field"] == "paymentId"
+    assert payee.eth() == PAID and payer.eth() == ETHER - PAID

@@ -425,3 +425,25 @@ def test_a_deposit_sent_from_another_wallet_shows_up_live(
                                                                            ETHER // 2)
     expect(alice.get_by_test_id("balance-ETH")).to_have_text("0.5", timeout=SLOW)
     expect(alice.locator("#toasts")).to_contain_text("Deposit confirmed")
+
+
+def test_confirming_a_payment_twice_sends_it_once(people: Callable[[], Page]) -> None:
+    """A double click, or a reload that posts the confirmation again, pays once: the review
+    carries the payment's id."""
+    alice, bob = people(), people()
+    faucet(alice)
+    alice.goto("/send")
+    alice.get_by_label("Recipient").fill(address_of(bob))
+    alice.get_by_label("Amount").fill("0.25")
+    alice.get_by_role("button", name="Review").click()
+    confirm = alice.locator("form:has(input[name=step][value=confirm])")
+    posted = {name: confirm.locator(f"input[name={name}]").input_value()
+              for name in ("csrf_token", "step", "to", "amount", "asset", "payment_id")}
+    assert len(posted["payment_id"]) == 32
+    for _ in range(2):
+        answer = alice.request.post("/send", form=posted, timeout=SLOW)
+        assert answer.ok and 'data-status="completed"' in answer.text()
+    alice.goto("/")
+    expect(alice.get_by_test_id("balance-ETH")).to_have_text("0.75", timeout=SLOW)
+    bob.goto("/")
+    expect(bob.get_by_test_id("balance-ETH")).to_have_text("0.25", timeout=SLOW)
