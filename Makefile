@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: deps system-deps test start bench lint contracts clean
+.PHONY: deps system-deps test soak start bench lint contracts clean
 
 deps: $(PY_STAMP) $(NODE_STAMP)
 
@@ -40,6 +40,11 @@ lint: deps
 
 test: deps system-deps lint
 	$(BIN)/pytest
+
+# The long kill loop: the node SIGKILLed 100 times during payments, links, withdrawals and
+# reclaims (make test runs the same loop with 20 kills).
+soak: deps
+	KILL_LOOP_KILLS=100 $(BIN)/pytest -p no:cacheprovider tests/integration/test_kill_loop.py
 
 start: deps
 	@echo "starting the local stack; the wallet opens at http://localhost:3000"

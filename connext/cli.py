@@ -52,11 +52,25 @@ def _node(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, _log_tasks)
         await stop.wait()
         await node.stop()
 
     asyncio.run(run())
     return 0
+
+
+def _log_tasks() -> None:
+    """SIGUSR1: log what every task of the node is waiting on (for an operator who wants
+    to know why something takes long)."""
+    import asyncio
+    import io
+    import logging
+
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=12, file=out)
+    logging.getLogger("connext.node").warning("tasks on SIGUSR1:\n%s", out.getvalue())
 
 
 def _web(args: argparse.Namespace) -> int:

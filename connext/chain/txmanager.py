@@ -62,7 +62,7 @@ class TransactionManager:
         for record in pending:
             log.info("resuming transaction %d (nonce %d, %s)", record.id, record.nonce,
                      record.purpose)
-            self._resumed.append(asyncio.create_task(self._see_through(record)))
+            self._resumed.append(asyncio.create_task(self._see_through(record, resumed=True)))
 
     async def stop(self) -> None:
         for task in self._resumed:
@@ -143,10 +143,15 @@ class TransactionManager:
         except ValueError as exc:  # e.g. "nonce too low" when an earlier send did land
             log.info("send of transaction %d: %s", record.id, exc)
 
-    async def _see_through(self, record: StoredTransaction) -> TxReceipt:
-        """Wait for any of the record's hashes to be mined, re-sending with bumped fees."""
+    async def _see_through(self, record: StoredTransaction, *,
+                           resumed: bool = False) -> TxReceipt:
+        """Wait for any of the record's hashes to be mined, re-sending with bumped fees.
+        A resumed transaction the chain has never seen (we stopped before its send got
+        through) is sent again at once: every later nonce of ours waits behind it."""
         bump = 0
         sent_at = time.monotonic()
+        if resumed and not await self._known_to_chain(record):
+            sent_at = -self.resend_after
         while True:
             current = await asyncio.to_thread(self.store.get_transaction, record.id)
             for tx_hash in current.hashes:
@@ -181,6 +186,16 @@ class TransactionManager:
             if await self._receipt(tx_hash) is not None:
                 return False
         return True
+
+    async def _known_to_chain(self, record: StoredTransaction) -> bool:
+        """Whether the chain has any of the record's hashes (pending or mined)."""
+        for tx_hash in record.hashes:
+            try:
+                await asyncio.to_thread(self.w3.eth.get_transaction, tx_hash)  # type: ignore[arg-type]
+                return True
+            except TransactionNotFound:
+                continue
+        return False
 
     async def _receipt(self, tx_hash: bytes) -> TxReceipt | None:
         try:

@@ -678,6 +678,11 @@ class Client:
         our channel. Raises `LinkAlreadyClaimed`, `LinkCancelled`, `UnknownLink`,
         `NotLinkCreator`."""
         transfer_id = outcomes.transfer_id_of(routing_id)
+        known = await outcomes.ours(self, transfer_id)
+        if known is not None and known[1] == outcomes.PENDING:
+            # its creation may not have reached the node yet: finish that first, or the
+            # node knows no such link and it would stay locked when it lands later
+            await self.engine.finish_pending(self.channel_address)
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[transfer_id] = waiter
         try:

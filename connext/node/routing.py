@@ -155,6 +155,8 @@ class Router:
         self.enforcement = enforcement
         self.on_failure = on_failure
         self._inflight: set[bytes] = set()
+        self._sweeping: set[bytes] = set()
+        """Routings a sweep is working on: another sweep (a user came online) skips them."""
 
     def _definition(self, transfer: Transfer) -> TransferDefinition:
         return DEFINITIONS[self.definition_names[transfer.transfer_definition]]
@@ -601,6 +603,9 @@ class Router:
                 routing.sender_channel, routing.recipient_channel
             ):
                 continue
+            if routing.routing_id in self._sweeping:
+                continue
+            self._sweeping.add(routing.routing_id)
             try:
                 await self._sweep_one(routing, now)
             except asyncio.CancelledError:
@@ -609,6 +614,8 @@ class Router:
                 log.exception("sweeping payment %s failed; retrying next round",
                               routing.routing_id.hex())
                 self.on_failure("sweep")
+            finally:
+                self._sweeping.discard(routing.routing_id)
 
     async def _sweep_one(self, routing: Routing, now: int) -> None:
         incoming = await self._incoming(routing.sender_channel, routing.sender_transfer_id)
