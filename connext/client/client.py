@@ -32,6 +32,7 @@ from ..chain.deposits import ChainDeposits
 from ..chain.secrets import SecretWatcher
 from ..chain.watchtower import Watchtower
 from ..engine import ChannelEngine, Committed
+from ..engine.engine import REPLAY_SAFE
 from ..engine.recovery import RESPONDER, Recovery
 from ..messaging import Messaging, MessagingTimeout, NoResponders, RemoteError
 from ..protocol import errors
@@ -320,7 +321,7 @@ class Client:
                 raise errors.InvalidUpdate("this client only talks to its node")
             return await handler(envelope.sender, envelope.body)
 
-        self.messaging.handle(method, on_message)
+        self.messaging.handle(method, on_message, replay_safe=method in REPLAY_SAFE)
 
     async def _request(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
         """A request to the node; an error reply is re-raised as the matching typed error

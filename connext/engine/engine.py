@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 
 UPDATE_METHOD = "protocol.update"
 SYNC_METHOD = "protocol.sync"
+REPLAY_SAFE = frozenset({UPDATE_METHOD, SYNC_METHOD})
+"""Methods a replay cannot abuse: an update names its nonce (a replay is answered with the
+stored copy, or refused as stale) and a sync only reads."""
 MAX_ATTEMPTS = 40
 MAX_TIMEOUT_RETRIES = 2
 

@@ -103,6 +103,7 @@ class Messaging:
             replay_cache_size=replay_cache_size,
         )
         self._seen_log = seen_log
+        self._replay_safe: set[str] = set()
         self._handlers: dict[str, Handler] = {}
         self._subject_prefix = f"{SUBJECT_ROOT}.{self.address.lower()}."
         self._max_concurrent = max_concurrent_handlers
@@ -203,14 +204,19 @@ class Messaging:
 
     # --- serving --------------------------------------------------------------------------
 
-    def handle(self, method: str, handler: Handler) -> None:
+    def handle(self, method: str, handler: Handler, *, replay_safe: bool = False) -> None:
         """Serve `method` (dotted lowercase words) with `handler`, which gets the verified
-        envelope and returns the reply body (ignored for notifications)."""
+        envelope and returns the reply body (ignored for notifications). `replay_safe`:
+        a replay of this method is harmless by construction (a channel update carries its
+        nonce: a replay is answered with the stored copy or refused as stale), so its ids
+        are kept in memory only, not written to the seen log."""
         if not env.is_valid_method(method):
             raise ValueError(f"invalid method name {method!r}: use dotted lowercase words")
         if method in self._handlers:
             raise ValueError(f"a handler for {method!r} is already registered")
         self._handlers[method] = handler
+        if replay_safe:
+            self._replay_safe.add(method)
 
     async def serve(self, *, queue: str | None = None) -> None:
         """Subscribe to this party's subjects. With `queue`, every process serving the same
@@ -261,7 +267,8 @@ class Messaging:
                                   env.error_body(answers, exc.code, exc.message))
             return
         try:
-            if self._seen_log is not None:  # durable before anything acts on the message
+            if self._seen_log is not None and request.method not in self._replay_safe:
+                # durable before anything acts on the message
                 await asyncio.to_thread(self._seen_log.remember_message, replay_key(request),
                                         request.timestamp)
             result = await self._handlers[request.method](request)

@@ -6,8 +6,8 @@ does not exist yet) and reconciles with a deposit update. One top-up per channel
 at a time; the chain deposit is done before the off-chain update claims it.
 
 Just in time and bounded: a deposit brings the node's balance to what the payment needs
-plus a buffer of as much again (at most the profile's `target`), never beyond the
-profile's `cap`. So a dust payment locks dust, and no stream of payments can make the node
+plus a buffer of up to ten more such payments (at most the profile's `target`), never
+beyond the profile's `cap`. So a dust payment locks dust, and no stream of payments can make the node
 lock more than the cap in one channel.
 """
 
@@ -26,6 +26,10 @@ from .config import CollateralProfile
 log = logging.getLogger(__name__)
 
 DEPOSIT_ATTEMPTS = 3
+BUFFER_MULTIPLE = 10
+"""A top-up brings the node's balance to the payment plus up to ten more like it (at most
+the profile's target): payments of one size do not each need a deposit, and dust locks
+dust."""
 DepositOnChain = Callable[[ChannelState, Address, int], Awaitable[None]]
 ReadTotals = Callable[[ChannelState, Address], Awaitable[tuple[int, int]]]
 
@@ -68,7 +72,7 @@ class Collateral:
                 if needed > profile.cap:
                     raise errors.InsufficientCollateral(
                         f"the node keeps at most {profile.cap} of {asset_id} in a channel")
-                goal = min(profile.cap, needed + min(needed, profile.target))
+                goal = min(profile.cap, needed + min(BUFFER_MULTIPLE * needed, profile.target))
                 amount = goal - have - unreconciled
                 log.info("collateralizing %s with %d of %s", state.channel_address, amount,
                          asset_id)

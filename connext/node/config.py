@@ -25,7 +25,7 @@ class CollateralProfile:
     """How much the node keeps on its side of a user's channel, per asset (base units).
 
     Before forwarding into a channel whose node balance does not cover the payment, the
-    node deposits just in time: what the payment needs plus a buffer of as much again, at
+    node deposits just in time: what the payment needs plus a buffer of ten such payments, at
     most `target`; its balance in one channel never grows beyond `cap` that way (a
     payment that would need more is refused). Collateral above `reclaim_threshold` is
     taken back down to `target` after a payment; a channel idle for the node's

@@ -24,6 +24,7 @@ from ..chain.txmanager import TransactionManager
 from ..chain.watcher import DepositWatcher
 from ..chain.watchtower import Watchtower
 from ..engine import ChannelEngine, Committed
+from ..engine.engine import REPLAY_SAFE
 from ..engine.recovery import RESPONDER, Recovery
 from ..messaging import Messaging
 from ..protocol import errors
@@ -206,7 +207,7 @@ class Node:
                     time.perf_counter() - started
                 )
 
-        self.messaging.handle(method, on_message)
+        self.messaging.handle(method, on_message, replay_safe=method in REPLAY_SAFE)
 
     def _handlers(self) -> dict[str, Handler]:
         return {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from connext.client import Client
+from connext.client import Client, PaymentResult
 from connext.protocol.types import ETH
 
 from .conftest import ClientFactory, NodeProcess
@@ -27,15 +27,16 @@ def test_no_payment_is_lost_or_duplicated_across_a_node_crash(
 
         attempts = 0
         failures = 0
+        returned: list[PaymentResult] = []
 
         async def stream(count: int) -> None:
             nonlocal attempts, failures
             for _ in range(count):
                 attempts += 1
-                try:
-                    await payer.transfer(payee.address, ETH, AMOUNT, wait=2)
+                try:  # a payment whose fate the node did not tell yet returns "pending"
+                    returned.append(await payer.transfer(payee.address, ETH, AMOUNT, wait=2))
                 except Exception:
-                    failures += 1  # the node was down: this payment may or may not exist
+                    failures += 1  # the node was down: nothing was paid
 
         paying = asyncio.create_task(stream(60))
         await eventually(lambda: attempts >= 15, timeout=60)
@@ -55,7 +56,14 @@ def test_no_payment_is_lost_or_duplicated_across_a_node_crash(
         assert paid == got, "every payment the payer lost, the payee got"
         assert paid % AMOUNT == 0 and got // AMOUNT == len(received)
         assert len(set(received)) == len(received), "no payment arrived twice"
-        assert attempts - failures <= len(received) <= attempts
+        # every call that did not raise ends known: paid (and received once), or not made
+        outcomes = [await payer.payment_status(routing_id=r.routing_id) for r in returned]
+        assert set(outcomes) <= {"completed", "cancelled", "unknown"}, outcomes
+        completed = {"0x" + r.routing_id.hex() for r, o in zip(returned, outcomes, strict=True)
+                     if o == "completed"}
+        assert completed == set(received)
+        assert {"0x" + r.routing_id.hex() for r in returned if r.status == "completed"} \
+            <= completed
         assert failures < attempts, "payments went through"
 
         # both channels continue, and both sides agree on them
