@@ -139,7 +139,8 @@ def _deploy_all(sender: Sender, with_token: bool) -> Deployment:
     secrets_receipt = sender.deploy_receipt("SecretRegistry")
     secrets = str(secrets_receipt["contractAddress"])
     # the Hashlock reads the secret registry; the channels know the Withdraw definition
-    arguments: dict[str, tuple[object, ...]] = {"Hashlock": (secrets,)}
+    arguments: dict[str, tuple[object, ...]] = {
+        name: (secrets,) for name in ("Hashlock", "Signed", "Stream")}
     definitions = {name: str(sender.deploy(name, *arguments.get(name, ())).address)
                    for name in DEFINITION_CONTRACTS}
     blueprint = str(

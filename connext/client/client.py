@@ -54,12 +54,14 @@ from ..protocol.types import (
     Address,
     ChannelState,
     CreateDetails,
+    ResolveDetails,
     Transfer,
     Update,
     UpdateType,
 )
 from ..store import ChannelStore, StoredChannel
 from . import locks, outcomes, unilateral
+from .streams import CLOSE_METHOD, VOUCHERS_METHOD, Streams
 from .unilateral import Dispute, ExitProgress
 
 log = logging.getLogger(__name__)
@@ -212,6 +214,8 @@ class Client:
         answer to a dispute): e.g. to make sure the user's account can pay the gas."""
         self._connected = False
         self._node_info: dict[str, Any] | None = None
+        self.streams = Streams(self)
+        """Metered streams we pay or are paid by (connext/client/streams.py)."""
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -237,10 +241,16 @@ class Client:
             policy=self._policy,
         )
         self.engine.on_commit(self._on_commit)
+        await self.streams.load()
         for method, handler in self.engine.handlers().items():
             self._bind(method, handler)
         self._bind("withdrawal.confirmed", self._on_withdrawal)
         self._bind("withdrawal.failed", self._on_withdrawal)
+        # a stream's payer talks to us directly: any sender, checked by the streams
+        self.messaging.handle(VOUCHERS_METHOD, self._from_anyone(self.streams.handle_vouchers),
+                              replay_safe=True)  # a replayed voucher is not increasing
+        self.messaging.handle(CLOSE_METHOD, self._from_anyone(self.streams.handle_close),
+                              replay_safe=True)
         await self.messaging.serve()
         self._connected = True
         self.recovery = Recovery(
@@ -248,6 +258,8 @@ class Client:
             pending_channels=self._pending_channels,
             transfers=self._active_list,
             duties={("Hashlock", RESPONDER): self._look_after,
+                    ("Signed", RESPONDER): self._look_after,
+                    ("Stream", RESPONDER): self._look_after,
                     ("Withdraw", RESPONDER): self._countersign_reclaim},
             definition_names=self.definition_names, interval=self.claim_interval)
         self._claimer = asyncio.get_running_loop().create_task(self.recovery.run())
@@ -322,6 +334,14 @@ class Client:
             return await handler(envelope.sender, envelope.body)
 
         self.messaging.handle(method, on_message, replay_safe=method in REPLAY_SAFE)
+
+    @staticmethod
+    def _from_anyone(handler: Callable[[Address, dict[str, Any]], Awaitable[dict[str, Any]]],
+                     ) -> Callable[[Any], Awaitable[dict[str, Any]]]:
+        async def on_message(envelope: Any) -> dict[str, Any]:
+            return await handler(envelope.sender, envelope.body)
+
+        return on_message
 
     async def _request(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
         """A request to the node; an error reply is re-raised as the matching typed error
@@ -778,10 +798,21 @@ class Client:
         return await unilateral.exit_channel(self, recipient)
 
     def resolver_we_hold(self, transfer: Transfer) -> bytes | None:
-        """The resolver that unlocks `transfer` for us, when it pays us and we can open it
-        (a payment's encrypted preimage, or the secret of a link we are redeeming)."""
-        if (transfer.responder != self.address
-                or self.definition_names.get(transfer.transfer_definition) != "Hashlock"):
+        """The resolver that unlocks `transfer` for us, when it pays us and we can open it:
+        a payment's encrypted preimage, the secret of a link we are redeeming, a stream's
+        highest voucher, or the resolve we already proposed (an oracle's receipt...)."""
+        if transfer.responder != self.address:
+            return None
+        stored = self.engine._cache.get(self.channel_address)
+        pending = None if stored is None else stored.pending_update
+        if (pending is not None and isinstance(pending.details, ResolveDetails)
+                and pending.details.transfer_id == transfer.transfer_id
+                and pending.details.resolver != self._cancel_resolver(transfer)):
+            return pending.details.resolver
+        name = self.definition_names.get(transfer.transfer_definition)
+        if name == "Stream":
+            return self.streams.resolver(transfer)
+        if name != "Hashlock":
             return None
         lock, _expiry = HASHLOCK.decode_state(transfer.initial_state)
         routing_id = _routing_id(transfer)
@@ -930,7 +961,9 @@ class Client:
             return
         encrypted = transfer.meta.get("encryptedPreimage")
         if not isinstance(encrypted, str):
-            await self._emit("transfer.incoming", _transfer_event(transfer))
+            is_stream = self.definition_names.get(transfer.transfer_definition) == "Stream"
+            await self._emit("stream.opened" if is_stream else "transfer.incoming",
+                             _transfer_event(transfer))
             return
         if transfer.transfer_id in self._claiming:
             return
@@ -979,16 +1012,24 @@ class Client:
         return list((await self.active_transfers()).values())
 
     async def _look_after(self, transfer: Transfer) -> None:
-        """The recovery's duty for a hashlock paying us: claim it if we can open it, keep
-        it enforceable on chain while the node does not countersign (locks.py), cancel it
-        once it expired and nobody can claim it any more."""
+        """The recovery's duty for a condition paying us (hashlock, oracle payment,
+        stream): claim it if we can, keep it enforceable on chain while the node does not
+        countersign (locks.py), cancel it once it expired and nobody can claim it."""
         resolver = self.resolver_we_hold(transfer)
         if resolver is not None:
             await locks.keep_enforceable(self, transfer, resolver)
+        name = self.definition_names.get(transfer.transfer_definition)
         if not locks.enforceable(self, transfer):
             await self.cancel(transfer.transfer_id)
+        elif name == "Stream":
+            await self.streams.look_after(transfer)
+        elif resolver is not None and name == "Signed":
+            await self.resolve(transfer.transfer_id, resolver)  # our claim, once more
         elif isinstance(transfer.meta.get("encryptedPreimage"), str) or self._redeeming(transfer):
             await self._on_incoming(transfer)
+
+    def _cancel_resolver(self, transfer: Transfer) -> bytes:
+        return DEFINITIONS[self.definition_names[transfer.transfer_definition]].cancel_resolver
 
     def _redeeming(self, transfer: Transfer) -> bool:
         """A link forward to us whose secret we hold (we are redeeming that link)."""

@@ -1,13 +1,14 @@
-"""Keeping a payment we were paid enforceable when the node does not countersign it.
+"""Keeping a conditional payment we were paid enforceable when the node does not settle it.
 
-A forward to us is a hashlock: we resolve it with the preimage, and the node countersigns.
-A node that withholds its countersignature (and has learnt the preimage from our resolve)
-could collect from the sender while we can never claim: the lock expires, and a transfer
-can only be disputed on chain after the channel's consensus window. So when our resolve is
-still not countersigned and the lock expires within `reveal_margin` seconds, we register
-the preimage in the on-chain secret registry from our own account: from then on the lock
-pays us on chain whenever we dispute, and an honest node accepts the resolve even after
-the expiry. A lock that expired unregistered is cancelled as before (the payer is refunded).
+A forward to us (a hashlock, an oracle payment, a stream) expires. We resolve it with what
+unlocks it (the preimage, the oracle's receipt, the payer's highest voucher) and the node
+countersigns. A node that withholds its countersignature (having learnt our resolver)
+could collect from the payer while we can never claim: the condition expires, and a
+transfer can only be disputed on chain after the channel's consensus window. So when our
+claim is still not settled and the condition expires within `reveal_margin` seconds, we
+register its evidence in the on-chain secret registry from our own account: from then on
+it pays us on chain whenever we dispute, and an honest node accepts the resolve even after
+the expiry. A condition that expired unregistered is cancelled (the payer is refunded).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import time
 from typing import TYPE_CHECKING
 
 from ..chain.contracts import Sender
-from ..protocol.transfers import HASHLOCK
-from ..protocol.transfers.hashlock import registered_in_time
+from ..protocol.transfers import DEFINITIONS
+from ..protocol.transfers.base import evidence_hash
 from ..protocol.types import Transfer
 
 if TYPE_CHECKING:
@@ -28,35 +29,49 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _evidence(client: Client, transfer: Transfer, resolver: bytes) -> bytes | None:
+    definition = DEFINITIONS[client.definition_names[transfer.transfer_definition]]
+    ctx = client.rules().context(client.network.chain_id, transfer.transfer_definition)
+    return definition.evidence(transfer.initial_state, resolver, ctx)
+
+
+def expiry_of(client: Client, transfer: Transfer) -> int:
+    definition = DEFINITIONS[client.definition_names[transfer.transfer_definition]]
+    return definition.expiry(transfer.initial_state)
+
+
 def enforceable(client: Client, transfer: Transfer) -> bool:
-    """Whether a lock paying us can still be claimed: not expired, or its preimage was
-    registered on chain by its expiry."""
-    lock, expiry = HASHLOCK.decode_state(transfer.initial_state)
+    """Whether a condition paying us can still be claimed: not expired, or what we hold
+    to claim it was registered on chain by its expiry."""
+    expiry = expiry_of(client, transfer)
     if expiry == 0 or expiry > int(time.time()):
         return True
-    registered = {} if client.secrets is None else client.secrets.registered
-    return registered_in_time(lock, expiry, registered)
+    resolver = client.resolver_we_hold(transfer)
+    evidence = None if resolver is None else _evidence(client, transfer, resolver)
+    if evidence is None or client.secrets is None:
+        return False
+    registered = client.secrets.registered.get(evidence_hash(evidence), 0)
+    return registered != 0 and registered <= expiry
 
 
 async def keep_enforceable(client: Client, transfer: Transfer, resolver: bytes) -> None:
-    """Register the preimage of `transfer` (paying us, resolver in hand, not settled by
-    the node) when its lock is about to expire."""
+    """Register the evidence of `resolver` (it pays us; the node has not settled it) when
+    the condition is about to expire."""
     if client.secrets is None:
         return
-    lock, expiry = HASHLOCK.decode_state(transfer.initial_state)
+    expiry = expiry_of(client, transfer)
     now = int(time.time())
-    if expiry == 0 or lock in client.secrets.registered or not now < expiry:
+    if expiry == 0 or not now < expiry or expiry - now > client.reveal_margin:
         return
-    if expiry - now > client.reveal_margin:
+    evidence = _evidence(client, transfer, resolver)
+    if evidence is None or evidence_hash(evidence) in client.secrets.registered:
         return
-    (preimage,) = HASHLOCK.decode_resolver(resolver)
-    log.warning("payment %s is not countersigned and expires in %d s: registering its "
-                "preimage on chain", transfer.transfer_id.hex(), expiry - now)
+    log.warning("payment %s is not settled and expires in %d s: registering its evidence "
+                "on chain", transfer.transfer_id.hex(), expiry - now)
     if client.before_chain_transaction is not None:
         await client.before_chain_transaction()
     sender = Sender(client.w3, client.signer.private_key)
-    call = client.secrets.register_call(preimage)
-    await asyncio.to_thread(sender.transact, call)
+    await asyncio.to_thread(sender.transact, client.secrets.register_call(evidence))
     await client.secrets.scan()
     await client._emit("transfer.secret_registered", {
         "transferId": "0x" + transfer.transfer_id.hex(), "assetId": transfer.asset_id,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from ..protocol import errors
 from ..protocol.encoding import address_bytes, keccak
+from ..protocol.identifiers import sender_transfer_id
 from ..protocol.types import CreateDetails, Transfer, TransferBalance
 
 if TYPE_CHECKING:
@@ -36,9 +37,8 @@ def routing_id_for(client: Client, payment_id: str | bytes) -> bytes:
     return keccak(b"connext-payment-id" + address_bytes(client.address) + keccak(key))
 
 
-def transfer_id_of(routing_id: bytes) -> bytes:
-    """Our transfer's id for a routed payment: derived from its routing id."""
-    return keccak(b"connext-transfer" + routing_id)
+transfer_id_of = sender_transfer_id
+"""Our transfer's id for a routed payment: derived from its routing id."""
 
 
 def link_secret(client: Client, routing_id: bytes) -> bytes:

@@ -7,8 +7,8 @@ at a time; the chain deposit is done before the off-chain update claims it.
 
 Just in time and bounded: a deposit brings the node's balance to what the payment needs
 plus a buffer of up to ten more such payments (at most the profile's `target`), never
-beyond the profile's `cap`. So a dust payment locks dust, and no stream of payments can make the node
-lock more than the cap in one channel.
+beyond the profile's `cap`. So a dust payment locks dust, and no stream of payments can make
+the node lock more than the cap in one channel.
 """
 
 from __future__ import annotations

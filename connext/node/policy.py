@@ -14,7 +14,7 @@ import time
 
 from ..protocol import errors
 from ..protocol.channel import Applied
-from ..protocol.transfers import HASHLOCK, WITHDRAW
+from ..protocol.transfers import DEFINITIONS, WITHDRAW
 from ..protocol.types import Address, CreateDetails, Update, UpdateType
 from ..ratelimit import SlidingWindow, TooMany
 from .config import NodeConfig
@@ -68,15 +68,15 @@ class NodePolicy:
             if amount < limits.min_payment:
                 raise errors.AmountBelowMinimum(
                     f"the node routes payments of at least {limits.min_payment}")
-            if name == "Hashlock" and (RECIPIENT in details.meta
-                                       or link_signer_of(transfer) is not None):
-                self._check_lock(details.initial_state)
+            definition = DEFINITIONS.get(name or "")
+            if (definition is not None and definition.expiry_field is not None
+                    and (RECIPIENT in details.meta or link_signer_of(transfer) is not None)):
+                self._check_expiry(definition.expiry(details.initial_state))
 
-    def _check_lock(self, initial_state: bytes) -> None:
-        """A routed hashlock must expire (else a silent sender could keep the node's
+    def _check_expiry(self, expiry: int) -> None:
+        """A routed condition must expire (else a silent sender could keep the node's
         payment to the recipient unpaid forever) and leave the reveal delta for the
         forward."""
-        _lock, expiry = HASHLOCK.decode_state(initial_state)
         if expiry == 0:
             raise errors.InvalidTransferState("a routed payment must have an expiry")
         if expiry <= int(time.time()) + self.config.reveal_delta:

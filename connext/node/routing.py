@@ -45,8 +45,10 @@ from ..engine import ChannelEngine
 from ..protocol import errors
 from ..protocol.channel import create_update, resolve_update
 from ..protocol.encoding import keccak
+from ..protocol.identifiers import forward_transfer_id
 from ..protocol.signing import recover_address_bytes
-from ..protocol.transfers import DEFINITIONS, HASHLOCK, TransferDefinition
+from ..protocol.transfers import DEFINITIONS, HASHLOCK, STREAM, TransferDefinition
+from ..protocol.transfers.base import evidence_hash
 from ..protocol.types import Address, ChannelState, CreateDetails, Transfer
 from ..store import AlreadyExists, ChannelStore, Routing, RoutingStatus, StaleWrite
 
@@ -58,11 +60,6 @@ LINK = "link"
 
 CLAIMED = (RoutingStatus.PENDING, RoutingStatus.FORWARDED, RoutingStatus.RESOLVED)
 """Statuses of a link somebody claimed (its routing names the claimant)."""
-
-
-def forward_transfer_id(routing_id: bytes) -> bytes:
-    """The recipient-side transfer id: derived, so a retried forward is idempotent."""
-    return keccak(b"connext-forward" + routing_id)
 
 
 def link_claim_digest(routing_id: bytes, redeemer: Address) -> bytes:
@@ -103,12 +100,13 @@ class RecipientOffline(Exception):
 class Enforcement:
     """How the node makes a sender's lock count on chain (see the module docstring)."""
 
+    chain_id: int
     registered: Callable[[bytes], int]
-    """Block time a lock's preimage was registered on chain (0: not registered)."""
+    """Block time a lock's preimage (an evidence's sha256) was registered (0: not)."""
     preimage: Callable[[bytes], bytes | None]
     """The registered preimage of a lock, if any."""
     register: Callable[[bytes], Awaitable[None]]
-    """Register a preimage on chain (waits until mined)."""
+    """Register a preimage (or other evidence) on chain (waits until mined)."""
     dispute: Callable[[Address], Awaitable[None]]
     """Dispute a channel on chain with the node's latest state (it takes no more updates)."""
     reveal_margin: int
@@ -226,7 +224,9 @@ class Router:
         channel = await self.find_channel(recipient)
         if channel is None:
             raise errors.ChannelNotSetUp(f"{recipient} has no channel with this node")
-        amount = incoming.balance.amount[0] - self.fee_fixed
+        # a stream pays what its vouchers say on both hops: no fee can come out of it
+        fee = 0 if self._definition(incoming) is STREAM else self.fee_fixed
+        amount = incoming.balance.amount[0] - fee
         if amount <= 0:
             raise errors.InvalidAmount("the payment does not cover the node's fee")
         forward_id = forward_transfer_id(routing_id)
@@ -312,19 +312,19 @@ class Router:
         await self.cancel_sender(incoming)
 
     def _forward_state(self, incoming: Transfer) -> bytes:
-        """The forward's condition: the sender's, expiring `reveal_delta` earlier. If the
-        recipient reveals the preimage on chain (registers it) by the forward's expiry,
-        the node has the reveal delta to settle the sender, or to register the preimage
-        itself before the sender's lock expires. A lock without expiry stays without."""
+        """The forward's condition: the sender's, expiring `reveal_delta` earlier (a
+        hashlock, an oracle payment, a stream). If the recipient reveals its evidence on
+        chain (registers it) by the forward's expiry, the node has the reveal delta to
+        settle the sender, or to register it itself before the sender's condition
+        expires. A condition without expiry stays without."""
         definition = self._definition(incoming)
-        if definition is HASHLOCK:
-            lock, expiry = HASHLOCK.decode_state(incoming.initial_state)
-            if expiry != 0:
-                expiry -= self.reveal_delta
-                if expiry <= int(time.time()):
-                    raise errors.InvalidUpdate("the payment expires too soon to forward")
-            return HASHLOCK.encode_state(lock, expiry)
-        return incoming.initial_state
+        expiry = definition.expiry(incoming.initial_state)
+        if expiry == 0:
+            return incoming.initial_state
+        expiry -= self.reveal_delta
+        if expiry <= int(time.time()):
+            raise errors.InvalidUpdate("the payment expires too soon to forward")
+        return definition.with_expiry(incoming.initial_state, expiry)
 
     # --- settle back -----------------------------------------------------------------------
 
@@ -706,22 +706,25 @@ class Router:
         preimage on chain before its lock expires, and dispute its channel once it stayed
         silent long enough after the expiry (the node's exit then collects on chain)."""
         enforcement = self.enforcement
-        if enforcement is None or self._definition(incoming) is not HASHLOCK:
+        if enforcement is None:
             return
         if await self._incoming(incoming.channel_address, incoming.transfer_id) is None:
             return  # settled meanwhile
         if enforcement.disputed(incoming.channel_address):
             return
-        lock, expiry = HASHLOCK.decode_state(incoming.initial_state)
-        if expiry == 0:
+        definition = self._definition(incoming)
+        expiry = definition.expiry(incoming.initial_state)
+        evidence = definition.evidence(incoming.initial_state, resolver, self.engine.rules()
+                                       .context(enforcement.chain_id,
+                                                incoming.transfer_definition))
+        if expiry == 0 or evidence is None:
             return  # never expires: the sender settles whenever it comes back
-        registered = enforcement.registered(lock)
+        registered = enforcement.registered(evidence_hash(evidence))
         if registered == 0 and now >= expiry - enforcement.reveal_margin:
-            (preimage,) = HASHLOCK.decode_resolver(resolver)
-            log.warning("sender of %s has not settled and its lock expires in %d s: "
-                        "registering the preimage on chain", routing.routing_id.hex(),
+            log.warning("sender of %s has not settled and its condition expires in %d s: "
+                        "registering its evidence on chain", routing.routing_id.hex(),
                         expiry - now)
-            await enforcement.register(preimage)
+            await enforcement.register(evidence)
         elif 0 < registered <= expiry and now >= expiry + enforcement.dispute_unsettled_after:
             log.warning("sender of %s stayed silent after its lock expired: disputing "
                         "channel %s to collect on chain", routing.routing_id.hex(),
@@ -729,9 +732,7 @@ class Router:
             await enforcement.dispute(incoming.channel_address)
 
     def _expired(self, transfer: Transfer, now: int) -> bool:
-        if self._definition(transfer) is not HASHLOCK:
-            return False
-        _lock, expiry = HASHLOCK.decode_state(transfer.initial_state)
+        expiry = self._definition(transfer).expiry(transfer.initial_state)
         return bool(expiry != 0 and expiry <= now)
 
 

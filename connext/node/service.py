@@ -114,6 +114,7 @@ class Node:
             find_channel=self.find_channel,
             on_event=self._payment_event,
             enforcement=Enforcement(
+                chain_id=self.network.chain_id,
                 registered=lambda lock: self.secrets.registered.get(lock, 0),
                 preimage=self.secrets.preimages.get,
                 register=self._register_secret,

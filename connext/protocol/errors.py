@@ -211,6 +211,31 @@ class FeeTooLow(ProtocolError):
     code = "fee_too_low"
 
 
+# --- streams (metered micropayments) --------------------------------------------------------
+
+
+class UnknownStream(ProtocolError):
+    """No open stream with this id pays the recipient (or not from this payer)."""
+
+    code = "unknown_stream"
+
+
+class StreamNotOpen(ProtocolError):
+    """The stream's budget is not locked in yet (the node has not answered)."""
+
+    code = "stream_not_open"
+
+
+class VoucherAboveBudget(ProtocolError):
+    code = "voucher_above_budget"
+
+
+class VoucherNotIncreasing(ProtocolError):
+    """A voucher is cumulative: each one is for more than the last (a replay is not)."""
+
+    code = "voucher_not_increasing"
+
+
 class PaymentIdReused(ProtocolError):
     """A payment id (idempotency key) that already names another payment."""
 

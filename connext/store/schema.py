@@ -290,3 +290,14 @@ seen_messages = Table(
 )
 """Admitted message ids (sender ++ id, hex) with their timestamps: replays of messages a
 party accepted stay refused after it restarts. Rows older than the time window are pruned."""
+
+stream_vouchers = Table(
+    "stream_vouchers",
+    metadata,
+    Column("stream_id", String(HASH), primary_key=True),
+    Column("amount", Uint256(), nullable=False),
+    Column("signature", String(132), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+"""The highest voucher of each stream this party pays or is paid by (cumulative amount and
+the payer's signature): the payee settles with it, the payer signs on from it."""

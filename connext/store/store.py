@@ -889,6 +889,28 @@ class ChannelStore:
                      int(row.registered_at))
                     for row in conn.execute(select(db.registered_secrets))]
 
+    # --- stream vouchers -------------------------------------------------------------------
+
+    def save_voucher(self, stream_id: bytes, amount: int, signature: bytes) -> None:
+        """Keep the highest voucher of a stream (a lower one never replaces it)."""
+        values = {"amount": amount, "signature": hexb(signature), "updated_at": _now()}
+        with self._write() as conn:
+            current = conn.execute(select(db.stream_vouchers.c.amount).where(
+                db.stream_vouchers.c.stream_id == hexb(stream_id))).scalar_one_or_none()
+            if current is None:
+                conn.execute(db.stream_vouchers.insert().values(stream_id=hexb(stream_id),
+                                                                **values))
+            elif amount > current:
+                conn.execute(sql_update(db.stream_vouchers).where(
+                    db.stream_vouchers.c.stream_id == hexb(stream_id)).values(**values))
+
+    def voucher(self, stream_id: bytes) -> tuple[int, bytes] | None:
+        """The highest voucher kept for a stream: (cumulative amount, signature)."""
+        with self._read() as conn:
+            row = conn.execute(select(db.stream_vouchers).where(
+                db.stream_vouchers.c.stream_id == hexb(stream_id))).one_or_none()
+        return None if row is None else (int(row.amount), bytes.fromhex(row.signature[2:]))
+
     # --- seen messages (replay protection across restarts) ------------------------------
 
     def remember_message(self, key: bytes, timestamp_ms: int) -> None:

@@ -123,8 +123,8 @@ def test_a_conditional_transfer_is_resolved_by_its_recipient(
     oracle, payment_id = Signer.random(), os.urandom(32)
     sent = payer.post("/transfers/conditional", {
         "recipient": payee.address, "assetId": "ETH", "amount": str(PAID),
-        "definition": "Signed", "initialState": hexb(SIGNED.encode_state(oracle.address,
-                                                                          payment_id))},
+        "definition": "Signed", "initialState": hexb(SIGNED.encode_state(
+            oracle.address, payment_id, int(time.time()) + 3600))},
         expect=201)
     assert sent["status"] == "pending"
     incoming = payee.wait_for(lambda: payee.get("/channel")["transfers"])[0]
@@ -150,7 +150,8 @@ def test_a_conditional_transfer_is_resolved_by_its_recipient(
     payer.post("/transfers/conditional", {
         "recipient": payee.address, "assetId": "ETH", "amount": str(500 * GWEI),
         "definition": "Signed",
-        "initialState": hexb(SIGNED.encode_state(oracle.address, os.urandom(32)))},
+        "initialState": hexb(SIGNED.encode_state(oracle.address, os.urandom(32),
+                                                 int(time.time()) + 3600))},
         expect=201)
     incoming = payee.wait_for(lambda: payee.get("/channel")["transfers"])[0]
     assert payee.post(f"/transfers/{incoming['transferId']}/cancel", None)["status"] == \

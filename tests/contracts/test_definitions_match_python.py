@@ -24,7 +24,7 @@ from connext.protocol.transfers import DEFINITIONS, HASHLOCK, TransferContext
 from connext.protocol.types import TransferBalance
 
 from .helpers import try_call
-from .transfer_cases import Case, CaseMaker, maker_for
+from .transfer_cases import Case, CaseMaker, Registered, maker_for
 
 pytestmark = pytest.mark.chain
 
@@ -32,30 +32,31 @@ CASES = 250
 
 
 @pytest.fixture
-def registered(anvil: Anvil, deployment: Deployment) -> dict[bytes, int]:
-    """Preimages registered in the secret registry a few hundred seconds apart, with the
-    block time of each registration."""
+def registered(anvil: Anvil, deployment: Deployment) -> Registered:
+    """Evidence registered in the secret registry a few hundred seconds apart: hashlock
+    preimages, and oracle receipts and stream vouchers (their keccak(digest ++ signature)),
+    with the block time of each registration."""
     sender = Sender(connect(anvil.url), anvil.private_keys[0])
     registry = contract(sender.w3, "SecretRegistry", deployment.secret_registry)
-    found: dict[bytes, int] = {}
-    for k in range(6):
-        preimage = random.Random(f"secret-{k}").randbytes(32)
+    found = Registered.draw(random.Random("evidence"), deployment)
+
+    for preimage in found.preimages():
         at = anvil.block_timestamp() + 100
         anvil.set_next_block_timestamp(at)
         sender.transact(registry.functions.register(preimage))
-        found[preimage] = at
+        found.at[preimage] = at
     return found
 
 
 def _context(deployment: Deployment, address: str, now: int,
-             registered: dict[bytes, int]) -> TransferContext:
+             registered: Registered) -> TransferContext:
     return TransferContext(chain_id=deployment.chain_id, definition=address, now=now,
                            registered={hashlib.sha256(p).digest(): at
-                                       for p, at in registered.items()})
+                                       for p, at in registered.at.items()})
 
 
 @pytest.fixture
-def known_block(anvil: Anvil, registered: dict[bytes, int]) -> tuple[int, int]:
+def known_block(anvil: Anvil, registered: Registered) -> tuple[int, int]:
     """(number, timestamp) of a freshly mined block: eth_call at it sees that timestamp.
     It comes after the secret registrations."""
     timestamp = anvil.block_timestamp() + 1000
@@ -90,7 +91,7 @@ def _contract_resolve(
 @pytest.mark.parametrize("name", sorted(DEFINITIONS))
 def test_create_and_resolve_match_the_python_mirror(
     name: str, anvil: Anvil, deployment: Deployment, known_block: tuple[int, int],
-    registered: dict[bytes, int],
+    registered: Registered,
 ) -> None:
     number, now = known_block
     address = deployment.definitions[name]

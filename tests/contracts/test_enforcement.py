@@ -15,23 +15,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from eth_abi.abi import decode
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 
 from connext.chain.anvil import Anvil
 from connext.chain.channel import WithdrawCommitment
-from connext.chain.contracts import contract
+from connext.chain.contracts import contract, encode_call
 from connext.protocol.encoding import (
     checksum,
     dispute_authorization_digest,
     keccak,
+    receipt_digest,
     transfer_hash,
+    voucher_digest,
     withdraw_commitment_digest,
 )
-from connext.protocol.transfers import WITHDRAW
+from connext.protocol.signing import Signer
+from connext.protocol.transfers import SIGNED, STREAM, WITHDRAW
+from connext.protocol.transfers.base import evidence_of
 from connext.protocol.types import ETH, CoreTransferState, TransferBalance
 
-from .helpers import ETHER, ChannelUnderTest, Party, eth_balance, events, paid_gas
+from .helpers import ETHER, ChannelUnderTest, Party, eth_balance, events, paid_gas, try_call
 
 pytestmark = pytest.mark.chain
 
@@ -250,3 +255,42 @@ def test_only_a_party_or_whom_it_authorised_can_dispute(
         state, *signatures, authorization))
     assert channel.contract.channel_dispute().nonce == 2
     assert eth_balance(channel.w3, watchtower.address) == before - paid_gas(receipt)
+
+
+@pytest.mark.parametrize("definition", ["Signed", "Stream"])
+@pytest.mark.parametrize("registered_before_expiry", [True, False])
+def test_a_receipt_or_voucher_registered_by_its_expiry_still_pays_after_it(
+    definition: str, registered_before_expiry: bool, channel: ChannelUnderTest,
+    registry: Contract, anvil: Anvil,
+) -> None:
+    deployment = channel.deployment
+    address = deployment.definitions[definition]
+    signer = Signer.random()
+    ident, data = os.urandom(32), os.urandom(32)
+    now = anvil.block_timestamp()
+    expiry = now + 600
+    if definition == "Signed":
+        digest = receipt_digest(deployment.chain_id, address, ident, data)
+        state, resolver_of = SIGNED.encode_state(signer.address, ident, expiry), \
+            SIGNED.encode_resolver
+        args: tuple[object, ...] = (data,)
+    else:
+        digest = voucher_digest(deployment.chain_id, address, ident, 7 * ETHER)
+        state, resolver_of = STREAM.encode_state(signer.address, ident, expiry), \
+            STREAM.encode_resolver
+        args = (7 * ETHER,)
+    signature = signer.sign(digest)
+    resolver = resolver_of(*args, signature)
+    balance = ([10 * ETHER, 0], [channel.alice.address, channel.bob.address])
+
+    _travel(anvil, 500 if registered_before_expiry else 700)
+    channel.bob.sender.transact(registry.functions.register(evidence_of(digest, signature)))
+    _travel(anvil, DAY)
+    result = try_call(anvil, address, encode_call(definition, "resolve", balance, state,
+                                                  resolver))
+    if registered_before_expiry:
+        assert result is not None
+        ((amount, _to),) = decode(["(uint256[2],address[2])"], result)
+        assert amount[1] == (10 if definition == "Signed" else 7) * ETHER
+    else:
+        assert result is None  # expired, and registered too late

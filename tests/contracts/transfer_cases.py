@@ -12,12 +12,14 @@ import hashlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from eth_abi.abi import encode
 
 from connext.protocol.encoding import checksum, receipt_digest, voucher_digest
 from connext.protocol.signing import Signer
 from connext.protocol.transfers import TransferContext
+from connext.protocol.transfers.base import evidence_of
 from connext.protocol.types import ETH, TransferBalance
 
 from .helpers import high_s_twin
@@ -35,17 +37,60 @@ class Case:
         return list(self.balance.amount), list(self.balance.to)
 
 
+ORACLE = Signer(b"\x0b" * 32)
+PAYER = Signer(b"\x0c" * 32)
+
+
+@dataclass
+class Registered:
+    """Evidence to register in the secret registry, and when each was: hashlock preimages,
+    oracle receipts (payment id, data, signature) and stream vouchers (stream id, amount,
+    signature), the latter two registered as keccak(digest ++ signature)."""
+
+    hashlock: list[bytes]
+    receipts: list[tuple[bytes, bytes, bytes]]
+    vouchers: list[tuple[bytes, int, bytes]]
+    receipt_evidence: dict[tuple[bytes, bytes, bytes], bytes]
+    voucher_evidence: dict[tuple[bytes, int, bytes], bytes]
+    at: dict[bytes, int]
+    """Registered preimage (or evidence) -> block time of its registration."""
+
+    @classmethod
+    def draw(cls, rng: random.Random, deployment: Any) -> Registered:
+        signed, stream = deployment.definitions["Signed"], deployment.definitions["Stream"]
+        chain = deployment.chain_id
+        receipts, vouchers = [], []
+        receipt_evidence, voucher_evidence = {}, {}
+        for _ in range(3):
+            payment_id, data = rng.randbytes(32), rng.randbytes(32)
+            digest = receipt_digest(chain, signed, payment_id, data)
+            signature = ORACLE.sign(digest)
+            receipts.append((payment_id, data, signature))
+            receipt_evidence[payment_id, data, signature] = evidence_of(digest, signature)
+            stream_id, amount = rng.randbytes(32), rng.randint(1, 10**20)
+            digest = voucher_digest(chain, stream, stream_id, amount)
+            signature = PAYER.sign(digest)
+            vouchers.append((stream_id, amount, signature))
+            voucher_evidence[stream_id, amount, signature] = evidence_of(digest, signature)
+        return cls([rng.randbytes(32) for _ in range(4)], receipts, vouchers,
+                   receipt_evidence, voucher_evidence, {})
+
+    def preimages(self) -> list[bytes]:
+        return [*self.hashlock, *self.receipt_evidence.values(),
+                *self.voucher_evidence.values()]
+
+
 class CaseMaker:
     """Draws cases for one definition; `now` and the definition address come from `ctx`."""
 
     def __init__(self, rng: random.Random, ctx: TransferContext,
-                 registered: dict[bytes, int] | None = None) -> None:
-        """`registered`: preimages registered in the secret registry, with the block time
-        of their registration (ctx.registered holds the same by lock hash)."""
+                 registered: Registered | None = None) -> None:
+        """`registered`: evidence registered in the secret registry, with the block time
+        of each registration (ctx.registered holds the same by sha256)."""
         self.rng = rng
         self.ctx = ctx
-        self.keys = [Signer.random() for _ in range(3)]
-        self.registered = registered or {}
+        self.keys = [Signer.random() for _ in range(3)] + [ORACLE, PAYER]
+        self.registered = registered
 
     # -- building blocks -----------------------------------------------------------------
 
@@ -119,15 +164,17 @@ class CaseMaker:
 
     # -- per definition --------------------------------------------------------------------
 
+    def around(self, at: int) -> int:
+        """An expiry just before, at or after a registration (which decides whether the
+        evidence still pays after the expiry), or any other."""
+        return self.rng.choice([at - 1, at, at + 1, 0, self.expiry()])
+
     def hashlock(self) -> Case:
         r = self.rng
         expiry = self.expiry()
         if self.registered and r.random() < 0.4:
-            # a preimage revealed on chain: its expiry just before, at or after the
-            # registration decides whether it still pays after the expiry
-            preimage = r.choice(sorted(self.registered))
-            at = self.registered[preimage]
-            expiry = r.choice([at - 1, at, at + 1, 0, expiry])
+            preimage = r.choice(self.registered.hashlock)
+            expiry = self.around(self.registered.at[preimage])
         else:
             preimage = r.randbytes(32)
         lock = r.choice([hashlib.sha256(preimage).digest()] * 3 + [bytes(32), r.randbytes(32)])
@@ -140,30 +187,46 @@ class CaseMaker:
 
     def signed(self) -> Case:
         r = self.rng
-        oracle = r.choice(self.keys)
+        expiry = self.expiry()
+        if self.registered and r.random() < 0.4:  # a receipt registered on chain
+            payment_id, data, signature = r.choice(self.registered.receipts)
+            evidence = self.registered.receipt_evidence[payment_id, data, signature]
+            expiry = self.around(self.registered.at[evidence])
+            oracle = ORACLE
+        else:
+            oracle = r.choice(self.keys)
+            payment_id, data = r.randbytes(32), r.randbytes(32)
+            digest = receipt_digest(self.ctx.chain_id, self.ctx.definition, payment_id, data)
+            signature = self.signature(oracle, digest)
         signer = r.choice([oracle.address] * 4 + [ETH, self.address()])
-        payment_id, data = r.randbytes(32), r.randbytes(32)
-        digest = receipt_digest(self.ctx.chain_id, self.ctx.definition, payment_id, data)
         return Case(
             self.balance(),
-            self.garble(encode(["address", "bytes32"], [signer, payment_id])),
-            self.garble(encode(["bytes32", "bytes"], [data, self.signature(oracle, digest)])),
+            self.garble(encode(["address", "bytes32", "uint256"], [signer, payment_id, expiry])),
+            self.garble(encode(["bytes32", "bytes"], [data, signature])),
         )
 
     def stream(self) -> Case:
         r = self.rng
-        payer = r.choice(self.keys)
-        signer = r.choice([payer.address] * 4 + [ETH, self.address()])
-        stream_id = r.randbytes(32)
         balance = self.balance()
-        budget = balance.amount[0]
-        voucher = r.choice([0, budget // 2, budget, budget + 1, r.getrandbits(255),
-                            UINT256_MAX - balance.amount[1]])
-        digest = voucher_digest(self.ctx.chain_id, self.ctx.definition, stream_id, voucher)
+        expiry = self.expiry()
+        if self.registered and r.random() < 0.4:  # a voucher registered on chain
+            stream_id, voucher, signature = r.choice(self.registered.vouchers)
+            evidence = self.registered.voucher_evidence[stream_id, voucher, signature]
+            expiry = self.around(self.registered.at[evidence])
+            payer = PAYER
+        else:
+            payer = r.choice(self.keys)
+            stream_id = r.randbytes(32)
+            budget = balance.amount[0]
+            voucher = r.choice([0, budget // 2, budget, budget + 1, r.getrandbits(255),
+                                UINT256_MAX - balance.amount[1]])
+            digest = voucher_digest(self.ctx.chain_id, self.ctx.definition, stream_id, voucher)
+            signature = self.signature(payer, digest)
+        signer = r.choice([payer.address] * 4 + [ETH, self.address()])
         return Case(
             balance,
-            self.garble(encode(["address", "bytes32"], [signer, stream_id])),
-            self.garble(encode(["uint256", "bytes"], [voucher, self.signature(payer, digest)])),
+            self.garble(encode(["address", "bytes32", "uint256"], [signer, stream_id, expiry])),
+            self.garble(encode(["uint256", "bytes"], [voucher, signature])),
         )
 
     def withdraw(self) -> Case:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -68,7 +69,8 @@ def test_restore_refuses_a_doctored_answer_and_stores_nothing(
         await user.deposit(ETH, ETHER // 2)
         oracle = Signer.random()
         await user.conditional_transfer(payer.address, ETH, ETHER // 10, "Signed",
-                                        SIGNED.encode_state(oracle.address, b"\x01" * 32))
+                                        SIGNED.encode_state(oracle.address, b"\x01" * 32,
+                                                            int(time.time()) + 3600))
         genuine = node.channel(user.channel_address)
         assert len(genuine["activeTransfers"]) == 1
         await user.close()

@@ -176,7 +176,7 @@ class ChannelMachine(RuleBasedStateMachine):
         self.commit(create_update(
             self.state, me.address, transfer_id=transfer_id, transfer_definition=STREAM_ADDR,
             asset_id=asset, amount=amount,
-            initial_state=STREAM.encode_state(me.address, transfer_id), transfer_timeout=600,
+            initial_state=STREAM.encode_state(me.address, transfer_id, 0), transfer_timeout=600,
         ))
 
     @precondition(lambda self: bool(self.transfers))

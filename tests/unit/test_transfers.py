@@ -57,7 +57,7 @@ def test_create_refuses_a_prefilled_responder_amount_for_every_definition() -> N
 def test_signed_transfer_pays_only_on_the_oracle_receipt() -> None:
     oracle, impostor = Signer(b"\x05" * 32), Signer(b"\x06" * 32)
     payment_id, data = b"\x01" * 32, b"\x02" * 32
-    state = SIGNED.encode_state(oracle.address, payment_id)
+    state = SIGNED.encode_state(oracle.address, payment_id, 0)
     SIGNED.create(BALANCE, state, CTX)
     digest = receipt_digest(CTX.chain_id, CTX.definition, payment_id, data)
     paid = SIGNED.resolve(BALANCE, state, SIGNED.encode_resolver(data, oracle.sign(digest)), CTX)
@@ -73,7 +73,7 @@ def test_signed_transfer_pays_only_on_the_oracle_receipt() -> None:
 def test_stream_pays_the_voucher_capped_at_the_budget() -> None:
     payer = Signer(b"\x0a" * 32)
     stream_id = b"\x33" * 32
-    state = STREAM.encode_state(payer.address, stream_id)
+    state = STREAM.encode_state(payer.address, stream_id, 0)
     STREAM.create(BALANCE, state, CTX)
 
     def voucher(amount: int) -> bytes:
@@ -108,9 +108,9 @@ def test_withdraw_needs_both_signatures_on_the_commitment() -> None:
 def test_garbage_state_and_resolver_are_typed_errors() -> None:
     valid_states = {
         "Hashlock": HASHLOCK.encode_state(lock_hash(PREIMAGE), 0),
-        "Signed": SIGNED.encode_state(PAYER, b"\x01" * 32),
+        "Signed": SIGNED.encode_state(PAYER, b"\x01" * 32, 0),
         "Withdraw": WITHDRAW.encode_state(b"", PAYER, PAYEE, b"\x01" * 32, 1, 0),
-        "Stream": STREAM.encode_state(PAYER, b"\x01" * 32),
+        "Stream": STREAM.encode_state(PAYER, b"\x01" * 32, 0),
     }
     for name, definition in DEFINITIONS.items():
         with pytest.raises(InvalidTransferState):

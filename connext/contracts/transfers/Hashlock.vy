@@ -13,24 +13,21 @@
      64 and 32 bytes.
 """
 
+from .. import expiry as ex
 from .. import transfer_definition as td
 
 implements: td.ITransferDefinition
-
-
-interface ISecretRegistry:
-    def registered_at(lock_hash: bytes32) -> uint256: view
 
 NAME: constant(String[32]) = "Hashlock"
 STATE_ENCODING: constant(String[256]) = "tuple(bytes32 lockHash,uint256 expiry)"
 RESOLVER_ENCODING: constant(String[128]) = "tuple(bytes32 preimage)"
 
 # Where preimages revealed on chain are recorded with their block time.
-secret_registry: public(immutable(ISecretRegistry))
+secret_registry: public(immutable(address))
 
 
 @deploy
-def __init__(registry: ISecretRegistry):
+def __init__(registry: address):
     """
     @param registry The network's SecretRegistry.
     """
@@ -96,9 +93,7 @@ def resolve(
     if preimage == empty(bytes32):
         return balance
     assert sha256(preimage) == lock_hash, "Hashlock: wrong preimage"
-    if expiry != 0 and expiry <= block.timestamp:
-        registered: uint256 = staticcall secret_registry.registered_at(lock_hash)
-        assert registered != 0 and registered <= expiry, "Hashlock: expired"
+    assert ex._in_time(secret_registry, expiry, lock_hash), "Hashlock: expired"
     return td.Balance(
         amount=[0, balance.amount[0] + balance.amount[1]], to=balance.to
     )

@@ -4,22 +4,38 @@
 @title Signed (oracle) transfer definition
 @notice Pays the responder when the named signer signs an EIP-712 `Receipt(paymentId,
         data)` under this definition's own domain ("Connext Signed Transfer", this
-        contract). An empty signature cancels: the balance stays as it is.
+        contract), before the expiry (0: never), or later when the receipt's evidence
+        keccak256(digest ++ signature) was registered in the secret registry by then.
+        An empty signature cancels: the balance stays as it is.
 @dev Mirror: connext/protocol/transfers/signed.py, which decodes exactly as `abi_decode`
      does here (docs/PROTOCOL.md, "Transfers").
 """
 
+from .. import expiry as ex
 from .. import signatures
 from .. import transfer_definition as td
 
 implements: td.ITransferDefinition
 
 NAME: constant(String[32]) = "Signed"
-STATE_ENCODING: constant(String[256]) = "tuple(address signer,bytes32 paymentId)"
+STATE_ENCODING: constant(String[256]) = (
+    "tuple(address signer,bytes32 paymentId,uint256 expiry)"
+)
 RESOLVER_ENCODING: constant(String[128]) = "tuple(bytes32 data,bytes signature)"
 
 _DOMAIN_NAME_HASH: constant(bytes32) = keccak256("Connext Signed Transfer")
 _RECEIPT_TYPEHASH: constant(bytes32) = keccak256("Receipt(bytes32 paymentId,bytes32 data)")
+
+# Where evidence revealed on chain is recorded with its block time.
+secret_registry: public(immutable(address))
+
+
+@deploy
+def __init__(registry: address):
+    """
+    @param registry The network's SecretRegistry.
+    """
+    secret_registry = registry
 
 
 @external
@@ -46,14 +62,16 @@ def create(balance: td.Balance, encoded_state: Bytes[td.MAX_ENCODED_BYTES]) -> b
     """
     @notice Reverts unless `encoded_state` is a valid initial state.
     @param balance The transfer's balance; the responder's amount must be 0.
-    @param encoded_state abi.encode(address signer, bytes32 paymentId).
+    @param encoded_state abi.encode(address signer, bytes32 paymentId, uint256 expiry).
     @return bool True.
     """
     assert balance.amount[1] == 0, "Signed: responder amount not 0"
     signer: address = empty(address)
     payment_id: bytes32 = empty(bytes32)
-    signer, payment_id = abi_decode(encoded_state, (address, bytes32))
+    expiry: uint256 = 0
+    signer, payment_id, expiry = abi_decode(encoded_state, (address, bytes32, uint256))
     assert signer != empty(address), "Signed: zero signer"
+    assert expiry == 0 or expiry > block.timestamp, "Signed: expired"
     return True
 
 
@@ -66,15 +84,16 @@ def resolve(
 ) -> td.Balance:
     """
     @notice The final balance: unchanged for an empty signature, everything to the
-            responder for the signer's receipt; reverts otherwise.
+            responder for the signer's receipt in time; reverts otherwise.
     @param balance The transfer's balance.
-    @param encoded_state abi.encode(address signer, bytes32 paymentId).
+    @param encoded_state abi.encode(address signer, bytes32 paymentId, uint256 expiry).
     @param encoded_resolver abi.encode(bytes32 data, bytes signature).
     @return td.Balance The final balance.
     """
     signer: address = empty(address)
     payment_id: bytes32 = empty(bytes32)
-    signer, payment_id = abi_decode(encoded_state, (address, bytes32))
+    expiry: uint256 = 0
+    signer, payment_id, expiry = abi_decode(encoded_state, (address, bytes32, uint256))
     data: bytes32 = empty(bytes32)
     signature: Bytes[signatures.SIGNATURE_BYTES] = b""
     data, signature = abi_decode(encoded_resolver, (bytes32, Bytes[signatures.SIGNATURE_BYTES]))
@@ -86,6 +105,8 @@ def resolve(
     )
     recovered: address = signatures._recover(digest, signature)
     assert recovered != empty(address) and recovered == signer, "Signed: not the signer"
+    evidence: bytes32 = sha256(keccak256(concat(digest, signature)))
+    assert ex._in_time(secret_registry, expiry, evidence), "Signed: expired"
     return td.Balance(
         amount=[0, balance.amount[0] + balance.amount[1]], to=balance.to
     )

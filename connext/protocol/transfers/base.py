@@ -7,6 +7,7 @@ pure; the block time and the contract's address come in through `TransferContext
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any, ClassVar
 
 from eth_abi.abi import encode
 
-from ..encoding import checksum
+from ..encoding import checksum, keccak
 from ..errors import InvalidTransferResolver, InvalidTransferState
 from ..signing import recover_address_bytes
 from ..types import Address, TransferBalance
@@ -35,6 +36,26 @@ class TransferContext:
     registered: Mapping[bytes, int] = field(default_factory=dict)
 
 
+def in_time(expiry: int, evidence_hash: bytes, ctx: TransferContext) -> bool:
+    """Whether a condition with this expiry may still pay (contracts/expiry.vy): not
+    expired, or its evidence (sha256 of the registered preimage) registered on chain no
+    later than the expiry."""
+    if expiry == 0 or expiry > ctx.now:
+        return True
+    registered = ctx.registered.get(evidence_hash, 0)
+    return registered != 0 and registered <= expiry
+
+
+def evidence_of(digest: bytes, signature: bytes) -> bytes:
+    """What is registered to prove a signed receipt or voucher existed by its expiry."""
+    return keccak(digest + signature)
+
+
+def evidence_hash(evidence: bytes) -> bytes:
+    """The secret registry's key of registered evidence (sha256, as for a preimage)."""
+    return hashlib.sha256(evidence).digest()
+
+
 class TransferDefinition(ABC):
     """Python mirror of one transfer definition contract."""
 
@@ -43,6 +64,28 @@ class TransferDefinition(ABC):
     state_fields: ClassVar[tuple[tuple[str, str], ...]]
     """(abi type, field name) pairs of the encoded initial state."""
     resolver_fields: ClassVar[tuple[tuple[str, str], ...]]
+    expiry_field: ClassVar[int | None] = None
+    """Index of the state's `expiry` field, for a condition that expires (None: never)."""
+
+    def expiry(self, encoded_state: bytes) -> int:
+        """The condition's expiry (block time; 0: never)."""
+        if self.expiry_field is None:
+            return 0
+        return int(self.decode_state(encoded_state)[self.expiry_field])
+
+    def with_expiry(self, encoded_state: bytes, expiry: int) -> bytes:
+        """The same condition expiring at `expiry` (a forward expires before its sender's)."""
+        if self.expiry_field is None:
+            return encoded_state
+        values = list(self.decode_state(encoded_state))
+        values[self.expiry_field] = expiry
+        return self.encode_state(*values)
+
+    def evidence(self, encoded_state: bytes, encoded_resolver: bytes,
+                 ctx: TransferContext) -> bytes | None:
+        """What to register in the secret registry so that `encoded_resolver` still pays
+        after the expiry (None: nothing to register, e.g. a cancel)."""
+        return None
 
     @property
     def state_encoding(self) -> str:

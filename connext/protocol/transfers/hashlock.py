@@ -8,23 +8,15 @@ otherwise it can only be cancelled. Mirror of contracts/transfers/Hashlock.vy.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidTransferResolver, InvalidTransferState
 from ..types import ZERO_HASH, TransferBalance
-from .base import TransferContext, TransferDefinition
+from .base import TransferContext, TransferDefinition, in_time
 
 
 def lock_hash(preimage: bytes) -> bytes:
     return hashlib.sha256(preimage).digest()
-
-
-def registered_in_time(lock: bytes, expiry: int, registered: Mapping[bytes, int]) -> bool:
-    """Whether the lock's preimage was registered on chain no later than its expiry
-    (`registered`: lock hash -> block time of registration)."""
-    at = registered.get(lock, 0)
-    return at != 0 and (expiry == 0 or at <= expiry)
 
 
 class Hashlock(TransferDefinition):
@@ -32,6 +24,7 @@ class Hashlock(TransferDefinition):
     contract_name = "Hashlock"
     state_fields = (("bytes32", "lockHash"), ("uint256", "expiry"))
     resolver_fields = (("bytes32", "preimage"),)
+    expiry_field = 1
 
     @property
     def cancel_resolver(self) -> bytes:
@@ -59,7 +52,11 @@ class Hashlock(TransferDefinition):
             return balance.amount
         if lock_hash(preimage) != lock:
             raise InvalidTransferResolver("Hashlock: wrong preimage")
-        if (expiry != 0 and expiry <= ctx.now
-                and not registered_in_time(lock, expiry, ctx.registered)):
+        if not in_time(expiry, lock, ctx):
             raise InvalidTransferResolver("Hashlock: the payment has expired")
         return (0, balance.amount[0] + balance.amount[1])
+
+    def evidence(self, encoded_state: bytes, encoded_resolver: bytes,
+                 ctx: TransferContext) -> bytes | None:
+        (preimage,) = self.decode_resolver(encoded_resolver)
+        return None if preimage == ZERO_HASH else bytes(preimage)
