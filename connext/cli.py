@@ -20,7 +20,7 @@ def _start(args: argparse.Namespace) -> int:
 
     config = StackConfig(
         chain_port=args.chain_port, nats_port=args.nats_port, node_port=args.node_port,
-        web_port=args.web_port, data_dir=Path(args.data_dir),
+        web_port=args.web_port, oracle_port=args.oracle_port, data_dir=Path(args.data_dir),
     )
     return run_stack(config)
 
@@ -104,6 +104,27 @@ def _chain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _oracle(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .chain.contracts import connect
+    from .chain.deploy import load_deployment
+    from .oracle import ANVIL_DEV_KEY_2, Oracle, application
+    from .protocol.signing import Signer
+
+    chain_id = int(connect(args.chain_url).eth.chain_id)
+    deployment = load_deployment(Path(args.deployment_file), chain_id)
+    if deployment is None:
+        print(f"error: no deployment for chain {chain_id} in {args.deployment_file}",
+              file=sys.stderr)
+        return 1
+    key = os.environ.get("CONNEXT_ORACLE_KEY", ANVIL_DEV_KEY_2)
+    oracle = Oracle(Signer.from_hex(key), chain_id, deployment.definitions["Signed"])
+    print(f"oracle {oracle.signer.address} ready: http://{args.host}:{args.port}", flush=True)
+    web.run_app(application(oracle), host=args.host, port=args.port, print=None)
+    return 0
+
+
 def _health(args: argparse.Namespace) -> int:
     import urllib.request
 
@@ -161,6 +182,8 @@ def parser() -> argparse.ArgumentParser:
                        default=int(os.environ.get("CONNEXT_NODE_PORT", "8000")))
     start.add_argument("--web-port", type=int,
                        default=int(os.environ.get("CONNEXT_WEB_PORT", "3000")))
+    start.add_argument("--oracle-port", type=int,
+                       default=int(os.environ.get("CONNEXT_ORACLE_PORT", "8010")))
     start.add_argument("--data-dir", default=os.environ.get("CONNEXT_DATA_DIR", ".data"))
     start.set_defaults(run=_start)
 
@@ -177,6 +200,17 @@ def parser() -> argparse.ArgumentParser:
     web.add_argument("--host")
     web.add_argument("--port", type=int)
     web.set_defaults(run=_web)
+
+    oracle = commands.add_parser("oracle", help="run a demo oracle that signs outcomes "
+                                                "(CONNEXT_ORACLE_KEY)")
+    oracle.add_argument("--host", default=os.environ.get("CONNEXT_ORACLE_HOST", "127.0.0.1"))
+    oracle.add_argument("--port", type=int,
+                        default=int(os.environ.get("CONNEXT_ORACLE_PORT", "8010")))
+    oracle.add_argument("--chain-url", default=os.environ.get("CONNEXT_CHAIN_URL",
+                                                              "http://127.0.0.1:8545"))
+    oracle.add_argument("--deployment-file", default=os.environ.get(
+        "CONNEXT_DEPLOYMENT_FILE", ".data/deployments.json"))
+    oracle.set_defaults(run=_oracle)
 
     chain = commands.add_parser("chain", help="run a local anvil chain in the foreground")
     chain.add_argument("--host", default="127.0.0.1")

@@ -147,21 +147,31 @@ class _Daemon:
 
 
 class NodeDaemon(_Daemon):
-    """`connext node` as a child process, configured through its environment."""
+    """`connext node` (or another daemon that says " ready: " when it is) as a child
+    process, configured through its environment."""
+
+    command = "node"
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.env = env
         self.log_path = log_path
 
     def start(self, timeout: float = 60.0) -> NodeDaemon:
-        start_offset = self._spawn("node", self.env, self.log_path)
+        start_offset = self._spawn(self.command, self.env, self.log_path)
         deadline = time.monotonic() + timeout
         while b" ready: " not in self.log_path.read_bytes()[start_offset:]:
             if not self.running or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"the node did not start; see {self.log_path}")
+                raise RuntimeError(f"`connext {self.command}` did not start; see "
+                                   f"{self.log_path}")
             time.sleep(0.1)
         return self
+
+
+class OracleDaemon(NodeDaemon):
+    """`connext oracle` (the demo oracle that signs outcomes) as a child process."""
+
+    command = "oracle"
 
 
 class WebDaemon(_Daemon):
@@ -200,6 +210,7 @@ class StackConfig:
     nats_port: int = 4222
     node_port: int = 8000
     web_port: int = 3000
+    oracle_port: int = 8010
     data_dir: Path = Path(".data")
 
     @classmethod
@@ -209,6 +220,7 @@ class StackConfig:
             nats_port=int(os.environ.get("CONNEXT_NATS_PORT", "4222")),
             node_port=int(os.environ.get("CONNEXT_NODE_PORT", "8000")),
             web_port=int(os.environ.get("CONNEXT_WEB_PORT", "3000")),
+            oracle_port=int(os.environ.get("CONNEXT_ORACLE_PORT", "8010")),
             data_dir=Path(os.environ.get("CONNEXT_DATA_DIR", ".data")),
         )
 
@@ -233,6 +245,7 @@ def describe(deployment: Deployment, chain_url: str, nats_url: str, node_url: st
         f"  channel factory    {deployment.channel_factory}",
         f"  channel mastercopy {deployment.channel_mastercopy}",
         f"  transfer registry  {deployment.transfer_registry}",
+        f"  secret registry    {deployment.secret_registry}",
     ]
     lines += [f"  {name:<18} {address}" for name, address in deployment.definitions.items()]
     if deployment.test_token:
@@ -292,6 +305,13 @@ def run_stack(config: StackConfig, ready: threading.Event | None = None,
         )
         node.start()
         started.append(node)
+        oracle = OracleDaemon({
+            **os.environ, "CONNEXT_CHAIN_URL": anvil.url,
+            "CONNEXT_DEPLOYMENT_FILE": str(deployment_file.resolve()),
+            "CONNEXT_ORACLE_PORT": str(config.oracle_port), "PYTHONUNBUFFERED": "1",
+        }, config.data_dir / "oracle.log")
+        oracle.start()
+        started.append(oracle)
         web = WebDaemon(
             {
                 **os.environ,
@@ -301,6 +321,7 @@ def run_stack(config: StackConfig, ready: threading.Event | None = None,
                 "CONNEXT_NODE_URL": f"http://127.0.0.1:{config.node_port}",
                 "CONNEXT_DEPLOYMENT_FILE": str(deployment_file.resolve()),
                 "CONNEXT_FAUCET_KEY": deployer,
+                "CONNEXT_ORACLE_URL": f"http://127.0.0.1:{config.oracle_port}",
                 "PYTHONUNBUFFERED": "1",
             },
             config.data_dir / "web.log",
@@ -310,6 +331,7 @@ def run_stack(config: StackConfig, ready: threading.Event | None = None,
         started.append(web)
         print(describe(deployment, anvil.url, nats.url, f"http://127.0.0.1:{config.node_port}",
                        anvil.accounts[1].address), flush=True)
+        print(f"  oracle (demo)      http://127.0.0.1:{config.oracle_port}", flush=True)
         print(f"\nopen the wallet: http://localhost:{config.web_port}\nPress Ctrl-C to stop.",
               flush=True)
         if ready is not None:

@@ -48,7 +48,7 @@ from ..protocol.channel import (
 from ..protocol.encoding import channel_address, keccak, withdraw_commitment_digest
 from ..protocol.serialization import hexb, parse_bytes
 from ..protocol.signing import SECP256K1_N, Signer
-from ..protocol.transfers import DEFINITIONS, HASHLOCK, WITHDRAW, lock_hash
+from ..protocol.transfers import DEFINITIONS, HASHLOCK, SIGNED, WITHDRAW, lock_hash
 from ..protocol.types import (
     ETH,
     Address,
@@ -745,6 +745,38 @@ class Client:
             pass  # resolved meanwhile
         finally:
             self._claiming.discard(transfer.transfer_id)
+
+    # --- oracle payments -------------------------------------------------------------------
+
+    async def pay_on_oracle(self, recipient: Address, asset_id: Address, amount: int, *,
+                            oracle: Address, oracle_payment_id: bytes,
+                            timeout: int = DEFAULT_PAYMENT_TIMEOUT, wait: float | None = None,
+                            payment_id: str | bytes | None = None) -> PaymentResult:
+        """Pay `recipient` once `oracle` signs a receipt for `oracle_payment_id` (32 bytes):
+        a Signed transfer through the node that expires after `timeout` seconds (then both
+        hops are refunded). The recipient claims it with `claim_oracle_payment`."""
+        if len(oracle_payment_id) != 32:
+            raise errors.InvalidTransferState("an oracle payment id is 32 bytes")
+        state = SIGNED.encode_state(oracle, oracle_payment_id, int(time.time()) + timeout)
+        return await self.conditional_transfer(recipient, asset_id, amount, "Signed", state,
+                                               timeout=timeout, wait=wait,
+                                               meta={"oracle": oracle},
+                                               payment_id=payment_id)
+
+    async def claim_oracle_payment(self, transfer_id: bytes, data: bytes,
+                                   signature: bytes) -> ChannelState:
+        """Claim an oracle payment to us with the oracle's receipt: its signature over
+        (payment id, data). A receipt of another signer, or for other data, is refused
+        here (`InvalidTransferResolver`) before anything is sent."""
+        transfer = (await self.active_transfers()).get(transfer_id)
+        if (transfer is None or transfer.responder != self.address
+                or self.definition_names.get(transfer.transfer_definition) != "Signed"):
+            raise errors.UnknownTransfer(f"no oracle payment 0x{transfer_id.hex()} pays us")
+        resolver = SIGNED.encode_resolver(data, signature)
+        SIGNED.resolve(transfer.balance, transfer.initial_state, resolver,
+                       self.rules().context(self.network.chain_id,
+                                            transfer.transfer_definition))
+        return await self.resolve(transfer_id, resolver)
 
     async def resolve(self, transfer_id: bytes, resolver: bytes) -> ChannelState:
         """Resolve a transfer paying us (e.g. an oracle-signed or stream transfer)."""

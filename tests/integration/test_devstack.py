@@ -26,7 +26,7 @@ def start_stack(data_dir: Path, chain_port: int, nats_port: int,
     process = subprocess.Popen(
         [CONNEXT, "start", "--chain-port", str(chain_port), "--nats-port", str(nats_port),
          "--node-port", str(node_port), "--web-port", str(web_port),
-         "--data-dir", str(data_dir)],
+         "--oracle-port", str(free_port()), "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
