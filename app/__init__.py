@@ -17,8 +17,10 @@ from flask import Flask, send_from_directory
 from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFProtect
 
+from .chunks import ChunkShop
 from .config import WebConfig
 from .limits import SlidingWindow
+from .micropay import MicroPayments
 from .wallets import WalletService
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +49,9 @@ def create_app(config: WebConfig | None = None,
         TESTING=config.testing,
     )
     app.extensions["connext.config"] = config
-    app.extensions["connext.wallets"] = wallets or WalletService(config)
+    service = app.extensions["connext.wallets"] = wallets or WalletService(config)
+    app.extensions["connext.micro"] = MicroPayments(service)
+    app.extensions["connext.chunks"] = ChunkShop(service)
     app.extensions["connext.wallet_limit"] = SlidingWindow(config.new_wallets_per_hour)
     csrf.init_app(app)
 

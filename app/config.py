@@ -43,6 +43,9 @@ class WebConfig:
     faucet_per_hour: int = 200
     """Faucet drips all wallets together may take per hour (0: no limit): the faucet also
     pays the gas wallets need to answer disputes, so nobody may drain it."""
+    oracle_url: str = ""
+    """A demo oracle (`connext oracle`) the wallet may ask for receipts; "" for none (a
+    receipt is then pasted in)."""
     testing: bool = False
 
     @classmethod
@@ -68,6 +71,7 @@ class WebConfig:
             faucet_per_wallet_per_hour=int(env.get("CONNEXT_FAUCET_PER_WALLET_PER_HOUR",
                                                    str(cls.faucet_per_wallet_per_hour))),
             faucet_per_hour=int(env.get("CONNEXT_FAUCET_PER_HOUR", str(cls.faucet_per_hour))),
+            oracle_url=env.get("CONNEXT_ORACLE_URL", "").rstrip("/"),
         )
 
     @property

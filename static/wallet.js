@@ -11,16 +11,31 @@
     "deposit.reconciled": "Deposit confirmed",
     "withdrawal.confirmed": "Cash out confirmed on chain",
     "withdrawal.failed": "Cash out failed: funds are back in your balance",
+    "stream.opened": "A stream to you opened",
   };
 
+  // Notifications live in the header bar, never over the page: the newest one shows (a
+  // repeat of the same message counts up instead of stacking), older ones go.
+  const TOASTS_SHOWN = 2;
   function toast(text) {
     const box = document.getElementById("toasts");
     if (!box) return;
-    const item = document.createElement("p");
-    item.className = "toast";
-    item.textContent = text;
-    box.appendChild(item);
-    setTimeout(() => item.remove(), 5000);
+    let item = Array.from(box.children).find((el) => el.dataset.text === text);
+    if (item) {
+      item.dataset.count = String(Number(item.dataset.count || "1") + 1);
+      item.textContent = text + " \u00d7" + item.dataset.count;
+      clearTimeout(Number(item.dataset.timer));
+      box.prepend(item);
+    } else {
+      item = document.createElement("p");
+      item.className = "toast";
+      item.dataset.text = text;
+      item.textContent = text;
+      box.prepend(item);
+    }
+    while (box.children.length > TOASTS_SHOWN) box.lastElementChild.remove();
+    const shown = item;
+    shown.dataset.timer = String(setTimeout(() => shown.remove(), 5000));
   }
 
   function settleProgress(event) {
@@ -39,8 +54,18 @@
   const pageRequests = new WeakMap();
   const seen = {};
 
+  // A burst of events (a stream's vouchers arrive in hundreds a second) refreshes the page
+  // at most a few times a second, always once after the last event.
+  let refreshTimer = null;
+  let lastRefresh = 0;
   function refresh() {
-    if (window.htmx) htmx.trigger(document.body, "wallet-changed");
+    if (!window.htmx || refreshTimer !== null) return;
+    const wait = Math.max(0, lastRefresh + 300 - Date.now());
+    refreshTimer = setTimeout(() => {
+      refreshTimer = null;
+      lastRefresh = Date.now();
+      htmx.trigger(document.body, "wallet-changed");
+    }, wait);
   }
 
   let socket = null;

@@ -18,7 +18,14 @@ from typing import Any
 
 from connext.chain.anvil import Anvil
 from connext.chain.deploy import Deployment, deploy, mint_test_token
-from connext.devstack import TEST_TOKEN_MINT, NatsServer, NodeDaemon, WebDaemon, free_port
+from connext.devstack import (
+    TEST_TOKEN_MINT,
+    NatsServer,
+    NodeDaemon,
+    OracleDaemon,
+    WebDaemon,
+    free_port,
+)
 
 
 class FullStack:
@@ -29,6 +36,9 @@ class FullStack:
         self.nats = NatsServer(log_path=self.root / "nats.log")
         self.node_port = free_port()
         self.web_port = free_port()
+        self.oracle_port = free_port()
+        self.oracle_log = self.root / "oracle.log"
+        self.oracle: NodeDaemon | None = None
         self.web_secret = secrets.token_hex(32)
         self.deployment_file = self.root / "deployments.json"
         self.node_log = self.root / "node.log"
@@ -52,6 +62,10 @@ class FullStack:
         return f"http://127.0.0.1:{self.node_port}"
 
     @property
+    def oracle_url(self) -> str:
+        return f"http://127.0.0.1:{self.oracle_port}"
+
+    @property
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
 
@@ -69,6 +83,11 @@ class FullStack:
                 mint_test_token(self.anvil.url, deployer, self.deployment.test_token,
                                 account.address, TEST_TOKEN_MINT)
             self.node = NodeDaemon(self.node_env(), self.node_log).start()
+            self.oracle = OracleDaemon({
+                **os.environ, "CONNEXT_CHAIN_URL": self.anvil.url,
+                "CONNEXT_DEPLOYMENT_FILE": str(self.deployment_file),
+                "CONNEXT_ORACLE_PORT": str(self.oracle_port), "PYTHONUNBUFFERED": "1",
+            }, self.oracle_log).start()
             self.web = WebDaemon(self.web_env(), self.web_log, self.web_port).start()
         except BaseException:
             self.stop()
@@ -101,6 +120,7 @@ class FullStack:
             "CONNEXT_FAUCET_KEY": self.anvil.private_keys[0],
             "CONNEXT_WEB_NEW_WALLETS_PER_HOUR": "0",  # the tests open hundreds of wallets
             "CONNEXT_FAUCET_PER_HOUR": "0",  # ... and fund them (per wallet: the default)
+            "CONNEXT_ORACLE_URL": f"http://127.0.0.1:{self.oracle_port}",
             "PYTHONUNBUFFERED": "1",
         }
 
@@ -115,7 +135,7 @@ class FullStack:
         self.node.start()
 
     def stop(self) -> None:
-        for child in (self.web, self.node):
+        for child in (self.web, self.oracle, self.node):
             if child is not None:
                 child.stop()
         self.nats.stop()

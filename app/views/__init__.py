@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, g, render_template, request
 
 from ..limits import TooMany
-from . import close, demo, deposit, home, links, send, settings, withdraw
+from . import close, demo, deposit, home, links, oracle, send, settings, streams, withdraw
 from .common import current_wallet
 
-BLUEPRINTS = (home.bp, deposit.bp, send.bp, links.bp, withdraw.bp, settings.bp, demo.bp,
-              close.bp)
+BLUEPRINTS = (home.bp, deposit.bp, send.bp, links.bp, streams.bp, oracle.bp, withdraw.bp,
+              settings.bp, demo.bp, close.bp)
 
 
 def register(app: Flask) -> None:
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+
+    @app.template_filter("utc")
+    def utc(timestamp: int) -> str:
+        return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d %H:%M UTC")
 
     @app.context_processor
     def wallet_context() -> dict[str, Any]:

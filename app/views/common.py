@@ -14,8 +14,10 @@ from connext.messaging import MessagingTimeout, NoResponders, NotConnected
 from connext.protocol import errors
 
 from ..assets import Asset, InputError
+from ..chunks import ChunkShop
 from ..config import WebConfig
 from ..limits import SlidingWindow, TooMany
+from ..micropay import MicroPayments
 from ..wallets import NodeUnreachable, Wallet, WalletService
 
 WALLET_KEY = "wallet_id"
@@ -24,6 +26,18 @@ WALLET_KEY = "wallet_id"
 def wallets() -> WalletService:
     service: WalletService = current_app.extensions["connext.wallets"]
     return service
+
+
+def micro() -> MicroPayments:
+    """Streams and oracle payments (app/micropay.py)."""
+    value: MicroPayments = current_app.extensions["connext.micro"]
+    return value
+
+
+def chunk_shop() -> ChunkShop:
+    """The demo's pay-per-chunk scene (app/chunks.py)."""
+    value: ChunkShop = current_app.extensions["connext.chunks"]
+    return value
 
 
 def config() -> WebConfig:
@@ -83,6 +97,11 @@ MESSAGES = {
     "dispute_window_open": "The dispute window is still open; exit once it has ended.",
     "unknown_disputed_state": "The chain holds a channel state this wallet does not have.",
     "channel_disputed": "This channel is being closed on chain; it takes no more payments.",
+    "unknown_stream": "There is no open stream with that id in this wallet.",
+    "voucher_above_budget": "That is more than what is left of the stream's budget.",
+    "invalid_transfer_resolver": "That receipt is not the oracle's signature over this "
+                                 "payment and outcome.",
+    "unknown_transfer": "That payment is no longer waiting (it was claimed or refunded).",
 }
 
 

@@ -6,12 +6,17 @@ demo never touches the visitor's own wallet or anyone else's.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request, session
+from flask import Blueprint, Response, abort, jsonify, render_template, request, session
 
+from connext.pay import PaymentNeeded
+from connext.protocol.types import ETH
+
+from ..chunks import CHUNKS, PRICE, Scene
 from ..wallets import Wallet
-from .common import explain, fmt, form_error, new_wallet, wallets
+from .common import chunk_shop, config, explain, fmt, form_error, new_wallet, wallets
 from .home import wallet_view
 
 bp = Blueprint("demo", __name__)
@@ -45,7 +50,7 @@ def _panel(slot: int, **context: Any) -> dict[str, Any]:
 
 @bp.get("/demo")
 def index() -> str:
-    return render_template("demo.html", panels=[_panel(0), _panel(1)])
+    return render_template("demo.html", panels=[_panel(0), _panel(1)], **_scene())
 
 
 @bp.get("/demo/<int:slot>/live")
@@ -93,3 +98,75 @@ def pay(slot: int) -> tuple[str, int]:
                                panel=_panel(slot, errors=form_error(exc, "amount"))), 422
     note = f"Paid {fmt(asset, amount)}" if result.status == "completed" else result.status
     return render_template("partials/demo_panel.html", panel=_panel(slot, note=note)), 200
+
+
+# --- pay per chunk: the shop (slot 0) sells a file, Bob (slot 1) buys it chunk by chunk ------
+
+
+def _scene(**extra: Any) -> dict[str, Any]:
+    shop = demo_wallets()[0]
+    chunk_shop().open_shop(shop)
+    scene: Scene | None = chunk_shop().scenes.get(shop.address)
+    eth = wallets().asset(ETH)
+    return {"scene": scene, "chunks": CHUNKS, "price": fmt(eth, PRICE), "eth": eth, **extra}
+
+
+@bp.get("/demo/chunks")
+def chunks_status() -> str:
+    return render_template("partials/demo_chunks.html", **_scene())
+
+
+@bp.post("/demo/chunks")
+def chunks_start() -> tuple[str, int]:
+    service = wallets()
+    shop, buyer = demo_wallets()
+    try:
+        balance = service.run(_balance(buyer))
+        if balance < CHUNKS * PRICE:
+            eth = service.asset(ETH)
+            raise ValueError(f"Bob needs {fmt(eth, CHUNKS * PRICE)} to buy the file: press "
+                             "Faucet on Bob's panel first.")
+        chunk_shop().start(buyer, shop, _own_url())
+    except ValueError as exc:
+        return render_template("partials/demo_chunks.html", **_scene(error=str(exc))), 422
+    except Exception as exc:
+        return render_template("partials/demo_chunks.html", **_scene(error=explain(exc))), 422
+    return render_template("partials/demo_chunks.html", **_scene()), 200
+
+
+async def _balance(wallet: Wallet) -> int:
+    client = await wallets().client(wallet)
+    return (await client.balances()).get(ETH, 0)
+
+
+def _own_url() -> str:
+    """Where this server answers itself (the buyer downloads over real HTTP)."""
+    host = config().host
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    return f"http://{host}:{config().port}"
+
+
+@bp.get("/demo/shop/<address>/file")
+def shop_file(address: str) -> Response:
+    info = chunk_shop().info(address)
+    if info is None:
+        abort(404)
+    return jsonify(info)
+
+
+@bp.get("/demo/shop/<address>/file/<int:k>")
+def shop_chunk(address: str, k: int) -> Response:
+    """One chunk of the shop's file: 402 with the terms until a voucher pays for it."""
+    shop = chunk_shop()
+    data = shop.chunk(address, k)
+    seller = None if data is None else shop.seller(address)
+    if seller is None or data is None:
+        abort(404)
+    try:
+        paid = seller.check(dict(request.headers), request.url, chunks=CHUNKS)
+    except PaymentNeeded as needed:
+        return Response(json.dumps(needed.body), status=402, headers=needed.headers,
+                        mimetype="application/json")
+    shop.sold(address, paid.total)
+    return Response(data, status=200, headers=paid.headers,
+                    mimetype="application/octet-stream")

@@ -32,7 +32,15 @@ LABELS = {
     "channel.dispute_answered": "Old state disputed by the node: answered",
     "transfer.secret_registered": "Claim secured on chain (the node did not confirm it)",
     "transfer.unanswered": "Sending (waiting for the node)",
+    "stream.opened": "Stream to you",
 }
+STREAM_LABELS = {"transfer.sent": "Stream open", "transfer.completed": "Stream settled",
+                 "transfer.cancelled": "Stream refunded", "transfer.received": "Stream received"}
+ORACLE_LABELS = {"transfer.sent": "Waiting for the oracle",
+                 "transfer.incoming": "Oracle payment to claim",
+                 "transfer.completed": "Oracle payment claimed",
+                 "transfer.cancelled": "Oracle payment refunded",
+                 "transfer.received": "Received on the oracle's receipt"}
 
 
 async def wallet_view(service: WalletService, wallet: Wallet, *,
@@ -76,11 +84,14 @@ SETTLED = ("transfer.completed", "transfer.cancelled")
 
 
 def latest_per_payment(events: list[Any]) -> list[Any]:
-    """One line per payment we sent: its outcome once settled, else "Sending" (pending).
-    Newest first; the node's collateral events are left out by the caller."""
+    """One line per payment: its outcome once settled, else "Sending" or "Incoming"
+    (pending). Newest first; the node's collateral events are left out by the caller."""
     settled = {e.payload.get("transferId") for e in events if e.kind in SETTLED}
+    received = {e.payload.get("transferId") for e in events if e.kind == "transfer.received"}
     return [e for e in events
-            if not (e.kind == "transfer.sent" and e.payload.get("transferId") in settled)]
+            if not (e.kind == "transfer.sent" and e.payload.get("transferId") in settled)
+            and not (e.kind in ("transfer.incoming", "stream.opened")
+                     and e.payload.get("transferId") in received)]
 
 
 def balances(service: WalletService, state: ChannelState) -> list[dict[str, Any]]:
@@ -106,8 +117,13 @@ def describe_event(service: WalletService, kind: str, payload: dict[str, Any],
     when = created_at.replace(tzinfo=UTC) if created_at.tzinfo is None else created_at
     status = {"withdrawal.failed": "failed", "transfer.cancelled": "refunded",
               "transfer.incoming": "pending", "transfer.sent": "pending",
+              "stream.opened": "pending",
               "transfer.unanswered": "pending"}.get(kind, "done")
     label = LABELS.get(kind, kind)
+    if payload.get("stream"):
+        label = STREAM_LABELS.get(kind, label)
+    elif payload.get("oracle"):
+        label = ORACLE_LABELS.get(kind, label)
     if payload.get("link"):  # a link payment: nobody to name until it is claimed
         counterparty = None
         label = {"transfer.sent": "Link open", "transfer.completed": "Link claimed",

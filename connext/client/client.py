@@ -974,12 +974,14 @@ class Client:
                 return  # else the on-chain confirmation settles it
             paid = transfer.balance.amount[1] > 0
             status = "completed" if paid else "cancelled"
-            await self._emit(f"transfer.{status}", _transfer_event(transfer))
+            await self._emit(f"transfer.{status}", _transfer_event(
+                transfer, transfer.balance.amount[1 if paid else 0]))
             self._settle_waiter(transfer.transfer_id, {"status": status})
         elif update.type is UpdateType.RESOLVE and transfer.responder == self.address:
             paid = transfer.balance.amount[1] > 0
             if paid:
-                await self._emit("transfer.received", _transfer_event(transfer))
+                await self._emit("transfer.received",
+                                 _transfer_event(transfer, transfer.balance.amount[1]))
             routing_id = _routing_id(transfer)
             if routing_id is not None and routing_id in self._link_secrets:
                 self._link_secrets.pop(routing_id, None)
@@ -1093,15 +1095,20 @@ def _routing_id_from(meta: Any) -> bytes | None:
         return None
 
 
-def _transfer_event(transfer: Transfer) -> dict[str, Any]:
+def _transfer_event(transfer: Transfer, amount: int | None = None) -> dict[str, Any]:
+    """An event's description of a transfer; `amount` defaults to what it locks (a
+    resolved one names what was paid, or refunded)."""
+    meta = transfer.meta
     return {
         "transferId": hexb(transfer.transfer_id),
-        "routingId": transfer.meta.get("routingId"),
+        "routingId": meta.get("routingId"),
         "assetId": transfer.asset_id,
-        "amount": str(max(transfer.balance.amount)),
-        "from": transfer.meta.get("sender", transfer.initiator),
-        "to": transfer.meta.get("recipient", transfer.responder),
-        **({"link": True} if "link" in transfer.meta else {}),
+        "amount": str(max(transfer.balance.amount) if amount is None else amount),
+        "from": meta.get("sender", transfer.initiator),
+        "to": meta.get("recipient", transfer.responder),
+        **({"link": True} if "link" in meta else {}),
+        **({"stream": True} if "stream" in meta else {}),
+        **({"oracle": meta["oracle"]} if isinstance(meta.get("oracle"), str) else {}),
     }
 
 

@@ -44,6 +44,11 @@ CLOSE_METHOD = "stream.close"
 DEFAULT_STREAM_TIMEOUT = 3600
 MAX_BATCH = 256
 """Vouchers per message at most (each one still signed and checked on its own)."""
+ARRIVAL_WAIT = 60.0
+"""Seconds a payer keeps offering vouchers to a recipient that does not know the stream
+yet: the node locks the recipient's hop after ours, once it has collateral there (a
+deposit on chain may come first). Vouchers are cumulative, so offering one again is
+harmless."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +119,7 @@ class OutgoingStream:
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             try:
-                reply = await self.streams.client.messaging.request(
-                    self.recipient, VOUCHERS_METHOD, {
-                        "streamId": hexb(self.routing_id),
-                        "vouchers": [[str(v.amount), hexb(v.signature)] for v, _ in batch]},
-                    timeout=self.streams.client.request_timeout)
-                accepted = parse_uint(reply.get("accepted"), "accepted")
+                accepted = await self._deliver([v for v, _ in batch])
             except Exception as exc:
                 for _voucher, done in batch:
                     if not done.done():
@@ -131,6 +131,28 @@ class OutgoingStream:
             for voucher, done in batch:
                 if not done.done():
                     done.set_result(voucher.amount)
+
+    async def _deliver(self, vouchers: list[Voucher]) -> int:
+        """Send one batch; returns the highest amount the recipient stored."""
+        from ..messaging import RemoteError
+
+        client = self.streams.client
+        deadline = time.monotonic() + ARRIVAL_WAIT
+        pause = 0.05
+        while True:
+            try:
+                reply = await client.messaging.request(
+                    self.recipient, VOUCHERS_METHOD, {
+                        "streamId": hexb(self.routing_id),
+                        "vouchers": [[str(v.amount), hexb(v.signature)] for v in vouchers]},
+                    timeout=client.request_timeout)
+                return parse_uint(reply.get("accepted"), "accepted")
+            except RemoteError as exc:
+                # the recipient's hop may not be locked yet: offer the batch again a while
+                if exc.code != "unknown_stream" or time.monotonic() + pause > deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     async def close(self) -> str:
         """Ask the recipient to settle the stream with our highest voucher (the rest of

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -68,7 +68,7 @@ class ChunkSeller:
     .result()`; `WalletService.run` in the wallet)."""
 
     client: Client
-    run: Callable[[Awaitable[Any]], Any]
+    run: Callable[[Coroutine[Any, Any, Any]], Any]
     price: int
     asset_id: str
     max_timeout_seconds: int = 3600
@@ -159,10 +159,10 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def runner(loop: asyncio.AbstractEventLoop, timeout: float = 30.0
-           ) -> Callable[[Awaitable[T]], T]:
+           ) -> Callable[[Coroutine[Any, Any, T]], T]:
     """A `run` for `ChunkSeller` when the client lives on `loop` in another thread."""
 
-    def run(coro: Awaitable[T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)  # type: ignore[arg-type]
+    def run(coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
 
     return run

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.fullstack import FullStack
 
@@ -74,3 +74,21 @@ def screenshot() -> Callable[[Page, str], None]:
             page.set_viewport_size(before)
 
     return shoot
+
+
+@pytest.fixture
+def people(browser: Browser, stack: FullStack) -> Iterator[Callable[[], Page]]:
+    """Opens a new person's browser (its own context, so its own wallet) on the wallet."""
+    contexts: list[BrowserContext] = []
+
+    def open_person() -> Page:
+        context = browser.new_context(base_url=stack.web_url)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto("/")
+        expect(page.get_by_test_id("balance-ETH")).to_be_visible()
+        return page
+
+    yield open_person
+    for context in contexts:
+        context.close()

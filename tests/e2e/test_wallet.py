@@ -5,35 +5,16 @@ depend on each other."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
 from eth_account import Account
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 from web3 import Web3
 
 from tests.fullstack import FullStack
 
 ETHER = 10**18
 SLOW = 30_000  # ms: an on-chain step on anvil takes well under this
-
-
-@pytest.fixture
-def people(browser: Browser, stack: FullStack) -> Iterator[Callable[[], Page]]:
-    """Opens a new person's browser (its own context, so its own wallet) on the wallet."""
-    contexts: list[BrowserContext] = []
-
-    def open_person() -> Page:
-        context = browser.new_context(base_url=stack.web_url)
-        contexts.append(context)
-        page = context.new_page()
-        page.goto("/")
-        expect(page.get_by_test_id("balance-ETH")).to_be_visible()
-        return page
-
-    yield open_person
-    for context in contexts:
-        context.close()
 
 
 def address_of(page: Page) -> str:
