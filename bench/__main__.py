@@ -1,7 +1,8 @@
 """`make bench`: every benchmark, printed as a table and written to bench/results.json.
 
 Sections: gas of each contract operation on a real anvil (with the targets from the issue),
-and the crypto floor of the protocol in one process. Numbers are measurements of this
+the crypto floor of the protocol in one process, routed payments through a real node and
+stream vouchers end to end between two processes. Numbers are measurements of this
 machine; nothing here asserts, the results file is what reviewers compare.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 from .crypto import measure_crypto
 from .gas import GAS_TARGETS, measure_gas_on_fresh_anvil
 from .payments import measure_payments
+from .vouchers import measure_vouchers
 
 RESULTS = Path(__file__).parent / "results.json"
 
@@ -71,6 +73,25 @@ def main() -> None:
                      f"{run['cpu_over_crypto_floor']}x the signature floor of "
                      f"{payments['crypto_floor_ms_per_payment']} ms"))
     print(_table("Routed payments (node process + clients, SQLite WAL)", rows))
+    print()
+
+    vouchers = measure_vouchers()
+    results["vouchers"] = vouchers
+    rows = []
+    for run in vouchers["runs"]:
+        label = f"{run['streams']} stream(s)"
+        rows.append((f"{label}: vouchers/s", f"{run['vouchers_per_second']:,}",
+                     f"{run['vouchers']:,} vouchers in {run['seconds']} s, "
+                     f"stored = acknowledged: {run['stored_equals_acknowledged']}"))
+        rows.append((f"{label}: CPU per voucher", f"{run['cpu_us_per_voucher']} us",
+                     f"payer {run['payer_cpu_us_per_voucher']} + recipient "
+                     f"{run['recipient_cpu_us_per_voucher']} us (nats-server "
+                     f"{run['nats_cpu_us_per_voucher']} us); {run['cpu_over_crypto_floor']}x "
+                     f"the floor of {vouchers['crypto_floor_us_per_voucher']} us"))
+        rows.append((f"{label}: ack latency p50 / p99", f"{run['latency_p50_ms']} ms",
+                     f"p99 {run['latency_p99_ms']} ms, {vouchers['in_flight_per_stream']} "
+                     "in flight per stream"))
+    print(_table("Stream vouchers end to end (payers and recipients in two processes)", rows))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {RESULTS}")
 

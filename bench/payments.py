@@ -11,7 +11,6 @@ of one payment cost: 4 updates x (2 signs + 2 recovers).
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
 import statistics
 import tempfile
@@ -22,15 +21,13 @@ from typing import Any
 import psutil
 
 from connext.chain.anvil import Anvil
-from connext.chain.deploy import deploy
 from connext.client import Client
-from connext.devstack import NatsServer, NodeDaemon, free_port
+from connext.devstack import NatsServer
 from connext.protocol.signing import Signer
 from connext.protocol.types import ETH
 
 from .crypto import measure_crypto
-
-NODE_KEY = "0x" + "4e" * 32
+from .stack import running_stack
 
 
 async def _run_pairs(pairs: int, payments_per_pair: int, anvil: Anvil, nats: NatsServer,
@@ -102,34 +99,14 @@ def measure_payments(sizes: tuple[int, ...] = (1, 10, 50),
                      payments_per_pair: int | None = None) -> dict[str, Any]:
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
     workdir = Path(tempfile.mkdtemp(prefix="connext-bench-"))
-    with Anvil() as anvil, NatsServer() as nats:
-        deployment_file = workdir / "deployments.json"
-        deployment = deploy(anvil.url, anvil.private_keys[0], deployment_file=deployment_file)
-        node_signer = Signer.from_hex(NODE_KEY)
-        anvil.set_balance(node_signer.address, 10**26)
-        node = NodeDaemon({
-            **os.environ,
-            "CONNEXT_NODE_KEY": NODE_KEY,
-            "CONNEXT_NATS_URL": nats.url,
-            "CONNEXT_CHAIN_URL": anvil.url,
-            "CONNEXT_NODE_DATABASE_URL": f"sqlite:///{workdir / 'node.sqlite'}",
-            "CONNEXT_DEPLOYMENT_FILE": str(deployment_file),
-            "CONNEXT_NODE_PORT": str(free_port()),
-            "CONNEXT_LOG_LEVEL": "WARNING",
-            "CONNEXT_COLLATERAL": '{"0x0000000000000000000000000000000000000000": '
-                                  '{"threshold": "0", "target": "1000000000000000000000", '
-                                  '"reclaimThreshold": "0"}}',
-        }, workdir / "node.log").start()
-        if node.pid is not None:
-            _NODE_PIDS[node_signer.address] = node.pid
-        try:
-            runs = []
-            for pairs in sizes:
-                per_pair = payments_per_pair or max(10, 500 // pairs)
-                runs.append(asyncio.run(_run_pairs(pairs, per_pair, anvil, nats, deployment,
-                                                   node_signer.address, workdir)))
-        finally:
-            node.stop()
+    with running_stack(workdir) as stack:
+        if stack.node_pid is not None:
+            _NODE_PIDS[stack.node_address] = stack.node_pid
+        runs = []
+        for pairs in sizes:
+            per_pair = payments_per_pair or max(10, 500 // pairs)
+            runs.append(asyncio.run(_run_pairs(pairs, per_pair, stack.anvil, stack.nats,
+                                               stack.deployment, stack.node_address, workdir)))
     crypto = measure_crypto(0.5)
     floor_ms = 4 * (2 * crypto["sign_us"] + 2 * crypto["recover_us"]) / 1000
     for run in runs:

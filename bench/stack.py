@@ -1,0 +1,56 @@
+"""The real stack the benchmarks run against: anvil, nats-server and `connext node`.
+
+Each is a child process on 127.0.0.1 with the contracts deployed and the node funded and
+collateralizing generously (SQLite in WAL mode: durable storage). Everything is stopped by
+pid when the `with` block ends; it never reuses a stack another process started.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from connext.chain.anvil import Anvil
+from connext.chain.deploy import Deployment, deploy
+from connext.devstack import NatsServer, NodeDaemon, free_port
+from connext.protocol.signing import Signer
+
+NODE_KEY = "0x" + "4e" * 32
+
+
+@dataclass(frozen=True)
+class Stack:
+    anvil: Anvil
+    nats: NatsServer
+    deployment: Deployment
+    node_address: str
+    node_pid: int | None
+
+
+@contextmanager
+def running_stack(workdir: Path) -> Iterator[Stack]:
+    with Anvil() as anvil, NatsServer() as nats:
+        deployment_file = workdir / "deployments.json"
+        deployment = deploy(anvil.url, anvil.private_keys[0], deployment_file=deployment_file)
+        node_signer = Signer.from_hex(NODE_KEY)
+        anvil.set_balance(node_signer.address, 10**26)
+        node = NodeDaemon({
+            **os.environ,
+            "CONNEXT_NODE_KEY": NODE_KEY,
+            "CONNEXT_NATS_URL": nats.url,
+            "CONNEXT_CHAIN_URL": anvil.url,
+            "CONNEXT_NODE_DATABASE_URL": f"sqlite:///{workdir / 'node.sqlite'}",
+            "CONNEXT_DEPLOYMENT_FILE": str(deployment_file),
+            "CONNEXT_NODE_PORT": str(free_port()),
+            "CONNEXT_LOG_LEVEL": "WARNING",
+            "CONNEXT_COLLATERAL": '{"0x0000000000000000000000000000000000000000": '
+                                  '{"threshold": "0", "target": "1000000000000000000000", '
+                                  '"reclaimThreshold": "0"}}',
+        }, workdir / "node.log").start()
+        try:
+            yield Stack(anvil, nats, deployment, node_signer.address, node.pid)
+        finally:
+            node.stop()
