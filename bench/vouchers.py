@@ -37,7 +37,7 @@ from .stack import Stack, running_stack
 STREAM_COUNTS = (1, 20)
 SECONDS = 6.0
 """How long the payers keep paying in each run."""
-IN_FLIGHT_PER_STREAM = 2 * MAX_BATCH
+IN_FLIGHT_PER_STREAM = 4 * MAX_BATCH
 """`pay` calls waiting for their acknowledgement at any time, per stream."""
 PRICE = 1
 """Wei per voucher."""

@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 
 from coincurve import PrivateKey, PublicKey
+from coincurve._libsecp256k1 import ffi as _ffi
+from coincurve._libsecp256k1 import lib as _lib
+from coincurve.context import GLOBAL_CONTEXT
 
 from .encoding import checksum, keccak
 from .errors import InvalidSignature
@@ -17,6 +20,7 @@ from .types import Address
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_N = SECP256K1_N // 2
+_CONTEXT = GLOBAL_CONTEXT.ctx
 
 
 class Signer:
@@ -56,8 +60,8 @@ class Signer:
         return f"Signer({self.address})"
 
 
-def recover_address_bytes(digest: bytes, signature: bytes) -> bytes:
-    """The 20-byte address that made `signature` over `digest`, or InvalidSignature."""
+def _checked(digest: bytes, signature: bytes) -> int:
+    """The recovery id of a well-formed signature, or InvalidSignature."""
     if len(digest) != 32:
         raise InvalidSignature("digest must be 32 bytes")
     if len(signature) != 65:
@@ -69,13 +73,40 @@ def recover_address_bytes(digest: bytes, signature: bytes) -> bytes:
     s = int.from_bytes(signature[32:64], "big")
     if not (0 < r < SECP256K1_N) or not (0 < s <= _HALF_N):
         raise InvalidSignature("signature r or s out of range (high s is not accepted)")
+    return v - 27
+
+
+def recover_public_key(digest: bytes, signature: bytes) -> PublicKey:
+    """The public key that made `signature` over `digest` (as `ecrecover` finds it), or
+    InvalidSignature."""
+    recovery_id = _checked(digest, signature)
     try:
-        public = PublicKey.from_signature_and_message(
-            signature[:64] + bytes((v - 27,)), digest, hasher=None
+        return PublicKey.from_signature_and_message(
+            signature[:64] + bytes((recovery_id,)), digest, hasher=None
         )
     except Exception as exc:  # coincurve raises plain Exception/ValueError on bad points
         raise InvalidSignature(f"signature does not recover: {exc}") from exc
+
+
+def address_bytes_of(public: PublicKey) -> bytes:
     return keccak(public.format(compressed=False)[1:])[12:]
+
+
+def recover_address_bytes(digest: bytes, signature: bytes) -> bytes:
+    """The 20-byte address that made `signature` over `digest`, or InvalidSignature."""
+    return address_bytes_of(recover_public_key(digest, signature))
+
+
+def verifies(public: PublicKey, digest: bytes, signature: bytes) -> bool:
+    """Whether `signature` is `public`'s over `digest` (r and s checked by libsecp256k1's
+    verify, low s required; v only checked to be 27 or 28: whether it is the right one
+    takes a recovery, `recover_public_key`). About half the cost of a recovery, for a
+    signer whose key is known already (e.g. a stream's payer, voucher after voucher)."""
+    _checked(digest, signature)
+    parsed = _ffi.new("secp256k1_ecdsa_signature *")
+    if not _lib.secp256k1_ecdsa_signature_parse_compact(_CONTEXT, parsed, signature[:64]):
+        return False
+    return bool(_lib.secp256k1_ecdsa_verify(_CONTEXT, parsed, digest, public.public_key))
 
 
 def recover(digest: bytes, signature: bytes) -> Address:

@@ -117,6 +117,33 @@ def test_every_invalid_voucher_is_refused_and_changes_nothing(
             best = await payee.streams.highest(stream.routing_id)
             assert best is not None and best.amount == 5 * PRICE, name
 
+        # in a batch, the vouchers before the last are checked against the payer's key
+        # (the last, the one kept, is recovered): a bad one anywhere refuses the batch
+        batches = {
+            "an earlier one signed by someone else": [
+                signed(Signer.random(), stream.routing_id, 6 * PRICE),
+                signed(payer.signer, stream.routing_id, 7 * PRICE)],
+            "an earlier one for another stream": [
+                Voucher(stream.routing_id, 6 * PRICE,
+                        signed(payer.signer, other.routing_id, 6 * PRICE).signature),
+                signed(payer.signer, stream.routing_id, 7 * PRICE)],
+            "an earlier one for another amount": [
+                Voucher(stream.routing_id, 6 * PRICE,
+                        signed(payer.signer, stream.routing_id, 8 * PRICE).signature),
+                signed(payer.signer, stream.routing_id, 7 * PRICE)],
+            "the last signed by someone else": [
+                signed(payer.signer, stream.routing_id, 6 * PRICE),
+                signed(Signer.random(), stream.routing_id, 7 * PRICE)],
+        }
+        for name, batch in batches.items():
+            with pytest.raises(errors.ProtocolError) as refused:
+                await payer.messaging.request(payee.address, VOUCHERS_METHOD, {
+                    "streamId": hexb(stream.routing_id),
+                    "vouchers": [[str(v.amount), hexb(v.signature)] for v in batch]})
+            assert refused.value.code == errors.InvalidSignature.code, name
+            best = await payee.streams.highest(stream.routing_id)
+            assert best is not None and best.amount == 5 * PRICE, name
+
         # a message replayed word for word is refused by the messaging layer
         raw = await nats.connect(clients.nats.url)
         good = signed(payer.signer, stream.routing_id, 7 * PRICE)

@@ -141,6 +141,7 @@ def test_other_domains_equal_reference(
         {"streamId": a, "amount": amount},
     )
     assert voucher_digest(chain_id, contract, a, amount) == voucher
+    assert encoding.voucher_digester(chain_id, contract, a)(amount) == voucher  # the hot path
     resolution = reference_digest(
         "Connext Transfer Resolution", chain_id, contract, "TransferResolution",
         [{"name": "transferId", "type": "bytes32"}, {"name": "resolverHash", "type": "bytes32"}],

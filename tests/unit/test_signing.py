@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given, settings
 
 from connext.protocol.errors import InvalidSignature
-from connext.protocol.signing import SECP256K1_N, Signer, recover, verify
+from connext.protocol.signing import (
+    SECP256K1_N,
+    Signer,
+    address_bytes_of,
+    recover,
+    recover_public_key,
+    verifies,
+    verify,
+)
 
 from .strategies import bytes32, private_keys
 
@@ -46,3 +56,20 @@ def test_signer_repr_hides_the_key() -> None:
     signer = Signer(b"\x09" * 32)
     assert "09" * 8 not in repr(signer)
     assert signer.address in repr(signer)
+
+
+def test_a_known_key_verifies_exactly_what_a_recovery_would_accept() -> None:
+    signer, other = Signer.random(), Signer.random()
+    digest = os.urandom(32)
+    good = signer.sign(digest)
+    key = recover_public_key(digest, good)
+    assert address_bytes_of(key) == bytes.fromhex(signer.address[2:])
+    assert verifies(key, digest, good)
+    assert not verifies(key, os.urandom(32), good)  # another digest
+    assert not verifies(key, digest, other.sign(digest))  # another signer
+    r, s = good[:32], int.from_bytes(good[32:64], "big")
+    high_s = r + (SECP256K1_N - s).to_bytes(32, "big") + bytes((good[64] ^ 1,))
+    for bad in (b"", good[:64], good[:64] + b"\x00", good[:64] + b"\x1d", high_s,
+                bytes(32) + good[32:]):
+        with pytest.raises(InvalidSignature):
+            verifies(key, digest, bad)
