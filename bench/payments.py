@@ -29,6 +29,9 @@ from connext.protocol.types import ETH
 from .crypto import measure_crypto
 from .stack import running_stack
 
+AMOUNT = 10**9
+"""Wei per payment: the node's default minimum (`min_payment`)."""
+
 
 async def _run_pairs(pairs: int, payments_per_pair: int, anvil: Anvil, nats: NatsServer,
                      deployment: Any, node_address: str, workdir: Path) -> dict[str, Any]:
@@ -48,14 +51,14 @@ async def _run_pairs(pairs: int, payments_per_pair: int, anvil: Anvil, nats: Nat
         await pair[0].deposit(ETH, 10**20)
         clients.append((pair[0], pair[1]))
     # one warm-up payment per pair collateralizes the recipients' channels
-    await asyncio.gather(*(s.transfer(r.address, ETH, 1) for s, r in clients))
+    await asyncio.gather(*(s.transfer(r.address, ETH, AMOUNT) for s, r in clients))
 
     latencies: list[float] = []
 
     async def pay(sender: Client, recipient: Client) -> None:
         for _ in range(payments_per_pair):
             started = time.perf_counter()
-            result = await sender.transfer(recipient.address, ETH, 1000, wait=60)
+            result = await sender.transfer(recipient.address, ETH, AMOUNT, wait=60)
             assert result.status == "completed", result
             latencies.append(time.perf_counter() - started)
 
