@@ -7,7 +7,8 @@ checked first, then the body's bytes (app/api_input.py), then its fields by the 
 model (app/api_models.py, through spectree), all before anything is touched; every error
 is `{"error": {"code", "message", "field"?}}` with a sentence from the same place the
 wallet screens get theirs. The OpenAPI document, generated from the same models, is at
-/api/openapi.json (app/openapi.py); docs/API.md explains it with curl examples.
+/api/openapi.json (app/openapi.py); docs/API.md explains it with curl examples. Streams
+and oracle payments live in app/api_micro.py.
 """
 
 from __future__ import annotations
@@ -56,8 +57,9 @@ BEARER = {"WWW-Authenticate": 'Bearer realm="connext"'}
 CONFLICT_CODES = {"duplicate_transfer", "stale_nonce", "channel_already_set_up",
                   "payment_id_reused",
                   "link_already_claimed", "link_cancelled", "channel_disputed",
-                  "not_disputed", "dispute_window_open", "unknown_disputed_state"}
-NOT_FOUND_CODES = {"unknown_transfer", "unknown_link"}
+                  "not_disputed", "dispute_window_open", "unknown_disputed_state",
+                  "stream_not_open"}
+NOT_FOUND_CODES = {"unknown_transfer", "unknown_link", "unknown_stream"}
 DEFAULT_WAIT = 30
 RUN_MARGIN = 30.0
 """Seconds a request may take beyond the payment's own wait (setup, proposal, node)."""
@@ -102,7 +104,9 @@ FORM_FIELDS = {"asset": "assetId", "to": "recipient"}
 def _field_for(code: str) -> str | None:
     """The body field an SDK/node error is about, when the request has that field."""
     field = {"insufficient_balance": "amount", "invalid_amount": "amount",
-             "channel_not_set_up": "recipient", "transfer_to_self": "recipient"}.get(code)
+             "channel_not_set_up": "recipient", "transfer_to_self": "recipient",
+             "voucher_above_budget": "amount", "voucher_not_increasing": "amount",
+             "invalid_transfer_resolver": "signature"}.get(code)
     return field if field in g.get("api_body_fields", ()) else None
 
 
@@ -664,3 +668,6 @@ def events(wallet: Wallet) -> Response:
     heartbeat = float(current_app.config.get("API_HEARTBEAT_SECONDS", 15.0))
     return Response(EventStream(hub, subscription, heartbeat), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+from . import api_micro  # noqa: E402, F401 - its routes join `bp` (and it imports this module)

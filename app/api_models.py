@@ -30,7 +30,10 @@ ROUTABLE_DEFINITIONS = ("Hashlock", "Signed", "Stream")
 """Transfer definitions a conditional transfer may use (Withdraw has its own route)."""
 MIN_TIMEOUT, MAX_TIMEOUT = 60, 30 * 24 * 3600  # the node's and SDK's default bounds
 MAX_WAIT = 60
-RESERVED_META = ("recipient", "routingId", "encryptedPreimage", "link", "sender")
+MAX_VOUCHERS = 1000
+"""Vouchers one call to a stream's pay route may send (it returns once all are stored)."""
+RESERVED_META = ("recipient", "routingId", "encryptedPreimage", "link", "sender", "oracle",
+                 "stream")
 """Keys of a transfer's `meta` the network sets; a caller may not send them."""
 Json = dict[str, Any]
 
@@ -58,6 +61,7 @@ class _Field(GroupedMetadata):
 ADDRESS = {"type": "string", "pattern": "^0[xX][0-9a-fA-F]{40}$",
            "example": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"}
 BYTES32 = {"type": "string", "pattern": "^0x[0-9a-fA-F]{64}$"}
+SIGNATURE = {"type": "string", "pattern": "^0x[0-9a-fA-F]{130}$"}
 HEX = {"type": "string", "pattern": "^0x([0-9a-fA-F]{2})*$"}
 UINT = {"type": "string", "pattern": "^[0-9]+$", "description": "a decimal integer"}
 
@@ -181,12 +185,15 @@ AssetRef = Annotated[str, _Field(parse_asset_ref, {
                    "address).", "example": "ETH"})]
 Hex = Annotated[bytes, _Field(parse_hex, HEX)]
 Bytes32 = Annotated[bytes, _Field(lambda v: parse_hex(v, 32), BYTES32)]
+Signature = Annotated[bytes, _Field(lambda v: parse_hex(v, 65), SIGNATURE)]
 Definition = Annotated[str, _Field(_definition, {"type": "string",
                                                    "enum": list(ROUTABLE_DEFINITIONS)})]
 Timeout = Annotated[int | None, _Field(_integer(MIN_TIMEOUT, MAX_TIMEOUT, "seconds"), {
     "type": "integer", "minimum": MIN_TIMEOUT, "maximum": MAX_TIMEOUT})]
 Wait = Annotated[int | None, _Field(_integer(0, MAX_WAIT, "seconds"), {
     "type": "integer", "minimum": 0, "maximum": MAX_WAIT})]
+Count = Annotated[int | None, _Field(_integer(1, MAX_VOUCHERS, "vouchers"), {
+    "type": "integer", "minimum": 1, "maximum": MAX_VOUCHERS})]
 Meta = Annotated[dict[str, Any] | None, _Field(_meta, {
     "type": "object", "additionalProperties": True,
     "description": "your own data, carried with the transfer (the keys "
@@ -263,6 +270,38 @@ class ExitRequest(Body):
                                                          "wallet's own address)")
 
 
+class StreamRequest(Body):
+    recipient: Address
+    asset_id: AssetRef
+    budget: Amount = Field(description="base units locked once; vouchers pay out of it")
+    timeout_seconds: Timeout = Field(None, description="seconds until the stream expires "
+                                                       "(default 3600); the recipient "
+                                                       "settles it before then")
+    payment_id: PaymentId = None
+
+
+class StreamPayRequest(Body):
+    amount: Amount = Field(description="base units each voucher pays")
+    count: Count = Field(None, description="vouchers to pay, one after the other (default "
+                                           "1); the call returns once the recipient stored "
+                                           "them all")
+
+
+class OraclePaymentRequest(Payment):
+    oracle: Address = Field(description="the address whose receipt releases the payment")
+    oracle_payment_id: Bytes32 = Field(description="what the oracle's receipt names (32 "
+                                                   "bytes)")
+    timeout_seconds: Timeout = Field(None, description="seconds until an unclaimed payment "
+                                                       "is refunded (default 3600)")
+    payment_id: PaymentId = None
+
+
+class ClaimRequest(Body):
+    data: Bytes32 = Field(description="the outcome the oracle signed (32 bytes)")
+    signature: Signature = Field(description="the oracle's receipt: its signature over "
+                                             "(oraclePaymentId, data)")
+
+
 # --- query strings ----------------------------------------------------------------------------
 
 
@@ -290,6 +329,7 @@ class HistoryQuery(Query):
 PATH_PARAMETERS: dict[str, tuple[Json, str]] = {
     "address": (ADDRESS, "the wallet's address (the token must belong to it)"),
     "transferId": (BYTES32, "a transfer paying this wallet"),
+    "streamId": (BYTES32, "a stream of this wallet, either way"),
 }
 
 
@@ -493,3 +533,66 @@ class Event(Reply):
 class History(Reply):
     events: list[Event]
     lastId: int | None = Field(description="pass as `after` to read on")
+
+
+Direction = Literal["outgoing", "incoming"]
+
+
+class Stream(Reply):
+    """A stream of this wallet: a budget locked once, paid out voucher by voucher."""
+
+    streamId: Bytes32Out
+    direction: Direction = Field(description="outgoing: this wallet pays it")
+    counterparty: AddressOut = Field(description="the recipient of an outgoing stream, the "
+                                                 "payer of an incoming one")
+    assetId: AddressOut
+    symbol: str
+    budget: Uint = Field(description="base units locked (0 once closed)")
+    streamed: Uint = Field(description="base units of the highest voucher (paid once "
+                                       "closed)")
+    left: Uint = Field(description="what the budget still covers")
+    vouchers: int = Field(description="vouchers counted by this server since it started")
+    status: Literal["open", "streaming", "completed", "refunded"] = Field(
+        description="open; streaming: paying in the background (the wallet screen); "
+                    "completed: settled with the highest voucher; refunded: closed with "
+                    "nothing streamed")
+    expiry: int = Field(description="unix seconds after which it is refunded (0 once "
+                                    "closed)")
+
+
+class Streams(Reply):
+    streams: list[Stream] = Field(description="open streams both ways, then the ones closed "
+                                              "lately")
+
+
+class StreamClosed(Reply):
+    streamId: Bytes32Out
+    status: Literal["completed", "refunded"] = Field(
+        description="completed: settled with the highest voucher, the rest of the budget "
+                    "went back to the payer; refunded: nothing was streamed")
+    streamed: Uint = Field(description="base units the recipient got")
+
+
+class OraclePayment(Reply):
+    """An oracle payment waiting for its receipt, either way."""
+
+    transferId: Bytes32Out = Field(description="this wallet's transfer; the recipient "
+                                               "claims with its own")
+    direction: Direction
+    counterparty: AddressOut
+    assetId: AddressOut
+    symbol: str
+    amount: Uint
+    oracle: AddressOut
+    oraclePaymentId: Bytes32Out
+    expiry: int = Field(description="unix seconds after which it is refunded")
+
+
+class OraclePayments(Reply):
+    oraclePayments: list[OraclePayment]
+
+
+class ClaimResult(Reply):
+    transferId: Bytes32Out
+    status: Literal["claimed"]
+    received: Uint = Field(description="base units credited to this wallet")

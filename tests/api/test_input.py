@@ -154,6 +154,10 @@ def test_hex_bytes() -> None:
     assert models.ResolveRequest.model_validate({"resolver": "0xAbCd"}).resolver == b"\xab\xcd"
     for bad in ("abcd", "0xabc", "0x zz", "0x\u0660\u0661", 5):
         assert refusal(models.ResolveRequest, {"resolver": bad}).code == "invalid_hex"
+    short = refusal(models.ClaimRequest, {"data": "0x" + "00" * 31,
+                                          "signature": "0x" + "11" * 65})
+    assert (short.code, short.field) == ("invalid_hex", "data")
+    assert "32 bytes" in short.message
 
 
 def test_unknown_fields_then_missing_ones_are_refused_by_name() -> None:
@@ -182,7 +186,7 @@ def test_optional_fields_may_be_left_out_but_not_sent_as_null() -> None:
 
 
 def test_meta_may_not_carry_the_keys_the_network_sets() -> None:
-    for key in ("recipient", "sender", "link"):
+    for key in ("recipient", "sender", "link", "oracle", "stream"):
         refused = refusal(models.TransferRequest, {
             "recipient": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assetId": "ETH",
             "amount": 1, "meta": {key: "x"}})

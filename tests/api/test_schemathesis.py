@@ -31,8 +31,8 @@ UNFUZZED = ("/events", "/force-close", "/exit")
 """The event stream never ends by design (tests/api/test_live.py); force-close would close
 the fuzzed wallet's channel for every operation after it (tests/api/test_force_close.py)."""
 OPERATIONS = [(method, path) for method, path in paths() if not path.endswith(UNFUZZED)]
-PAYING = ("/transfers", "/transfers/conditional")
-"""Routes that pay a recipient: steered to a real one, so payments happen."""
+PAYING = ("/transfers", "/transfers/conditional", "/streams", "/oracle-payments")
+"""Routes that pay a recipient: steered to a real one, so payments and streams happen."""
 CHECKS = [st_checks.not_a_server_error, st_checks.status_code_conformance,
           st_checks.content_type_conformance, st_checks.response_headers_conformance,
           st_checks.response_schema_conformance, st_checks.negative_data_rejection,
@@ -78,7 +78,7 @@ def test_schemathesis_finds_nothing(schema: Any, web_url: str,
     def run(case: Any, data: st.DataObject) -> None:
         if mode is GenerationMode.POSITIVE and isinstance(case.body, dict):
             # steer some valid requests to real assets and a real recipient, so payments,
-            # deposits, the faucet and withdrawals actually happen
+            # streams, deposits, the faucet and withdrawals actually happen
             if "assetId" in case.body:
                 case.body["assetId"] = data.draw(st.sampled_from(
                     ["ETH", token, case.body["assetId"]]))
