@@ -2,21 +2,27 @@
 
 It mirrors the client SDK (`connext.client.Client`) for one wallet: the wallet is named in
 the path, the caller proves it may act for it with that wallet's API token
-(`Authorization: Bearer cxt_...`). Every body is parsed strictly (app/api_input.py) before
-anything is touched; every error is `{"error": {"code", "message", "field"?}}` with a
-sentence from the same place the wallet screens get theirs. The OpenAPI document is at
-/api/openapi.json (app/openapi.py); docs/API.md explains it with curl examples.
+(`Authorization: Bearer cxt_...`). Every route is declared with `route`: the token is
+checked first, then the body's bytes (app/api_input.py), then its fields by the view's
+model (app/api_models.py, through spectree), all before anything is touched; every error
+is `{"error": {"code", "message", "field"?}}` with a sentence from the same place the
+wallet screens get theirs. The OpenAPI document, generated from the same models, is at
+/api/openapi.json (app/openapi.py); docs/API.md explains it with curl examples. Streams
+and oracle payments live in app/api_micro.py.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Coroutine
+import re
+from collections.abc import Callable, Coroutine
 from datetime import UTC
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.blueprints import BlueprintSetupState
+from pydantic_core import PydanticCustomError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.routing.exceptions import RoutingException
@@ -33,11 +39,12 @@ from connext.protocol.serialization import (
 from connext.protocol.types import ChannelState
 
 from . import api_input as inputs
+from . import api_models as models
 from .api_events import EventHub, EventStream, TooManyStreams
-from .api_input import ApiError, Field, fields, invalid
+from .api_input import ApiError, invalid
 from .assets import Asset, InputError
 from .limits import TooMany
-from .openapi import document
+from .openapi import OPERATIONS, RETRY_AFTER, Operation, document, responses, spec
 from .views.common import count_new_wallet, explain, wallets
 from .wallets import NodeUnreachable, Wallet, WalletService
 
@@ -50,9 +57,9 @@ BEARER = {"WWW-Authenticate": 'Bearer realm="connext"'}
 CONFLICT_CODES = {"duplicate_transfer", "stale_nonce", "channel_already_set_up",
                   "payment_id_reused",
                   "link_already_claimed", "link_cancelled", "channel_disputed",
-                  "not_disputed", "dispute_window_open", "unknown_disputed_state"}
-NOT_FOUND_CODES = {"unknown_transfer", "unknown_link"}
-RESERVED_META = ("recipient", "routingId", "encryptedPreimage", "link", "sender")
+                  "not_disputed", "dispute_window_open", "unknown_disputed_state",
+                  "stream_not_open"}
+NOT_FOUND_CODES = {"unknown_transfer", "unknown_link", "unknown_stream"}
 DEFAULT_WAIT = 30
 RUN_MARGIN = 30.0
 """Seconds a request may take beyond the payment's own wait (setup, proposal, node)."""
@@ -97,7 +104,9 @@ FORM_FIELDS = {"asset": "assetId", "to": "recipient"}
 def _field_for(code: str) -> str | None:
     """The body field an SDK/node error is about, when the request has that field."""
     field = {"insufficient_balance": "amount", "invalid_amount": "amount",
-             "channel_not_set_up": "recipient", "transfer_to_self": "recipient"}.get(code)
+             "channel_not_set_up": "recipient", "transfer_to_self": "recipient",
+             "voucher_above_budget": "amount", "voucher_not_increasing": "amount",
+             "invalid_transfer_resolver": "signature"}.get(code)
     return field if field in g.get("api_body_fields", ()) else None
 
 
@@ -209,12 +218,11 @@ def _allowed_methods(path: str) -> list[str]:
         return []
 
 
-# --- authentication ---------------------------------------------------------------------------
+# --- authentication and the routes' declaration ----------------------------------------------
 
 
-def _authorize(address: str, query: tuple[str, ...] = ()) -> Wallet:
-    """The wallet in the path, if the request carries one of its live API tokens (and no
-    query parameter but those in `query`)."""
+def _authorize(address: str) -> Wallet:
+    """The wallet in the path, if the request carries one of its live API tokens."""
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -228,7 +236,6 @@ def _authorize(address: str, query: tuple[str, ...] = ()) -> Wallet:
     if address.lower() != wallet.address.lower():
         raise ApiError(403, "forbidden", "This token belongs to another wallet; use the "
                                          "token of the wallet named in the path.")
-    _only_query(query)
     return wallet
 
 
@@ -240,19 +247,67 @@ def _only_query(allowed: tuple[str, ...]) -> None:
                                                f"{accepted}.", name)
 
 
-def _body(required: bool = True) -> dict[str, Any]:
-    """The JSON body, parsed by app/api_input.py only: never `request.get_json()`, which
-    has no nesting guard."""
+def _check_body(required: bool) -> None:
+    """The body's bytes as one JSON object (app/api_input.py), before spectree reads it:
+    `request.get_json()` alone has no nesting guard and no error codes of ours."""
     body = inputs.parse_body(request.get_data(cache=True), request.mimetype,
                              required=required)
     g.api_body_fields = set(body)
-    return body
+
+
+View = Callable[..., Any]
+
+
+def route(rule: str, method: str, operation_id: str, ok: tuple[int, Any, str], *,
+          errors: tuple[int, ...] = (), auth: bool = True, body_required: bool = True,
+          notes: dict[int, str] | None = None, headers: dict[int, Any] | None = None,
+          endless: bool = False) -> Callable[[View], View]:
+    """Declare an API route: `rule` under /api, its success `ok` (status, response model,
+    description) and the errors it may answer beyond the usual ones (`notes` describes
+    them, `headers` documents their headers; `endless`: the answer
+    is an event stream, sent as the view makes it). The view's docstring
+    is the operation's summary (first paragraph) and description; its parameters say what
+    it takes: `wallet` (authorized from the path's `<address>`), `json` (the body's
+    model), `query` (the query string's model) and the path's other parts.
+
+    Each request is checked in this order: the token, unknown query parameters, the
+    body's bytes, then (spectree) the query's and body's values; only then the view runs,
+    and its answer is checked against `ok`'s model on its way out."""
+
+    def declare(view: View) -> View:
+        hints = get_type_hints(view)
+        body, query = hints.get("json"), hints.get("query")
+        names = tuple(f.alias or n for n, f in query.model_fields.items()) if query else ()
+        operation = Operation(
+            operation_id, method.lower(), "/api" + re.sub(r"<(\w+)>", r"{\1}", rule), body,
+            body_required, query, auth, endless, headers or {})
+        validated = spec.validate(
+            resp=responses(ok, errors, auth=auth, body=body is not None, notes=notes or {}),
+            operation_id=operation_id, security=None if auth else {})(view)
+        # spectree reads a response's whole body to check it: never an endless stream's
+        target = view if endless else validated
+
+        @functools.wraps(validated)
+        def checked(**params: Any) -> Any:
+            g.api_operation = operation
+            if auth:
+                params["wallet"] = _authorize(params.pop("address"))
+            _only_query(names)
+            if body is not None:
+                _check_body(body_required)
+            return target(**params)
+
+        bp.add_url_rule(rule, endpoint=view.__name__, view_func=checked, methods=[method])
+        OPERATIONS[operation_id] = operation
+        return checked
+
+    return declare
 
 
 # --- shared pieces ------------------------------------------------------------------------------
 
 
-def _asset(ref: str, field: str = "assetId") -> Asset:
+def asset_of(ref: str, field: str = "assetId") -> Asset:
     service = _service()
     try:
         return service.asset(ref, field)
@@ -262,7 +317,7 @@ def _asset(ref: str, field: str = "assetId") -> Asset:
                                                  f"{symbols} (by symbol or address).") from None
 
 
-def _balance(asset: Asset, amount: int) -> dict[str, Any]:
+def balance_of(asset: Asset, amount: int) -> dict[str, Any]:
     return {"assetId": asset.address, "symbol": asset.symbol, "decimals": asset.decimals,
             "amount": str(amount), "formatted": asset.format(amount)}
 
@@ -271,33 +326,34 @@ def _spendable(state: ChannelState, asset: Asset) -> int:
     return state.balance_of(asset.address).bob if asset.address in state.asset_ids else 0
 
 
-async def _check_balance(client: Client, asset: Asset, amount: int) -> None:
+async def check_balance(client: Client, asset: Asset, amount: int,
+                        field: str = "amount") -> None:
     balance = _spendable(await client.channel(), asset)
     if amount > balance:
         raise ApiError(422, "insufficient_balance",
                        f"That is more than this wallet's balance ({asset.format(balance)} "
-                       f"{asset.symbol}, {balance} base units).", "amount")
+                       f"{asset.symbol}, {balance} base units).", field)
 
 
-def _recipient(wallet: Wallet, recipient: str) -> str:
+def not_to_self(wallet: Wallet, recipient: str) -> str:
     if recipient == wallet.address:
         raise invalid("transfer_to_self", "That is this wallet's own address; you cannot "
                                           "pay yourself.", "recipient")
     return recipient
 
 
-def _meta(args: dict[str, Any]) -> dict[str, Any] | None:
-    meta: dict[str, Any] | None = args.get("meta")
-    if meta is not None:
-        for key in RESERVED_META:
-            if key in meta:
-                raise inputs.bad("invalid_input", "meta", f"may not use the key '{key}'; the "
-                                                          "network sets it.")
-    return meta
+def bytes32_in_path(value: str, name: str) -> bytes:
+    """A path's 32-byte id (documented by app/api_models.py PATH_PARAMETERS)."""
+    try:
+        return models.parse_hex(value, 32)
+    except PydanticCustomError as refusal:
+        raise inputs.bad("invalid_hex", name, refusal.message()) from None
 
 
-def _transfer_id(value: str) -> bytes:
-    return inputs.bytes32(value, "transferId")
+def api_payment_id(given: str | None) -> str | None:
+    """The integrator's idempotency key, kept apart from the wallet screens' keys."""
+    return None if given is None else f"api:{given}"
+
 
 
 # --- routes -----------------------------------------------------------------------------------
@@ -305,29 +361,36 @@ def _transfer_id(value: str) -> bytes:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    response = jsonify(document())
+    response = jsonify(document(current_app))
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
 
-@bp.post("/v1/wallets")
-def create_wallet() -> tuple[Response, int]:
-    _only_query(())
-    args = fields(_body(required=False), [Field("label", inputs.label, required=False)])
+@route("/v1/wallets", "POST", "createWallet",
+       (201, models.NewWallet, "The new wallet; keep the token, it is shown only once."),
+       errors=(429,), auth=False, body_required=False, headers={429: RETRY_AFTER},
+       notes={429: "Too many new wallets from this client address (see `Retry-After`)."})
+def create_wallet(json: models.NewWalletRequest) -> tuple[Response, int]:
+    """Create a wallet and its first API token
+
+    No authentication. Creates a wallet (its key stays on the server, encrypted), opens
+    its channel with the node and returns an API token for it. Limited per client address
+    (`CONNEXT_WEB_NEW_WALLETS_PER_HOUR`, default 60).
+    """
     service = _service()
     count_new_wallet()
     service.deployment()  # the network must answer before anything is created
     service.node_address()
     wallet = service.create_wallet()
-    token = service.create_token(wallet, args.get("label") or "API")
+    token = service.create_token(wallet, json.label or "API")
     client = _run(service.client(wallet))  # opens the channel: it can receive at once
     return jsonify({"address": wallet.address, "channelAddress": client.channel_address,
                     "token": token}), 201
 
 
-@bp.get(WALLET)
-def wallet_info(address: str) -> Response:
-    wallet = _authorize(address)
+@route(WALLET, "GET", "getWallet", (200, models.WalletInfo, "The wallet"))
+def wallet_info(wallet: Wallet) -> Response:
+    """The wallet: addresses, node, chain and assets"""
     service = _service()
     client = _run(service.client(wallet))
     return jsonify({
@@ -340,9 +403,10 @@ def wallet_info(address: str) -> Response:
     })
 
 
-@bp.get(f"{WALLET}/balances")
-def balances(address: str) -> Response:
-    wallet = _authorize(address)
+@route(f"{WALLET}/balances", "GET", "getBalances",
+       (200, models.Balances, "Balances in base units and formatted"))
+def balances(wallet: Wallet) -> Response:
+    """Spendable balance per asset"""
     service = _service()
 
     async def read() -> ChannelState:
@@ -350,12 +414,12 @@ def balances(address: str) -> Response:
 
     state = _run(read())
     return jsonify({"address": wallet.address, "balances": [
-        _balance(asset, _spendable(state, asset)) for asset in service.assets().values()]})
+        balance_of(asset, _spendable(state, asset)) for asset in service.assets().values()]})
 
 
-@bp.get(f"{WALLET}/channel")
-def channel(address: str) -> Response:
-    wallet = _authorize(address)
+@route(f"{WALLET}/channel", "GET", "getChannel", (200, models.Channel, "The channel"))
+def channel(wallet: Wallet) -> Response:
+    """The latest double-signed state and the active transfers"""
     service = _service()
 
     async def read() -> Any:
@@ -374,11 +438,15 @@ def channel(address: str) -> Response:
     })
 
 
-@bp.post(f"{WALLET}/deposit")
-def deposit(address: str) -> Response:
-    wallet = _authorize(address)
-    args = fields(_body(), [Field("assetId", inputs.asset_ref)])
-    asset = _asset(args["assetId"])
+@route(f"{WALLET}/deposit", "POST", "reconcileDeposit",
+       (200, models.Credited, "The balance after reconciling"), errors=(409,))
+def deposit(wallet: Wallet, json: models.AssetRequest) -> Response:
+    """Credit what was sent to the channel address
+
+    Send ETH or tokens to the wallet's channel address on chain (any account may), then
+    call this to credit them; the node also credits deposits by itself after a few blocks.
+    """
+    asset = asset_of(json.asset_id)
     service = _service()
 
     async def reconcile() -> tuple[int, int]:
@@ -392,83 +460,75 @@ def deposit(address: str) -> Response:
         return before, _spendable(state, asset)
 
     before, after = _run(reconcile())
-    return jsonify({"credited": str(after - before), "balance": _balance(asset, after)})
+    return jsonify({"credited": str(after - before), "balance": balance_of(asset, after)})
 
 
-@bp.post(f"{WALLET}/faucet")
-def faucet(address: str) -> Response:
-    wallet = _authorize(address)
-    args = fields(_body(), [Field("assetId", inputs.asset_ref)])
+@route(f"{WALLET}/faucet", "POST", "faucet", (200, models.FaucetResult, "Sent and credited"),
+       errors=(409, 429), headers={429: RETRY_AFTER},
+       notes={429: "The faucet gave this wallet, or everyone, as much as it gives per hour "
+                   "(see `Retry-After`)."})
+def faucet(wallet: Wallet, json: models.AssetRequest) -> Response:
+    """Test funds (local development chain only)
+
+    Sends 1 ETH or 100 test tokens from the development account to the channel address
+    and credits them, a few times per wallet and hour (`CONNEXT_FAUCET_PER_WALLET_PER_HOUR`,
+    `CONNEXT_FAUCET_PER_HOUR`). 403 `faucet_disabled` elsewhere.
+    """
     service = _service()
     if not service.faucet_enabled:
         raise ApiError(403, "faucet_disabled", "The faucet exists only on a local development "
                                                "chain; send real funds to the channel "
                                                "address and call the deposit route.")
-    asset = _asset(args["assetId"])
+    asset = asset_of(json.asset_id)
     client = _run(service.client(wallet))
     before = _spendable(_run(client.channel()), asset)
     tx = service.faucet(wallet, asset, client.channel_address)
     after = _spendable(_run(client.reconcile_deposit(asset.address)), asset)
     return jsonify({"transactionHash": tx, "credited": str(after - before),
-                    "balance": _balance(asset, after)})
+                    "balance": balance_of(asset, after)})
 
 
-_PAYMENT = [Field("recipient", inputs.address), Field("assetId", inputs.asset_ref),
-            Field("amount", inputs.amount)]
+@route(f"{WALLET}/transfers", "POST", "transfer", (201, models.PaymentResult, "The payment"),
+       errors=(409,))
+def transfer(wallet: Wallet, json: models.TransferRequest) -> tuple[Response, int]:
+    """Pay another wallet of the node
 
-
-def _api_payment_id(args: dict[str, Any]) -> str | None:
-    """The integrator's idempotency key, kept apart from the wallet screens' keys."""
-    given = args.get("paymentId")
-    return None if given is None else f"api:{given}"
-
-
-@bp.post(f"{WALLET}/transfers")
-def transfer(address: str) -> tuple[Response, int]:
-    wallet = _authorize(address)
-    args = fields(_body(), [*_PAYMENT, Field("timeout", inputs.timeout, required=False),
-                            Field("wait", inputs.wait, required=False),
-                            Field("meta", inputs.meta, required=False),
-                            Field("paymentId", inputs.payment_id, required=False)])
-    recipient = _recipient(wallet, args["recipient"])
-    meta = _meta(args)
-    asset = _asset(args["assetId"])
-    amount: int = args["amount"]
-    wait: int = args.get("wait", DEFAULT_WAIT)
+    Waits up to `wait` seconds (default 30) for the recipient to claim it.
+    """
+    recipient = not_to_self(wallet, json.recipient)
+    asset = asset_of(json.asset_id)
+    wait = DEFAULT_WAIT if json.wait is None else json.wait
     service = _service()
 
     async def pay() -> Any:
         client = await service.client(wallet)
-        await _check_balance(client, asset, amount)
-        return await client.transfer(recipient, asset.address, amount,
-                                     timeout=args.get("timeout", 3600), wait=wait or None,
-                                     meta=meta, payment_id=_api_payment_id(args))
+        await check_balance(client, asset, json.amount)
+        return await client.transfer(recipient, asset.address, json.amount,
+                                     timeout=json.timeout or 3600, wait=wait or None,
+                                     meta=json.meta, payment_id=api_payment_id(json.payment_id))
 
     result = _run(pay(), timeout=wait + RUN_MARGIN)
     return jsonify({"transferId": hexb(result.transfer_id),
                     "routingId": hexb(result.routing_id), "status": result.status}), 201
 
 
-@bp.post(f"{WALLET}/transfers/conditional")
-def conditional_transfer(address: str) -> tuple[Response, int]:
-    wallet = _authorize(address)
-    args = fields(_body(), [*_PAYMENT, Field("definition", inputs.definition),
-                            Field("initialState", inputs.hex_bytes),
-                            Field("timeout", inputs.timeout, required=False),
-                            Field("meta", inputs.meta, required=False),
-                            Field("paymentId", inputs.payment_id, required=False)])
-    recipient = _recipient(wallet, args["recipient"])
-    meta = _meta(args)
-    asset = _asset(args["assetId"])
-    amount: int = args["amount"]
+@route(f"{WALLET}/transfers/conditional", "POST", "conditionalTransfer",
+       (201, models.PaymentResult, "The transfer, pending until the recipient resolves it"),
+       errors=(409,))
+def conditional_transfer(wallet: Wallet,
+                         json: models.ConditionalTransferRequest) -> tuple[Response, int]:
+    """A routed transfer under a transfer definition"""
+    recipient = not_to_self(wallet, json.recipient)
+    asset = asset_of(json.asset_id)
     service = _service()
 
     async def pay() -> Any:
         client = await service.client(wallet)
-        await _check_balance(client, asset, amount)
+        await check_balance(client, asset, json.amount)
         return await client.conditional_transfer(
-            recipient, asset.address, amount, args["definition"], args["initialState"],
-            timeout=args.get("timeout", 3600), meta=meta, payment_id=_api_payment_id(args))
+            recipient, asset.address, json.amount, json.definition, json.initial_state,
+            timeout=json.timeout or 3600, meta=json.meta,
+            payment_id=api_payment_id(json.payment_id))
 
     result = _run(pay())
     return jsonify({"transferId": hexb(result.transfer_id),
@@ -483,18 +543,18 @@ async def _incoming(client: Client, transfer_id: bytes) -> Any:
     return transfer
 
 
-@bp.post(f"{WALLET}/transfers/<transfer_id>/resolve")
-def resolve(address: str, transfer_id: str) -> Response:
-    wallet = _authorize(address)
-    tid = _transfer_id(transfer_id)
-    args = fields(_body(), [Field("resolver", inputs.hex_bytes)])
+@route(f"{WALLET}/transfers/<transferId>/resolve", "POST", "resolveTransfer",
+       (200, models.ResolveResult, "Resolved"), errors=(409,))
+def resolve(wallet: Wallet, transferId: str, json: models.ResolveRequest) -> Response:
+    """Resolve a transfer paying this wallet"""
+    tid = bytes32_in_path(transferId, "transferId")
     service = _service()
 
     async def settle() -> int:
         client = await service.client(wallet)
         transfer = await _incoming(client, tid)
         before = (await client.channel()).balance_of(transfer.asset_id).bob
-        state = await client.resolve(tid, args["resolver"])
+        state = await client.resolve(tid, json.resolver)
         return int(state.balance_of(transfer.asset_id).bob - before)
 
     received = _run(settle())
@@ -502,11 +562,11 @@ def resolve(address: str, transfer_id: str) -> Response:
                     "received": str(received)})
 
 
-@bp.post(f"{WALLET}/transfers/<transfer_id>/cancel")
-def cancel(address: str, transfer_id: str) -> Response:
-    wallet = _authorize(address)
-    tid = _transfer_id(transfer_id)
-    fields(_body(required=False), [])
+@route(f"{WALLET}/transfers/<transferId>/cancel", "POST", "cancelTransfer",
+       (200, models.CancelResult, "Cancelled"), errors=(409,), body_required=False)
+def cancel(wallet: Wallet, transferId: str, json: models.EmptyRequest) -> Response:
+    """Decline a transfer paying this wallet (the payer is refunded)"""
+    tid = bytes32_in_path(transferId, "transferId")
     service = _service()
 
     async def decline() -> None:
@@ -518,19 +578,18 @@ def cancel(address: str, transfer_id: str) -> Response:
     return jsonify({"transferId": hexb(tid), "status": "cancelled"})
 
 
-@bp.post(f"{WALLET}/withdrawals")
-def withdraw(address: str) -> tuple[Response, int]:
-    wallet = _authorize(address)
-    args = fields(_body(), [*_PAYMENT, Field("wait", inputs.wait, required=False)])
-    asset = _asset(args["assetId"])
-    amount: int = args["amount"]
-    wait: int = args.get("wait", 60)
+@route(f"{WALLET}/withdrawals", "POST", "withdraw",
+       (201, models.WithdrawResult, "The withdrawal"), errors=(409,))
+def withdraw(wallet: Wallet, json: models.WithdrawRequest) -> tuple[Response, int]:
+    """Move funds out of the channel to any address (the node pays the gas)"""
+    asset = asset_of(json.asset_id)
+    wait = 60 if json.wait is None else json.wait
     service = _service()
 
     async def cash_out() -> Any:
         client = await service.client(wallet)
-        await _check_balance(client, asset, amount)
-        return await client.withdraw(args["recipient"], asset.address, amount,
+        await check_balance(client, asset, json.amount)
+        return await client.withdraw(json.recipient, asset.address, json.amount,
                                      wait=wait or None)
 
     result = _run(cash_out(), timeout=wait + RUN_MARGIN)
@@ -539,33 +598,43 @@ def withdraw(address: str) -> tuple[Response, int]:
                     "status": result.status}), 201
 
 
-@bp.post(f"{WALLET}/force-close")
-def force_close(address: str) -> Response:
-    result = _service().force_close(_authorize(address))
+@route(f"{WALLET}/force-close", "POST", "forceClose",
+       (200, models.Dispute, "The channel's dispute"), errors=(409,))
+def force_close(wallet: Wallet) -> Response:
+    """Dispute the latest co-signed state on chain (leave without the node)
+
+    Sent and paid for (gas) by the wallet's own account; on the local chain the faucet
+    funds it. The channel takes no more payments after this. Idempotent.
+    """
+    result = _service().force_close(wallet)
     return jsonify({"nonce": result.nonce, "consensusExpiry": result.consensus_expiry,
                     "transactionHash": result.transaction})
 
 
-@bp.post(f"{WALLET}/exit")
-def exit_channel(address: str) -> Response:
-    wallet = _authorize(address)
-    args = fields(_body(required=False), [Field("recipient", inputs.address, required=False)])
-    progress = _service().exit_channel(wallet, args.get("recipient"))
+@route(f"{WALLET}/exit", "POST", "exitChannel",
+       (200, models.ExitProgress, "What this call paid out and what still waits"),
+       errors=(409,), body_required=False)
+def exit_channel(wallet: Wallet, json: models.ExitRequest) -> Response:
+    """After the dispute window: send what the channel owes the wallet to an address
+
+    409 `not_disputed` before /force-close, `dispute_window_open` while the window is
+    open. Call again until `done`.
+    """
+    progress = _service().exit_channel(wallet, json.recipient)
     return jsonify({"paidOut": {a: str(v) for a, v in progress.paid_out.items()},
                     "waiting": {hexb(t): until for t, until in progress.waiting.items()},
                     "done": progress.done})
 
 
-@bp.get(f"{WALLET}/history")
-def history(address: str) -> Response:
-    wallet = _authorize(address, ("after", "limit"))
-    after = inputs.query_int(request.args, "after", 0, 0, 2**63 - 1)
-    limit = inputs.query_int(request.args, "limit", 100, 1, 500)
+@route(f"{WALLET}/history", "GET", "getHistory", (200, models.History, "A page of events"),
+       errors=(422,))
+def history(wallet: Wallet, query: models.HistoryQuery) -> Response:
+    """The wallet's event log, oldest first"""
     service = _service()
 
     async def read() -> list[Any]:
         client = await service.client(wallet)
-        return await client.history(after_id=after, limit=limit)
+        return await client.history(after_id=query.after or 0, limit=query.limit or 100)
 
     events = _run(read())
     return jsonify({
@@ -581,9 +650,12 @@ def _iso(when: Any) -> str:
     return str(when.astimezone(UTC).isoformat().replace("+00:00", "Z"))
 
 
-@bp.get(f"{WALLET}/events")
-def events(address: str) -> Response:
-    wallet = _authorize(address)
+@route(f"{WALLET}/events", "GET", "streamEvents",
+       (200, None, "An endless text/event-stream: a `ready` event, then one event per wallet "
+                   "event (`event:` its name, `data:` JSON), and a `: heartbeat` comment "
+                   "every 15 seconds."), errors=(429,), endless=True)
+def events(wallet: Wallet) -> Response:
+    """Live events (server-sent events)"""
     service = _service()
     _run(service.client(wallet))  # connected, so the wallet's events flow
     hub = _hub()
@@ -596,3 +668,6 @@ def events(address: str) -> Response:
     heartbeat = float(current_app.config.get("API_HEARTBEAT_SECONDS", 15.0))
     return Response(EventStream(hub, subscription, heartbeat), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+from . import api_micro  # noqa: E402, F401 - its routes join `bp` (and it imports this module)

@@ -1,32 +1,28 @@
-"""Request parsing for the JSON API: bodies, fields and query values, strictly.
+"""The JSON API's refusals: `ApiError`, a body's bytes -> one JSON object, and pydantic's
+validation errors -> the API's error body.
 
-Everything an integrator sends is checked here before any wallet is touched, and every
-rejection is an `ApiError` with a stable code, a sentence and the field at fault. Bodies
-are scanned for nesting depth before `json.loads` sees them: eth-account raises Python's
-recursion limit to 100000, so a deeply nested `[[[[...` would overflow the C stack inside
-the JSON decoder and kill the server instead of raising.
+Everything an integrator sends is checked before any wallet is touched, and every
+rejection is an `ApiError` with a stable code, a sentence and the field at fault: here
+for the body as a whole, by the models of app/api_models.py for its fields (converted
+here, in `refused`, the one place that knows pydantic's error format). Bodies are scanned
+for nesting depth before `json.loads` sees them: eth-account raises Python's recursion
+limit to 100000, so a deeply nested `[[[[...` would overflow the C stack inside the JSON
+decoder and kill the server instead of raising.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from .assets import InputError
-from .assets import parse_address as parse_user_address
+from pydantic import BaseModel, ValidationError
 
 MAX_DEPTH = 32
 """Deepest nesting of arrays and objects accepted in a body (`{"meta": {...}}` is 2)."""
-MAX_UINT256 = 2**256 - 1
 MAX_INT_DIGITS = 100
 """Longest integer literal accepted anywhere in a body (2**256 has 78 digits)."""
-ROUTABLE_DEFINITIONS = ("Hashlock", "Signed", "Stream")
-"""Transfer definitions a conditional transfer may use (Withdraw has its own route)."""
-MIN_TIMEOUT, MAX_TIMEOUT = 60, 30 * 24 * 3600  # the node's and SDK's default bounds
-MAX_WAIT = 60
 
 
 class ApiError(Exception):
@@ -139,34 +135,7 @@ def _why(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-@dataclass(frozen=True)
-class Field:
-    name: str
-    parse: Callable[[Any, str], Any]
-    required: bool = True
-
-
-def fields(body: Mapping[str, Any], spec: Sequence[Field]) -> dict[str, Any]:
-    """Check `body` has exactly the fields of `spec` (optional ones may be absent) and parse
-    each; returns {name: parsed value} for the fields present."""
-    known = [f.name for f in spec]
-    for name in body:
-        if name not in known:
-            accepted = ", ".join(known) if known else "no fields"
-            raise invalid("unknown_field", f"Unknown field '{name}'; this route accepts: "
-                                           f"{accepted}.", name)
-    parsed: dict[str, Any] = {}
-    for field in spec:
-        if field.name not in body:
-            if field.required:
-                raise invalid("missing_field", f"The field '{field.name}' is required.",
-                              field.name)
-            continue
-        parsed[field.name] = field.parse(body[field.name], field.name)
-    return parsed
-
-
-# --- field values -------------------------------------------------------------------------
+# --- fields ---------------------------------------------------------------------------------
 
 
 def bad(code: str, field: str, says: str) -> ApiError:
@@ -174,123 +143,38 @@ def bad(code: str, field: str, says: str) -> ApiError:
     return invalid(code, f"The field '{field}' {says}", field)
 
 
-def amount(value: Any, field: str = "amount") -> int:
-    """A positive amount in base units: a decimal string ("1500") or a JSON integer."""
-    whole = 'must be a whole number of base units, as a decimal string like "1500000".'
-    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
-        raise bad("invalid_amount", field, whole)
-    if isinstance(value, float):
-        raise bad("invalid_amount", field, 'must be a whole number of base units (1 ETH is '
-                                           '"1000000000000000000"); send it as a decimal '
-                                           "string, not a fractional number.")
-    if isinstance(value, int):
-        number = value
-    else:
-        text = str(value)
-        if re.fullmatch(r"\s*-\s*\d+(\.\d*)?\s*", text):
-            raise bad("invalid_amount", field, "must be more than zero.")
-        if re.fullmatch(r"\d*\.\d*", text) and any(c.isdigit() for c in text):
-            raise bad("invalid_amount", field, "is in base units, so it has no decimals (1 ETH "
-                                               'is "1000000000000000000").')
-        if not re.fullmatch(r"[0-9]+", text):
-            raise bad("invalid_amount", field, whole)
-        if len(text.lstrip("0")) > 78:
-            raise bad("invalid_amount", field, "is too large (at most 2^256 - 1).")
-        number = int(text)
-    if number <= 0:
-        raise bad("invalid_amount", field, "must be more than zero.")
-    if number > MAX_UINT256:
-        raise bad("invalid_amount", field, "is too large (at most 2^256 - 1).")
-    return number
+def refused(error: ValidationError, model: type[BaseModel],
+            where: Literal["body", "query"] = "body") -> ApiError:
+    """The one refusal the integrator gets for a body or query string `model` refused: an
+    unknown name first (in the order sent), then a missing field, then the first field
+    (in the model's order) whose value is wrong."""
+    problems = error.errors(include_url=False)
+    names = [f.alias or name for name, f in model.model_fields.items()]
+    unknown = [p for p in problems if p["type"] == "extra_forbidden"]
+    missing = [p for p in problems if p["type"] == "missing"]
+    problem = (unknown or missing or problems)[0]
+    name = str(problem["loc"][0]) if problem["loc"] else None
+    if problem["type"] == "extra_forbidden":
+        if where == "query":
+            accepted = f"accepts only {', '.join(names)}" if names else "takes none"
+            return invalid("unknown_parameter", f"Unknown query parameter '{name}'; this "
+                                                f"route {accepted}.", name)
+        return invalid("unknown_field", f"Unknown field '{name}'; this route accepts: "
+                                        f"{', '.join(names) if names else 'no fields'}.", name)
+    if name is None:
+        return invalid("invalid_input", "The body must be a JSON object, like "
+                                        '{"assetId": "ETH"}.')
+    if problem["type"] == "missing":
+        return invalid("missing_field", f"The field '{name}' is required.", name)
+    says = problem["msg"]
+    if not (problem.get("ctx") or {}).get("whole"):
+        what = "query parameter" if where == "query" else "field"
+        says = f"The {what} '{name}' {says[:1].lower()}{says[1:]}"
+    if problem["type"] not in CODES:  # not one of ours: pydantic's own wording
+        return invalid("invalid_input", says if says.endswith(".") else says + ".", name)
+    return invalid(problem["type"], says, name)
 
 
-def address(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"0[xX][0-9a-fA-F]{40}", value):
-        raise bad("invalid_address", field, "must be an Ethereum address (0x followed by 40 "
-                                            "hex characters).")
-    try:
-        return parse_user_address(value, field)
-    except InputError as exc:
-        raise invalid("invalid_address", exc.message, field) from None
-
-
-def asset_ref(value: Any, field: str) -> str:
-    """An asset as its symbol ("ETH") or address; resolved against the wallet's assets."""
-    if not isinstance(value, str) or not 1 <= len(value) <= 42:
-        raise bad("unknown_asset", field, 'must be an asset\'s symbol (like "ETH") or its '
-                                          "address.")
-    return value
-
-
-def hex_bytes(value: Any, field: str, length: int | None = None) -> bytes:
-    what = f"must be {length} bytes as 0x-prefixed hex." if length else \
-        "must be 0x-prefixed hex with an even number of digits."
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise bad("invalid_hex", field, what)
-    digits = value[2:]
-    if not re.fullmatch(r"(?:[0-9a-fA-F]{2})*", digits):
-        raise bad("invalid_hex", field, what)
-    raw = bytes.fromhex(digits)
-    if length is not None and len(raw) != length:
-        raise bad("invalid_hex", field, what)
-    return raw
-
-
-def bytes32(value: Any, field: str) -> bytes:
-    return hex_bytes(value, field, 32)
-
-
-def definition(value: Any, field: str) -> str:
-    if value not in ROUTABLE_DEFINITIONS:
-        names = ", ".join(ROUTABLE_DEFINITIONS)
-        raise bad("unknown_transfer_definition", field, f"must be one of {names}.")
-    return str(value)
-
-
-def _integer(value: Any, field: str, low: int, high: int, unit: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise bad("invalid_input", field, f"must be a whole number of {unit} from {low} to "
-                                          f"{high}.")
-    return value
-
-
-def timeout(value: Any, field: str) -> int:
-    return _integer(value, field, MIN_TIMEOUT, MAX_TIMEOUT, "seconds")
-
-
-def wait(value: Any, field: str) -> int:
-    return _integer(value, field, 0, MAX_WAIT, "seconds")
-
-
-def meta(value: Any, field: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise bad("invalid_input", field, "must be a JSON object.")
-    return value
-
-
-PAYMENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-
-
-def payment_id(value: Any, field: str) -> str:
-    if not isinstance(value, str) or PAYMENT_ID.fullmatch(value) is None:
-        raise bad("invalid_input", field, "must be 1 to 64 letters, digits or . _ : -.")
-    return value
-
-
-def label(value: Any, field: str) -> str:
-    if not isinstance(value, str) or len(value) > 100:
-        raise bad("invalid_input", field, "must be text of at most 100 characters.")
-    return value
-
-
-# --- query values -------------------------------------------------------------------------
-
-
-def query_int(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = args.get(name)
-    if raw is None:
-        return default
-    if not re.fullmatch(r"[0-9]{1,19}", raw) or not low <= int(raw) <= high:
-        raise invalid("invalid_input", f"The query parameter '{name}' must be a whole number "
-                                       f"from {low} to {high}.", name)
-    return int(raw)
+CODES = {"invalid_amount", "invalid_address", "invalid_hex", "invalid_input",
+         "unknown_asset", "unknown_transfer_definition"}
+"""The error codes the field types of app/api_models.py refuse with."""

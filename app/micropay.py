@@ -24,7 +24,7 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from connext.client import Client
-from connext.client.streams import MAX_BATCH, OutgoingStream
+from connext.client.streams import ARRIVAL_WAIT, MAX_BATCH, OutgoingStream
 from connext.protocol import errors
 from connext.protocol.serialization import hexb
 from connext.protocol.transfers import SIGNED, STREAM
@@ -36,6 +36,8 @@ from .wallets import Wallet, WalletService
 log = logging.getLogger(__name__)
 RECENT = 20
 """Closed streams a wallet's screen keeps showing (since this server started)."""
+FIRST_ARRIVAL = 6.0
+"""Seconds `pay_stream` waits for the recipient to store its first batch of vouchers."""
 
 
 @dataclass
@@ -150,6 +152,45 @@ class MicroPayments:
         self._state.problems.pop(key, None)
         self._state.streaming[key] = asyncio.run_coroutine_threadsafe(
             self._pay(wallet, stream, each, count, per_second), self.service.loop)
+
+    def pay_stream(self, wallet: Wallet, stream_id: bytes, each: int, count: int) -> StreamRow:
+        """Pay `count` vouchers of `each` more into our stream now, and return the stream
+        once the recipient stored them all (the JSON API's pay). Refused whole, before any
+        voucher is signed, when the budget left does not cover them all."""
+        sid = hexb(stream_id)
+
+        async def pay() -> OutgoingStream:
+            client = await self.service.client(wallet)
+            stream = await client.streams.resume(stream_id)
+            # the SDK keeps a stream it closed in memory: only a locked one takes vouchers
+            if stream is None or stream.transfer_id not in await client.active_transfers():
+                raise errors.UnknownStream("this wallet pays no open stream with that id")
+            left = stream.budget - stream.paid
+            if each * count > left:
+                raise errors.VoucherAboveBudget(
+                    f"{count} vouchers of {each} are {each * count} in all; the stream's "
+                    f"budget has {left} left")
+            counter = self._counter(wallet.address, sid)
+            for start in range(0, count, MAX_BATCH):
+                n = min(MAX_BATCH, count - start)
+                batch = asyncio.gather(*(stream.pay(each) for _ in range(n)))
+                try:
+                    # a recipient that never got the stream is offered it for a minute
+                    # (ARRIVAL_WAIT); a caller waiting on us is told much sooner
+                    await asyncio.wait_for(batch, FIRST_ARRIVAL if start == 0 else None)
+                except TimeoutError:
+                    raise errors.StreamNotOpen(
+                        "the recipient has not got this stream yet (the node forwards it "
+                        "once it can fund it); the vouchers sent may still arrive, so read "
+                        "the stream before paying again") from None
+                counter.add(n)
+            return stream
+
+        if self.is_streaming(wallet, sid):
+            raise InputError("form", "This stream is already paying in the background; stop "
+                                     "it first.")
+        stream = self.service.run(pay(), timeout=ARRIVAL_WAIT + 60)
+        return self._row_out(wallet, stream)
 
     def stop_streaming(self, wallet: Wallet, stream_id: bytes) -> bool:
         future = self._state.streaming.pop((wallet.address, hexb(stream_id)), None)

@@ -1,5 +1,6 @@
-"""Parsing what integrators send, with no app and no network: the nesting guard, amounts,
-addresses, hex and strict JSON bodies."""
+"""Parsing what integrators send, with no app and no network: the nesting guard and strict
+JSON bodies, then the models' field types (amounts, addresses, hex, unknown and missing
+fields, query values) and the one refusal each gives."""
 
 from __future__ import annotations
 
@@ -9,20 +10,11 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
 
-from app.api_input import (
-    MAX_DEPTH,
-    MAX_UINT256,
-    ApiError,
-    Field,
-    address,
-    amount,
-    check_depth,
-    fields,
-    hex_bytes,
-    parse_body,
-    query_int,
-)
+from app import api_models as models
+from app.api_input import MAX_DEPTH, ApiError, check_depth, parse_body, refused
+from app.api_models import MAX_UINT256
 
 
 def nested(depth: int, inner: str = "1") -> str:
@@ -106,12 +98,25 @@ def test_an_optional_body_may_be_empty() -> None:
     assert parse_body(b'{"x": [1]}', "application/json") == {"x": [1]}
 
 
+def refusal(model: type[BaseModel], body: dict[str, Any], where: Any = "body") -> ApiError:
+    with pytest.raises(ValidationError) as failed:
+        model.model_validate(body)
+    error = refused(failed.value, model, where)
+    assert error.status == 422 and error.message.endswith(".")
+    return error
+
+
+def paying(amount: Any) -> dict[str, Any]:
+    return {"recipient": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assetId": "ETH",
+            "amount": amount}
+
+
 @pytest.mark.parametrize(("value", "expected"), [
     ("1", 1), (1, 1), ("1500000000000000000", 1_500_000_000_000_000_000),
     (str(MAX_UINT256), MAX_UINT256), (MAX_UINT256, MAX_UINT256), ("007", 7),
 ])
 def test_amounts_in_base_units(value: Any, expected: int) -> None:
-    assert amount(value) == expected
+    assert models.Payment.model_validate(paying(value)).amount == expected
 
 
 @pytest.mark.parametrize(("value", "says"), [
@@ -126,49 +131,76 @@ def test_amounts_in_base_units(value: Any, expected: int) -> None:
     (True, "whole number"), (None, "whole number"), ([1], "whole number"),
 ])
 def test_amounts_that_are_refused(value: Any, says: str) -> None:
-    with pytest.raises(ApiError) as refused:
-        amount(value)
-    assert refused.value.code == "invalid_amount" and refused.value.field == "amount"
-    assert says in refused.value.message
+    refused = refusal(models.Payment, paying(value))
+    assert refused.code == "invalid_amount" and refused.field == "amount"
+    assert refused.message.startswith("The field 'amount' ") and says in refused.message
 
 
 def test_addresses_are_strict() -> None:
     lower = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"
     checksummed = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
-    assert address(lower, "recipient") == checksummed
-    assert address(checksummed, "recipient") == checksummed
+    for sent in (lower, checksummed):
+        assert models.ExitRequest.model_validate({"recipient": sent}).recipient == checksummed
     for bad in (lower[:-1], lower + "0", " " + lower, lower[2:], 123, None,
                 checksummed.replace("C", "c", 1)):
-        with pytest.raises(ApiError) as refused:
-            address(bad, "recipient")
-        assert refused.value.code == "invalid_address"
-        assert refused.value.field == "recipient"
+        refused = refusal(models.ExitRequest, {"recipient": bad})
+        assert (refused.code, refused.field) == ("invalid_address", "recipient")
+    assert "checksum" in refusal(models.ExitRequest, {
+        "recipient": checksummed.replace("C", "c", 1)}).message
 
 
 def test_hex_bytes() -> None:
-    assert hex_bytes("0x", "s") == b""
-    assert hex_bytes("0xAbCd", "s") == b"\xab\xcd"
+    assert models.ResolveRequest.model_validate({"resolver": "0x"}).resolver == b""
+    assert models.ResolveRequest.model_validate({"resolver": "0xAbCd"}).resolver == b"\xab\xcd"
     for bad in ("abcd", "0xabc", "0x zz", "0x\u0660\u0661", 5):
-        with pytest.raises(ApiError):
-            hex_bytes(bad, "s")
-    with pytest.raises(ApiError):
-        hex_bytes("0x" + "00" * 31, "transferId", 32)
+        assert refusal(models.ResolveRequest, {"resolver": bad}).code == "invalid_hex"
+    short = refusal(models.ClaimRequest, {"data": "0x" + "00" * 31,
+                                          "signature": "0x" + "11" * 65})
+    assert (short.code, short.field) == ("invalid_hex", "data")
+    assert "32 bytes" in short.message
 
 
-def test_fields_refuses_unknown_and_missing_fields_by_name() -> None:
-    spec = [Field("amount", amount), Field("note", str, required=False)]
-    assert fields({"amount": "5"}, spec) == {"amount": 5}
-    with pytest.raises(ApiError) as unknown:
-        fields({"amount": "5", "amonut": "5"}, spec)
-    assert (unknown.value.code, unknown.value.field) == ("unknown_field", "amonut")
-    with pytest.raises(ApiError) as missing:
-        fields({"note": "x"}, spec)
-    assert (missing.value.code, missing.value.field) == ("missing_field", "amount")
+def test_unknown_fields_then_missing_ones_are_refused_by_name() -> None:
+    good = {"recipient": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assetId": "ETH",
+            "amount": "5"}
+    assert models.TransferRequest.model_validate(good).amount == 5
+    unknown = refusal(models.TransferRequest, {**good, "amonut": "5", "amount": "-1"})
+    assert (unknown.code, unknown.field) == ("unknown_field", "amonut")
+    assert "recipient, assetId, amount, timeout" in unknown.message
+    missing = refusal(models.TransferRequest, {"assetId": "x" * 50})
+    assert (missing.code, missing.field) == ("missing_field", "recipient")
+    # snake_case names are not the API's: refused like any unknown field
+    snake = refusal(models.TransferRequest, {**good, "asset_id": "ETH"})
+    assert (snake.code, snake.field) == ("unknown_field", "asset_id")
+
+
+def test_optional_fields_may_be_left_out_but_not_sent_as_null() -> None:
+    assert models.WithdrawRequest.model_validate({
+        "recipient": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assetId": "ETH",
+        "amount": 1}).wait is None
+    for field in ("timeout", "wait", "meta", "paymentId"):
+        refused = refusal(models.TransferRequest, {
+            "recipient": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assetId": "ETH",
+            "amount": 1, field: None})
+        assert (refused.code, refused.field) == ("invalid_input", field)
+
+
+def test_meta_may_not_carry_the_keys_the_network_sets() -> None:
+    for key in ("recipient", "sender", "link", "oracle", "stream"):
+        refused = refusal(models.TransferRequest, {
+            "recipient": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assetId": "ETH",
+            "amount": 1, "meta": {key: "x"}})
+        assert (refused.code, refused.field) == ("invalid_input", "meta")
+        assert f"'{key}'" in refused.message
 
 
 def test_query_integers() -> None:
-    assert query_int({}, "limit", 100, 1, 500) == 100
-    assert query_int({"limit": "5"}, "limit", 100, 1, 500) == 5
+    assert models.HistoryQuery.model_validate({}).limit is None
+    assert models.HistoryQuery.model_validate({"limit": "5"}).limit == 5
     for bad in ("0", "501", "-1", "1.5", "", "abc", "9" * 30):
-        with pytest.raises(ApiError):
-            query_int({"limit": bad}, "limit", 100, 1, 500)
+        refused = refusal(models.HistoryQuery, {"limit": bad}, "query")
+        assert (refused.code, refused.field) == ("invalid_input", "limit")
+        assert refused.message == ("The query parameter 'limit' must be a whole number from "
+                                   "1 to 500.")
+    unknown = refusal(models.HistoryQuery, {"limt": "5"}, "query")
+    assert (unknown.code, unknown.field) == ("unknown_parameter", "limt")

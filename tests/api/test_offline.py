@@ -72,16 +72,20 @@ ROUTES = [("GET", ""), ("GET", "/balances"), ("GET", "/channel"), ("GET", "/hist
           ("POST", "/transfers"), ("POST", "/transfers/conditional"),
           ("POST", "/transfers/0x" + "11" * 32 + "/resolve"),
           ("POST", "/transfers/0x" + "11" * 32 + "/cancel"), ("POST", "/withdrawals"),
-          ("POST", "/force-close"), ("POST", "/exit")]
+          ("POST", "/force-close"), ("POST", "/exit"), ("GET", "/streams"),
+          ("POST", "/streams"), ("POST", "/streams/0x" + "22" * 32 + "/pay"),
+          ("POST", "/streams/0x" + "22" * 32 + "/close"), ("GET", "/oracle-payments"),
+          ("POST", "/oracle-payments"),
+          ("POST", "/oracle-payments/0x" + "11" * 32 + "/claim")]
 
 
-def test_the_token_check_covers_every_documented_wallet_route() -> None:
-    from app.openapi import PATHS
+def test_the_token_check_covers_every_documented_wallet_route(app: Flask) -> None:
+    from app.openapi import paths
 
-    documented = {(m.upper(), p.removeprefix("/api/v1/wallets/{address}"))
-                  for p, methods in PATHS.items() for m in methods
+    documented = {(m, p.removeprefix("/api/v1/wallets/{address}")) for m, p in paths()
                   if p.startswith("/api/v1/wallets/{address}")}
-    checked = {(m, r.replace("0x" + "11" * 32, "{transferId}")) for m, r in ROUTES}
+    checked = {(m, r.replace("0x" + "11" * 32, "{transferId}")
+                .replace("0x" + "22" * 32, "{streamId}")) for m, r in ROUTES}
     assert documented == checked
 
 

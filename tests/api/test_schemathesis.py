@@ -22,15 +22,17 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis import checks as st_checks
 
-from app.openapi import PATHS
+from app import api  # noqa: F401 - declares the routes
+from app.openapi import paths
 
 from .conftest import ApiWallet, create_wallet
 
 UNFUZZED = ("/events", "/force-close", "/exit")
 """The event stream never ends by design (tests/api/test_live.py); force-close would close
 the fuzzed wallet's channel for every operation after it (tests/api/test_force_close.py)."""
-OPERATIONS = [(method.upper(), path) for path, methods in PATHS.items() for method in methods
-              if not path.endswith(UNFUZZED)]
+OPERATIONS = [(method, path) for method, path in paths() if not path.endswith(UNFUZZED)]
+PAYING = ("/transfers", "/transfers/conditional", "/streams", "/oracle-payments")
+"""Routes that pay a recipient: steered to a real one, so payments and streams happen."""
 CHECKS = [st_checks.not_a_server_error, st_checks.status_code_conformance,
           st_checks.content_type_conformance, st_checks.response_headers_conformance,
           st_checks.response_schema_conformance, st_checks.negative_data_rejection,
@@ -76,11 +78,11 @@ def test_schemathesis_finds_nothing(schema: Any, web_url: str,
     def run(case: Any, data: st.DataObject) -> None:
         if mode is GenerationMode.POSITIVE and isinstance(case.body, dict):
             # steer some valid requests to real assets and a real recipient, so payments,
-            # deposits, the faucet and withdrawals actually happen
+            # streams, deposits, the faucet and withdrawals actually happen
             if "assetId" in case.body:
                 case.body["assetId"] = data.draw(st.sampled_from(
                     ["ETH", token, case.body["assetId"]]))
-            if "recipient" in case.body and "transfers" in path:
+            if "recipient" in case.body and path.endswith(PAYING):
                 case.body["recipient"] = data.draw(st.sampled_from(
                     [recipient.address, case.body["recipient"]]))
         response = case.call_and_validate(base_url=web_url, checks=CHECKS)
