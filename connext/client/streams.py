@@ -231,17 +231,18 @@ class Streams:
         return stream
 
     async def resume(self, routing_id: bytes) -> OutgoingStream | None:
-        """Our stream with this routing id as we left it (after a restart too), if it
-        is locked in our channel."""
-        if routing_id in self.outgoing:
-            return self.outgoing[routing_id]
+        """Our stream with this routing id as we left it (after a restart too), while it
+        is locked in our channel (None once it settled or was refunded)."""
         client = self.client
         from .outcomes import transfer_id_of
 
         transfer_id = transfer_id_of(routing_id)
         transfer = (await client.active_transfers()).get(transfer_id)
         if transfer is None or transfer.initiator != client.address:
+            self.outgoing.pop(routing_id, None)  # settled, refunded or never ours
             return None
+        if routing_id in self.outgoing:
+            return self.outgoing[routing_id]
         _signer, _stream_id, expiry = STREAM.decode_state(transfer.initial_state)
         saved = await asyncio.to_thread(client.store.voucher, routing_id)
         stream = OutgoingStream(self, routing_id, transfer_id,
