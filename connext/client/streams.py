@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 VOUCHERS_METHOD = "stream.vouchers"
 CLOSE_METHOD = "stream.close"
 DEFAULT_STREAM_TIMEOUT = 3600
-MAX_BATCH = 256
+MAX_BATCH = 512
 """Vouchers per message at most (each one still signed and checked on its own)."""
 PIPELINE = 3
 """Batches of one stream on the wire at once."""
