@@ -135,7 +135,10 @@ class OutgoingStream:
         loop = asyncio.get_running_loop()
         in_flight: collections.deque[asyncio.Task[None]] = collections.deque()
         while self._queue or in_flight:
-            while self._queue and len(in_flight) < PIPELINE:
+            # a full batch goes at once; a partial one only when nothing else of ours is
+            # on the wire (no waiting when idle, full batches under load)
+            while self._queue and len(in_flight) < PIPELINE and (
+                    not in_flight or len(self._queue) >= MAX_BATCH):
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 # durable before it leaves: after a restart we never sign below it
                 last = batch[-1][0]
