@@ -38,20 +38,21 @@ def test_compose_file_is_valid_for_docker_compose() -> None:
 
 def test_every_service_is_there_with_dependencies_and_health() -> None:
     services = compose()["services"]
-    assert {"chain", "nats", "postgres", "deploy", "node", "web"} <= set(services)
+    assert {"chain", "nats", "postgres", "deploy", "node", "oracle", "web"} <= set(services)
     assert services["node"]["depends_on"]["deploy"]["condition"] == (
         "service_completed_successfully")
     assert services["deploy"]["depends_on"]["chain"]["condition"] == "service_healthy"
     assert services["web"]["depends_on"]["node"]["condition"] == "service_healthy"
     assert services["web"]["ports"] == ["3000:3000"]
-    for name in ("chain", "postgres", "node", "web"):
+    assert services["web"]["environment"]["CONNEXT_ORACLE_URL"] == "http://oracle:8010"
+    for name in ("chain", "postgres", "node", "oracle", "web"):
         assert "healthcheck" in services[name], name
 
 
 def test_every_connext_service_command_is_a_real_connext_command() -> None:
     services = compose()["services"]
     ours = {name: s for name, s in services.items() if s.get("build") == "."}
-    assert set(ours) == {"chain", "deploy", "node", "web"}
+    assert set(ours) == {"chain", "deploy", "node", "oracle", "web"}
     for name, service in ours.items():
         parser().parse_args(service["command"])  # exits (SystemExit) if it does not exist
         health = service.get("healthcheck", {}).get("test")
@@ -76,6 +77,7 @@ def test_chain_health_and_deploy_commands_work_as_compose_runs_them(tmp_path: Pa
             capture_output=True, text=True, check=True,
         ).stdout
         assert json.loads(out)["chain_id"] == 31337
+        _the_oracle_runs_as_compose_runs_it(url, tmp_path / "deployments.json")
     finally:
         chain.send_signal(signal.SIGTERM)
         chain.wait(30)
@@ -84,6 +86,24 @@ def test_chain_health_and_deploy_commands_work_as_compose_runs_them(tmp_path: Pa
     time.sleep(0.1)
     assert subprocess.run([CONNEXT, "health", "--rpc-url", f"http://127.0.0.1:{port}"],
                           capture_output=True).returncode == 1
+
+
+def _the_oracle_runs_as_compose_runs_it(chain_url: str, deployment_file: Path) -> None:
+    service = compose()["services"]["oracle"]
+    port = free_port()
+    swap = {"8010": str(port), "0.0.0.0": "127.0.0.1", "http://chain:8545": chain_url,
+            "/data/deployments.json": str(deployment_file)}
+    oracle = subprocess.Popen([CONNEXT, *(swap.get(a, a) for a in service["command"])],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        health = [h.replace(":8010", f":{port}") for h in service["healthcheck"]["test"][2:]]
+        deadline = time.monotonic() + 30
+        while subprocess.run([CONNEXT, *health], capture_output=True).returncode != 0:
+            assert oracle.poll() is None and time.monotonic() < deadline, "oracle did not start"
+            time.sleep(0.2)
+    finally:
+        oracle.send_signal(signal.SIGTERM)
+        oracle.wait(30)
 
 
 def test_the_web_service_runs_as_compose_runs_it(tmp_path: Path) -> None:
