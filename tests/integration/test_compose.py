@@ -88,41 +88,36 @@ def test_chain_health_and_deploy_commands_work_as_compose_runs_them(tmp_path: Pa
                           capture_output=True).returncode == 1
 
 
-def _the_oracle_runs_as_compose_runs_it(chain_url: str, deployment_file: Path) -> None:
-    service = compose()["services"]["oracle"]
-    port = free_port()
-    swap = {"8010": str(port), "0.0.0.0": "127.0.0.1", "http://chain:8545": chain_url,
-            "/data/deployments.json": str(deployment_file)}
-    oracle = subprocess.Popen([CONNEXT, *(swap.get(a, a) for a in service["command"])],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def _run_until_healthy(name: str, swap: dict[str, str], env: dict[str, str] | None = None
+                       ) -> None:
+    """Start compose service `name`'s command (its arguments swapped by `swap`: ports,
+    hosts, paths), wait until the service's own healthcheck passes, stop it."""
+    service = compose()["services"][name]
+    process = subprocess.Popen([CONNEXT, *(swap.get(a, a) for a in service["command"])],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
     try:
-        health = [h.replace(":8010", f":{port}") for h in service["healthcheck"]["test"][2:]]
+        health = service["healthcheck"]["test"][2:]
+        for old, new in swap.items():
+            health = [h.replace(f":{old}", f":{new}") if old.isdigit() else h for h in health]
         deadline = time.monotonic() + 30
         while subprocess.run([CONNEXT, *health], capture_output=True).returncode != 0:
-            assert oracle.poll() is None and time.monotonic() < deadline, "oracle did not start"
+            assert process.poll() is None and time.monotonic() < deadline, f"{name} did not start"
             time.sleep(0.2)
     finally:
-        oracle.send_signal(signal.SIGTERM)
-        oracle.wait(30)
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+
+def _the_oracle_runs_as_compose_runs_it(chain_url: str, deployment_file: Path) -> None:
+    _run_until_healthy("oracle", {"8010": str(free_port()), "0.0.0.0": "127.0.0.1",
+                                  "http://chain:8545": chain_url,
+                                  "/data/deployments.json": str(deployment_file)})
 
 
 def test_the_web_service_runs_as_compose_runs_it(tmp_path: Path) -> None:
     """`connext web` with the compose service's arguments serves the wallet and answers the
     compose healthcheck (the network behind it is not needed for that)."""
     service = compose()["services"]["web"]
-    port = free_port()
-    command = [arg if arg != "3000" else str(port) for arg in service["command"]]
-    command = [c if c != "0.0.0.0" else "127.0.0.1" for c in command]
     env = {**os.environ, **service["environment"], "CONNEXT_WEB_DATA_DIR": str(tmp_path)}
-    web = subprocess.Popen([CONNEXT, *command], env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-    try:
-        health = service["healthcheck"]["test"][2:]
-        health = [h.replace(":3000", f":{port}") for h in health]
-        deadline = time.monotonic() + 30
-        while subprocess.run([CONNEXT, *health], capture_output=True).returncode != 0:
-            assert web.poll() is None and time.monotonic() < deadline, "web did not start"
-            time.sleep(0.2)
-    finally:
-        web.send_signal(signal.SIGTERM)
-        web.wait(30)
+    _run_until_healthy("web", {"3000": str(free_port()), "0.0.0.0": "127.0.0.1"}, env)
