@@ -100,6 +100,7 @@ class _Wallets:
     streaming: dict[tuple[str, str], Future[None]] = field(default_factory=dict)
     closed: dict[str, list[StreamRow]] = field(default_factory=dict)
     problems: dict[tuple[str, str], BaseException] = field(default_factory=dict)
+    receipts: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
 
 class MicroPayments:
@@ -375,6 +376,18 @@ class MicroPayments:
             except (OSError, ValueError, KeyError):
                 return None
         return self._oracle_address
+
+    def keep_receipt(self, wallet: Wallet, transfer_id: str, outcome: str,
+                     signature: str) -> None:
+        """Remember a receipt the demo oracle gave for a payment to `wallet` (in memory),
+        so every rendering of its card shows it until it is claimed."""
+        self._state.receipts[(wallet.address, transfer_id)] = (outcome, signature)
+
+    def receipt(self, wallet: Wallet, transfer_id: str) -> tuple[str, str] | None:
+        return self._state.receipts.get((wallet.address, transfer_id))
+
+    def forget_receipt(self, wallet: Wallet, transfer_id: str) -> None:
+        self._state.receipts.pop((wallet.address, transfer_id), None)
 
     def ask_demo_oracle(self, payment_id: bytes, data: bytes) -> bytes:
         """The demo oracle's receipt over (payment id, data)."""

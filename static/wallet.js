@@ -81,7 +81,12 @@
       document.body.dataset.lastEvent = event.event;
       refresh();
     });
-    socket.on("connect", () => (document.body.dataset.live = "on"));
+    // what happened between the page's rendering and the socket joining its wallet's room
+    // (or while it was disconnected) came with no event: refresh once on every connect
+    socket.on("connect", () => {
+      document.body.dataset.live = "on";
+      refresh();
+    });
     socket.on("disconnect", () => (document.body.dataset.live = "off"));
   }
 
@@ -145,6 +150,25 @@
   });
   window.addEventListener("pageshow", () =>
     document.querySelectorAll("form.busy").forEach((f) => f.classList.remove("busy")));
+
+  // A live refresh never wipes what someone is typing in a section (e.g. an oracle
+  // payment's outcome): a section with edited fields waits for the next event.
+  function edited(root) {
+    return Array.from(root.querySelectorAll("input, textarea, select")).some((el) => {
+      if (el.type === "hidden") return false;
+      if (el.tagName === "SELECT") return Array.from(el.options).some((o) => o.selected !== o.defaultSelected);
+      if (el.type === "checkbox" || el.type === "radio") return el.checked !== el.defaultChecked;
+      return el.value !== el.defaultValue;
+    });
+  }
+  const isRefresh = (config) =>
+    Boolean(config && config.triggeringEvent && config.triggeringEvent.type === "wallet-changed");
+  document.addEventListener("htmx:configRequest", (e) => {
+    if (isRefresh(e.detail) && edited(e.detail.elt)) e.preventDefault();
+  });
+  document.addEventListener("htmx:beforeSwap", (e) => {  // typed while it was on its way
+    if (isRefresh(e.detail.requestConfig) && edited(e.detail.elt)) e.detail.shouldSwap = false;
+  });
 
   document.addEventListener("htmx:beforeRequest", (e) => {
     pageRequests.set(e.detail.xhr, Date.now());

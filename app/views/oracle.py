@@ -37,8 +37,11 @@ def _page(status: int = 200, **context: Any) -> tuple[str, int]:
     context.setdefault("form", {"to": "", "amount": "", "asset": "", "oracle": demo or "",
                                 "question": new_oracle_payment_id(), "minutes": "60"})
     context.setdefault("payment_id", new_payment_id())
+    claims = {row.transfer_id: {"outcome": kept[0], "signature": kept[1], "asked": True}
+              for row in rows if (kept := micro().receipt(wallet, row.transfer_id))}
+    claims.update(context.pop("claims", {}))
     return render_template("oracle.html", assets=assets, rows=rows, demo_oracle=demo,
-                           fmt=fmt, text_of=_text, claims=context.pop("claims", {}),
+                           fmt=fmt, text_of=_text, claims=claims,
                            **({"error": error} if error and "error" not in context else {}),
                            **context), status
 
@@ -104,8 +107,8 @@ def ask(transfer: str) -> tuple[str, int]:
         signature = micro().ask_demo_oracle(bytes.fromhex(row.payment_id[2:]), outcome)
     except Exception as exc:
         return _claim_failed(transfer, form, exc)
-    return _page(claims={transfer: {"outcome": form["outcome"], "signature": hexb(signature),
-                                    "asked": True}})
+    micro().keep_receipt(current_wallet(), transfer, form["outcome"], hexb(signature))
+    return _page()
 
 
 @bp.post("/oracle/<transfer>/claim")
@@ -123,6 +126,7 @@ def claim(transfer: str) -> tuple[str, int]:
                                                 outcome, signature)
     except Exception as exc:
         return _claim_failed(transfer, form, exc)
+    micro().forget_receipt(current_wallet(), transfer)
     return _page(note=f"Claimed: {fmt(row.asset, received)} received.")
 
 

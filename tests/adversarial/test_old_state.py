@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from connext.chain.channel import ChannelContract
-from connext.chain.contracts import connect
+from connext.chain.contracts import connect, contract
 from connext.protocol.signing import Signer
 from connext.protocol.types import ETH
 
@@ -37,7 +37,11 @@ def test_a_user_disputing_an_old_state_is_answered_and_paid_its_latest_balance(
 
         cheat.dispute_on_chain(old)
         channel = ChannelContract(w3, cheat.channel_address, node.address, cheat.address)
-        assert channel.channel_dispute().nonce == old.nonce < latest.nonce
+        # the cheat's dispute of the old state landed (the node may answer it at once)
+        disputes = contract(w3, "ChannelMastercopy", cheat.channel_address
+                            ).events.ChannelDisputed.get_logs(from_block=0)
+        assert (disputes[0].args.disputer, disputes[0].args.nonce) == (cheat.address, old.nonce)
+        assert old.nonce < latest.nonce
         await until(lambda: channel.channel_dispute().nonce == latest.nonce, 30,
                     "the node answers with the latest state")
 
