@@ -161,14 +161,22 @@ def test_the_node_killed_again_and_again_loses_and_duplicates_nothing(
         assert all(n == 1 for n in ledger.received.values()), ledger.received.most_common(3)
         assert {"0x" + r.hex() for r in ledger.reported} <= set(ledger.received)
 
-        # every channel holds what its latest state says
+        # every channel holds what its latest state says, once the node's withdraw
+        # transactions for cash-outs settled in the channels are mined
         expected_out: dict[tuple[str, str], int] = {}
         for user in users:
             state = await user.channel()
             channel = ChannelContract(w3, user.channel_address, node.address, user.address)
             for asset in assets:
-                held = _held(w3, channel.address, asset)
                 balance = state.balance_of(asset)
+
+                def matches(address: str = channel.address, asset: str = asset,
+                            total: int = balance.alice + balance.bob) -> bool:
+                    return _held(w3, address, asset) == total
+
+                with contextlib.suppress(AssertionError):
+                    await eventually(matches, timeout=60)
+                held = _held(w3, channel.address, asset)
                 assert held == balance.alice + balance.bob, (user.address, asset)
                 expected_out[user.address, asset] = balance.bob
 
