@@ -59,6 +59,10 @@ REPLAY_SAFE = frozenset({UPDATE_METHOD, SYNC_METHOD})
 """Methods a replay cannot abuse: an update names its nonce (a replay is answered with the
 stored copy, or refused as stale) and a sync only reads."""
 MAX_ATTEMPTS = 40
+BUSY_PATIENCE = 60.0
+"""An update that keeps racing the counterparty's is given up (ChannelBusy) only after
+MAX_ATTEMPTS tries and this many seconds: a retry woken as soon as the counterparty's
+update landed can race its next one at once, so under load tries alone run out fast."""
 MAX_TIMEOUT_RETRIES = 2
 
 
@@ -210,7 +214,10 @@ class ChannelEngine:
         if channel_address in self.disputed:
             raise errors.ChannelDisputed()
         timeouts = 0
-        for attempt in range(MAX_ATTEMPTS):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BUSY_PATIENCE
+        attempt = -1
+        while (attempt := attempt + 1) < MAX_ATTEMPTS or loop.time() < deadline:
             try:
                 async with self.lock(channel_address):
                     stored = await self.channel(channel_address)
@@ -245,10 +252,10 @@ class ChannelEngine:
                 # stored (its lock is free then), or after a jittered backoff.
                 landed = self._landed.setdefault(channel_address, asyncio.Event())
                 landed.clear()
-                backoff = random.uniform(0.001, min(0.25, 0.004 * 2**attempt))
+                backoff = random.uniform(0.001, min(0.25, 0.004 * 2**min(attempt, 8)))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(landed.wait(), backoff * 4)
-        raise ChannelBusy(f"channel {channel_address} stayed busy after {MAX_ATTEMPTS} tries")
+        raise ChannelBusy(f"channel {channel_address} stayed busy after {attempt} tries")
 
     async def finish_pending(self, channel_address: Address) -> Committed | None:
         """Re-send our unsettled proposal in this channel once, if there is one: the

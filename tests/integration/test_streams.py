@@ -67,9 +67,9 @@ def test_a_thousand_vouchers_then_close_settle_the_highest_on_both_hops(
         assert await payee.balances() == {ETH: 1000 * PRICE}
         assert await payer.balances() == {ETH: ETHER - 1000 * PRICE}  # the rest came back
         assert await payer.active_transfers() == {} and await payee.active_transfers() == {}
-        for client in (payer, payee):
-            view = node.channel(client.channel_address)
-            assert view["activeTransfers"] == []
+        for client in (payer, payee):  # the node commits its side right after ours
+            await eventually(lambda c=client: node.channel(c.channel_address)
+                             ["activeTransfers"] == [])
         assert int(node.channel(payer.channel_address)["state"]["balances"][0][0]) == \
             1000 * PRICE  # the node got from the payer exactly what it paid the payee
         await payer.close()
