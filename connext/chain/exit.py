@@ -142,11 +142,21 @@ class ChannelExit:
         return found
 
     def _defund_balances(self, state: ChannelState) -> None:
-        assets = [asset for asset, nonce in zip(state.asset_ids, state.defund_nonces,
-                                                strict=True)
-                  if self.channel.defund_nonce(asset) < nonce]
-        if assets:
+        def undone() -> list[str]:
+            return [asset for asset, nonce in zip(state.asset_ids, state.defund_nonces,
+                                                  strict=True)
+                    if self.channel.defund_nonce(asset) < nonce]
+
+        assets = undone()
+        if not assets:
+            return
+        try:
             self.send(self.channel.defund_channel(state, assets))
+        except ContractLogicError:
+            if undone():  # not the counterparty's defund landing first: a real failure
+                raise
+            log.info("channel %s was defunded by the counterparty meanwhile",
+                     self.channel.address)
 
     def _settle(self, state: ChannelState, transfers: Mapping[bytes, Transfer],
                 transfer: Transfer, resolver: bytes | None, now: int) -> int | None:
@@ -171,7 +181,11 @@ class ChannelExit:
                 log.info("cannot resolve %s on chain: %s", transfer.transfer_id.hex(), exc)
                 return record.expiry
             return None
-        self.send(self.channel.defund_transfer(core, transfer.initial_state, b""))
+        try:
+            self.send(self.channel.defund_transfer(core, transfer.initial_state, b""))
+        except ContractLogicError:
+            if not self.channel.transfer_dispute(leaf(transfer)).defunded:
+                raise  # not settled by the counterparty meanwhile: a real failure
         return None
 
     def _now(self) -> int:
