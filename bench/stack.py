@@ -32,7 +32,8 @@ class Stack:
 
 @contextmanager
 def running_stack(workdir: Path) -> Iterator[Stack]:
-    with Anvil() as anvil, NatsServer() as nats:
+    with Anvil() as anvil, \
+            NatsServer(nodes=[Signer.from_hex(NODE_KEY).address]) as nats:
         deployment_file = workdir / "deployments.json"
         deployment = deploy(anvil.url, anvil.private_keys[0], deployment_file=deployment_file)
         node_signer = Signer.from_hex(NODE_KEY)

@@ -169,6 +169,50 @@ def _contracts_check(args: argparse.Namespace) -> int:
     return build_main(["--check"])
 
 
+def _nats_config(args: argparse.Namespace) -> int:
+    from .messaging.natsauth import write_config
+
+    path = write_config(Path(args.dir), host=args.host, port=args.port, rotate=args.rotate)
+    print(f"{'new keys and ' if args.rotate else ''}nats-server config: {path} "
+          f"(run `nats-server -c {path}` and `connext nats-auth --dir {args.dir}`)")
+    return 0
+
+
+def _nats_auth(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from .messaging.natsauth import AuthKeys, AuthService
+
+    logging.basicConfig(level=os.environ.get("CONNEXT_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    nodes = [n for n in args.node or [] if n] or [
+        n.strip() for n in os.environ.get("CONNEXT_NATS_NODES", "").split(",") if n.strip()]
+    if not nodes:
+        print("connext nats-auth: name the node's address (--node or CONNEXT_NATS_NODES)",
+              file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        service = AuthService(args.nats_url, AuthKeys.load(Path(args.dir)), nodes,
+                              ttl_s=args.ttl)
+        await service.start()
+        print(f"answering NATS logins on {args.nats_url} (nodes: {', '.join(nodes)})",
+              flush=True)
+        if args.ready_file:
+            Path(args.ready_file).write_text("ready\n")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await service.stop()
+
+    asyncio.run(run())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="connext", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -211,6 +255,29 @@ def parser() -> argparse.ArgumentParser:
     oracle.add_argument("--deployment-file", default=os.environ.get(
         "CONNEXT_DEPLOYMENT_FILE", ".data/deployments.json"))
     oracle.set_defaults(run=_oracle)
+
+    nats_config = commands.add_parser(
+        "nats-config", help="make the NATS auth keys (kept if present) and nats.conf")
+    nats_config.add_argument("--dir", default=os.environ.get("CONNEXT_NATS_AUTH_DIR",
+                                                             ".data/nats"))
+    nats_config.add_argument("--host", default="127.0.0.1", help="where nats-server listens")
+    nats_config.add_argument("--port", type=int, default=4222)
+    nats_config.add_argument("--rotate", action="store_true",
+                             help="replace the issuer and auth-service keys")
+    nats_config.set_defaults(run=_nats_config)
+
+    nats_auth = commands.add_parser(
+        "nats-auth", help="answer nats-server's auth callouts (logins by Ethereum key)")
+    nats_auth.add_argument("--nats-url", default=os.environ.get("CONNEXT_NATS_URL",
+                                                                "nats://127.0.0.1:4222"))
+    nats_auth.add_argument("--dir", default=os.environ.get("CONNEXT_NATS_AUTH_DIR",
+                                                           ".data/nats"))
+    nats_auth.add_argument("--node", action="append",
+                           help="a node's address (repeat for several; or CONNEXT_NATS_NODES)")
+    nats_auth.add_argument("--ttl", type=float, default=float(os.environ.get(
+        "CONNEXT_NATS_LOGIN_TTL", "3600")), help="seconds a login stays valid")
+    nats_auth.add_argument("--ready-file", help="written once logins are answered")
+    nats_auth.set_defaults(run=_nats_auth)
 
     chain = commands.add_parser("chain", help="run a local anvil chain in the foreground")
     chain.add_argument("--host", default="127.0.0.1")

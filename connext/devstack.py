@@ -14,15 +14,19 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from .chain.anvil import Anvil
 from .chain.contracts import connect, contract
 from .chain.deploy import Deployment, deploy, mint_test_token
+from .protocol.signing import Signer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_TOKEN_MINT = 1_000_000 * 10**18
@@ -59,32 +63,53 @@ def nats_server_binary() -> str:
 
 
 class NatsServer:
-    """A nats-server child process on 127.0.0.1."""
+    """A nats-server child process on 127.0.0.1, with authorization on by default: the
+    config and keys from `connext nats-config` in `auth_dir` (a temp dir unless given) and
+    a `connext nats-auth` child answering logins, which knows the `nodes`' addresses.
+    `authorization=False` runs an open server (only for tests of the messaging layer
+    itself)."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, log_path: Path | None = None, *,
+                 nodes: Iterable[str] = (), authorization: bool = True,
+                 auth_dir: Path | None = None, login_ttl_s: float | None = None) -> None:
         self.port = port or free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
+        self.nodes = list(nodes)
+        self.authorization = authorization
+        self.auth_dir = auth_dir
+        self.login_ttl_s = login_ttl_s
         self._log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
+        self._auth: subprocess.Popen[bytes] | None = None
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
     @property
+    def auth_pid(self) -> int | None:
+        return self._auth.pid if self._auth else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
     def start(self, timeout: float = 10.0) -> NatsServer:
+        from .messaging.natsauth import write_config
+
         if port_is_open(self.port):
             raise RuntimeError(f"port {self.port} is already in use; is another NATS running?")
         log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._process = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port)],
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+        command = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port)]
+        if self.authorization:
+            if not self.nodes:
+                raise ValueError("NatsServer with authorization needs the nodes' addresses")
+            if self.auth_dir is None:
+                self.auth_dir = Path(tempfile.mkdtemp(prefix="connext-nats-"))
+            command = [nats_server_binary(), "-c",
+                       str(write_config(self.auth_dir, port=self.port))]
+        self._process = subprocess.Popen(command, stdout=log, stderr=log,
+                                         start_new_session=True)
         deadline = time.monotonic() + timeout
         while not port_is_open(self.port):
             if self._process.poll() is not None:
@@ -93,17 +118,38 @@ class NatsServer:
                 self.stop()
                 raise TimeoutError(f"nats-server did not listen on {self.port} in {timeout}s")
             time.sleep(0.05)
+        if self.authorization:
+            self._start_auth(log, deadline + 20)
         return self
 
+    def _start_auth(self, log: Any, deadline: float) -> None:
+        assert self.auth_dir is not None
+        ready = self.auth_dir / "auth-ready"
+        ready.unlink(missing_ok=True)
+        command = [str(Path(sys.executable).parent / "connext"), "nats-auth",
+                   "--nats-url", self.url, "--dir", str(self.auth_dir),
+                   "--ready-file", str(ready)]
+        for node in self.nodes:
+            command += ["--node", node]
+        if self.login_ttl_s is not None:
+            command += ["--ttl", str(self.login_ttl_s)]
+        self._auth = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+        while not ready.exists():
+            if self._auth.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("connext nats-auth did not start (see the NATS log)")
+            time.sleep(0.05)
+
     def stop(self, timeout: float = 5.0) -> None:
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        for process in (self._auth, self._process):
+            if process is None or process.poll() is not None:
+                continue
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
     def __enter__(self) -> NatsServer:
         return self.start()
@@ -272,11 +318,13 @@ def run_stack(config: StackConfig, ready: threading.Event | None = None,
         port=config.chain_port,
         extra_args=["--state", str((config.data_dir / "anvil-state.json").resolve())],
     )
-    nats = NatsServer(port=config.nats_port, log_path=config.data_dir / "nats.log")
+    nats = NatsServer(port=config.nats_port, log_path=config.data_dir / "nats.log",
+                      auth_dir=config.data_dir / "nats")
     started: list[Anvil | NatsServer | NodeDaemon | WebDaemon] = []
     try:
         anvil.start()
         started.append(anvil)
+        nats.nodes = [Signer.from_hex(anvil.private_keys[1]).address]  # the node's key below
         nats.start()
         started.append(nats)
         deployment_file = config.data_dir / "deployments.json"

@@ -17,8 +17,13 @@ from connext.chain.anvil import Anvil, start_anvil
 from connext.chain.contracts import connect
 from connext.chain.deploy import Deployment, deploy
 from connext.devstack import NatsServer
+from connext.protocol.signing import Signer
 from connext.store.testing import PostgresCluster, unavailable_reason
 from tests.fullstack import FullStack
+
+TEST_NODE_KEYS = ("0x" + "4e" * 32, "0x" + "5a" * 32, "0x" + "6b" * 32)
+"""The keys of every node the tests start on the session's nats-server (integration's
+NODE_KEY, the hostile nodes of tests/adversarial); another node's subjects are refused."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -52,8 +57,9 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
 
 @pytest.fixture(scope="session")
 def nats() -> Iterator[NatsServer]:
-    """One real nats-server for the session, on a free port."""
-    server = NatsServer().start()
+    """One real nats-server for the session, on a free port, with authorization on: the
+    auth service grants node permissions to the nodes the tests run (TEST_NODE_KEYS)."""
+    server = NatsServer(nodes=[Signer.from_hex(k).address for k in TEST_NODE_KEYS]).start()
     try:
         yield server
     finally:

@@ -26,6 +26,7 @@ from connext.devstack import (
     WebDaemon,
     free_port,
 )
+from connext.protocol.signing import Signer
 
 
 class FullStack:
@@ -74,6 +75,7 @@ class FullStack:
     def start(self) -> FullStack:
         try:
             self.anvil.start()
+            self.nats.nodes = [Signer.from_hex(self.anvil.private_keys[1]).address]
             self.nats.start()
             deployer = self.anvil.private_keys[0]
             self.deployment = deploy(self.anvil.url, deployer,

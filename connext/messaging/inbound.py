@@ -44,13 +44,17 @@ class InboundChecks:
         self.replays = ReplayCache(window_ms, replay_cache_size)
 
     def admit(
-        self, raw: bytes, subject_method: str, now_ms: int, methods: Container[str]
+        self, raw: bytes, subject_rest: str, now_ms: int, methods: Container[str]
     ) -> env.Envelope:
-        """The verified envelope in `raw`, received on the subject for `subject_method`;
-        raises the MessagingError of the first check that fails."""
+        """The verified envelope in `raw`, received on a subject ending in `subject_rest`;
+        raises the MessagingError of the first check that fails. `subject_rest` is the
+        subject after `connext.<us>.`: the sender's lowercase address, a dot, the method."""
         envelope = env.decode(raw, self.max_bytes)
-        if envelope.method != subject_method:
+        sender, _, method = subject_rest.partition(".")
+        if envelope.method != method:
             raise MalformedMessage("the message's method does not match its subject")
+        if envelope.sender.lower() != sender:
+            raise MalformedMessage("the message's sender does not match its subject")
         if envelope.to != self.address:
             raise WrongRecipient(f"this message is for {envelope.to}, not {self.address}")
         if abs(now_ms - envelope.timestamp) > self.window_ms:

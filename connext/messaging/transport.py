@@ -1,7 +1,9 @@
 """`Messaging`: signed request/reply and notifications over NATS; the one place that talks NATS.
 
-A party serves `connext.<lowercase address>.<method>` (the node in a queue group, so its
-replicas share the work) and sends to the counterparty's subjects. Inbound messages pass
+A party serves `connext.<its address>.<sender>.<method>` (lowercase addresses; the node in
+a queue group, so its replicas share the work) and sends to the counterparty's subjects
+with its own address as the sender. It logs in with its Ethereum key (`natsauth`): the
+server then lets it publish only as itself and read only its own subjects. Inbound messages pass
 `InboundChecks` before a handler runs; every failure is answered with a signed typed error
 reply. Replies are checked by the requester. It must never let a bad message or a failing
 handler stop the subscription, and never put a traceback or internal detail on the wire.
@@ -39,6 +41,7 @@ from .errors import (
     RemoteError,
 )
 from .inbound import InboundChecks, replay_key, reply_context
+from .natsauth import login_options
 from .replay import SeenLog
 
 log = logging.getLogger(__name__)
@@ -54,9 +57,9 @@ _NO_RESPONDERS_STATUS = "503"
 _INTERNAL_ERROR_MESSAGE = "the request could not be processed"
 
 
-def subject(address: Address, method: str) -> str:
-    """The NATS subject on which `address` serves `method`."""
-    return f"{SUBJECT_ROOT}.{address.lower()}.{method}"
+def subject(to: Address, sender: Address, method: str) -> str:
+    """The NATS subject on which `to` serves `method` to `sender`."""
+    return f"{SUBJECT_ROOT}.{to.lower()}.{sender.lower()}.{method}"
 
 
 @dataclass
@@ -112,6 +115,8 @@ class Messaging:
         self._nc: NatsClient | None = None
         self._closing = False
         self._serving: Subscription | None = None
+        self._serving_queue: str | None = None  # while serving: the queue group ("" none)
+        self._reviving: asyncio.Task[None] | None = None
         self._inbox_prefix = ""
         self._tokens = itertools.count()
         self._pending: dict[str, _PendingRequest] = {}
@@ -125,35 +130,75 @@ class Messaging:
     async def connect(self) -> None:
         if self._nc is not None:
             return
-        try:
-            nc = await nats.connect(
-                self.nats_url,
-                name=f"connext-{self.address}",
-                max_reconnect_attempts=CONNECT_ATTEMPTS,
-                reconnect_time_wait=1,
-                error_cb=_log_nats_error,
-                disconnected_cb=self._on_disconnected,
-                reconnected_cb=self._on_reconnected,
-            )
-        except (OSError, nats.errors.Error) as exc:
-            raise NotConnected(f"cannot reach NATS at {self.nats_url}: {exc}") from exc
-        # Give up quickly on a wrong URL at startup, but once connected never stop trying to
-        # reconnect (nats-py reads this option on every attempt).
-        nc.options["max_reconnect_attempts"] = -1
+        nc = await self._open(CONNECT_ATTEMPTS)
         if self._seen_log is not None:  # what an earlier process of ours admitted
             now = self._now_ms()
             seen = await asyncio.to_thread(self._seen_log.messages_seen_since,
                                            now - self._checks.window_ms)
             self._checks.replays.preload(seen, now)
         self._slots = asyncio.Semaphore(self._max_concurrent)
+        await self._listen(nc)
+
+    async def _open(self, attempts: int) -> NatsClient:
+        try:
+            nc = await nats.connect(
+                self.nats_url,
+                name=f"connext-{self.address}",
+                max_reconnect_attempts=attempts,
+                reconnect_time_wait=1,
+                error_cb=_log_nats_error,
+                disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected,
+                closed_cb=self._on_closed,
+                **login_options(self.signer),
+            )
+        except (OSError, nats.errors.Error) as exc:
+            raise NotConnected(f"cannot reach NATS at {self.nats_url}: {exc}") from exc
+        # Give up quickly on a wrong URL at startup, but once connected never stop trying to
+        # reconnect (nats-py reads this option on every attempt).
+        nc.options["max_reconnect_attempts"] = -1
+        return nc
+
+    async def _listen(self, nc: NatsClient) -> None:
         self._inbox_prefix = nc.new_inbox()
         await nc.subscribe(self._inbox_prefix + ".*", cb=self._on_reply)
+        if self._serving_queue is not None:
+            self._serving = await nc.subscribe(
+                self._subject_prefix + ">", queue=self._serving_queue, cb=self._on_request)
         await flush_subscriptions(nc)
         self._nc = nc
+
+    async def _on_closed(self) -> None:
+        """nats-py gives up on a connection the server closed with an error, e.g. when our
+        login expired: log in again on a new one, with the same subscriptions. Requests
+        waiting for a reply on the old one time out."""
+        if self._closing or self._nc is None:
+            return  # our own close()
+        log.info("%s: the NATS connection was closed (%s); logging in again", self.address,
+                 self._nc.last_error)
+        self._nc = None
+        self._reviving = asyncio.get_running_loop().create_task(self._revive())
+
+    async def _revive(self) -> None:
+        pause = 0.05
+        while True:
+            try:
+                await self._listen(await self._open(0))
+                log.info("%s logged in to NATS again", self.address)
+                self._reviving = None
+                return
+            except (NotConnected, nats.errors.Error, OSError) as exc:
+                log.warning("%s: NATS login failed (%s); retrying", self.address, exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
     async def close(self, *, grace_s: float = 5.0) -> None:
         """Stop serving, give running handlers `grace_s` to finish (their replies still go
         out), fail pending requests with NotConnected, and disconnect."""
+        reviving, self._reviving = self._reviving, None
+        if reviving is not None:
+            reviving.cancel()
+            await asyncio.gather(reviving, return_exceptions=True)
         nc = self._nc
         if nc is None or self._closing:
             return
@@ -224,8 +269,9 @@ class Messaging:
         if self._serving is not None:
             raise RuntimeError("already serving")
         nc = self._client()
+        self._serving_queue = queue or ""
         self._serving = await nc.subscribe(
-            self._subject_prefix + ">", queue=queue or "", cb=self._on_request
+            self._subject_prefix + ">", queue=self._serving_queue, cb=self._on_request
         )
         await flush_subscriptions(nc)  # before we say we serve
 
@@ -233,6 +279,7 @@ class Messaging:
         """Unsubscribe from this party's subjects (requesters get no responders) while
         staying connected for our own requests; `serve()` again to resume."""
         serving, self._serving = self._serving, None
+        self._serving_queue = None
         if serving is not None:
             await serving.unsubscribe()
             await flush_subscriptions(self._client())
@@ -319,7 +366,7 @@ class Messaging:
                                   asyncio.get_running_loop().create_future())
         self._pending[token] = pending
         try:
-            await self._publish(nc, subject(request.to, method), wire,
+            await self._publish(nc, subject(request.to, self.address, method), wire,
                                 reply=f"{self._inbox_prefix}.{token}")
             async with asyncio.timeout(timeout):
                 outcome = await pending.reply
@@ -339,7 +386,8 @@ class Messaging:
     async def publish(self, to: Address, method: str, body: dict[str, Any]) -> None:
         """Send a signed notification; no reply comes back, errors are only logged there."""
         envelope = self._seal(to, method, body)
-        await self._publish(self._client(), subject(envelope.to, method), self._encode(envelope))
+        await self._publish(self._client(), subject(envelope.to, self.address, method),
+                            self._encode(envelope))
 
     @staticmethod
     async def _publish(nc: NatsClient, to_subject: str, wire: bytes, reply: str = "") -> None:

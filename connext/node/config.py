@@ -59,6 +59,9 @@ DEFAULT_LIMITS = AssetLimits()
 
 
 
+METRICS_ACCESS = ("local", "admin", "public")
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     private_key: str
@@ -69,6 +72,9 @@ class NodeConfig:
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     admin_token: str | None = None
+    metrics_access: str = "local"
+    """Who may read /metrics: "local" (requests from this machine), "admin" (the admin
+    token) or "public"."""
     channel_timeout: int = 24 * 3600
     """Dispute window of new channels, seconds."""
     bounds: Bounds = DEFAULT_BOUNDS
@@ -111,6 +117,8 @@ class NodeConfig:
             raise ValueError(
                 "CONNEXT_REVEAL_MARGIN must be positive and below CONNEXT_REVEAL_DELTA: the "
                 "node registers a preimage within the margin, before the sender's lock expires")
+        if self.metrics_access not in METRICS_ACCESS:
+            raise ValueError(f"CONNEXT_NODE_METRICS must be one of {', '.join(METRICS_ACCESS)}")
         if self.dispute_unsettled_after < 0:
             raise ValueError("CONNEXT_DISPUTE_UNSETTLED_AFTER must not be negative")
 
@@ -155,6 +163,7 @@ class NodeConfig:
             http_host=env.get("CONNEXT_NODE_HOST", cls.http_host),
             http_port=int(env.get("CONNEXT_NODE_PORT", str(cls.http_port))),
             admin_token=env.get("CONNEXT_ADMIN_TOKEN") or None,
+            metrics_access=env.get("CONNEXT_NODE_METRICS", cls.metrics_access),
             channel_timeout=number("CONNEXT_CHANNEL_TIMEOUT", cls.channel_timeout),
             bounds=Bounds(
                 min_channel_timeout=number("CONNEXT_MIN_CHANNEL_TIMEOUT",

@@ -1,6 +1,7 @@
 """The node's HTTP API on its own port: health, config, channels, metrics, admin.
 
-Health, config and metrics are open. A channel's signed state is for its parties only: the
+Health and config are open; metrics go to whom CONNEXT_NODE_METRICS says (this machine by
+default). A channel's signed state is for its parties only: the
 channel route needs the admin token or a request signed by one of the channel's two
 parties (headers below, docs/NODE.md), since a double-signed state is what a dispute is
 made of. Admin routes need `Authorization: Bearer <admin token>` and are disabled when no
@@ -66,8 +67,30 @@ async def channel(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[NODE_KEY].metrics.render(),
-                        content_type="text/plain", charset="utf-8")
+    """Prometheus metrics, to whom CONNEXT_NODE_METRICS allows (local requests by default:
+    the numbers show volumes and liquidity)."""
+    node = request.app[NODE_KEY]
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    refusal = metrics_refusal(node.config.metrics_access, str(peer[0]) if peer else "",
+                              _is_admin(request))
+    if refusal == 401:
+        _require_admin(request)
+    if refusal == 403:
+        raise web.HTTPForbidden(
+            text='{"error": "metrics are served to this machine only (CONNEXT_NODE_METRICS)"}',
+            content_type="application/json")
+    return web.Response(body=node.metrics.render(), content_type="text/plain",
+                        charset="utf-8")
+
+
+def metrics_refusal(access: str, peer_host: str, admin: bool) -> int | None:
+    """None when the request may read the metrics, else the HTTP status refusing it."""
+    if access == "public" or admin:
+        return None
+    if access == "admin":
+        return 401
+    local = peer_host in ("127.0.0.1", "::1") or peer_host.startswith("::ffff:127.")
+    return None if local else 403
 
 
 async def admin_channels(request: web.Request) -> web.Response:

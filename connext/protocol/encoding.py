@@ -25,6 +25,7 @@ SIGNED_TRANSFER_DOMAIN = "Connext Signed Transfer"
 STREAM_DOMAIN = "Connext Stream"
 DISPUTE_AUTHORIZATION_DOMAIN = "Connext Dispute Authorization"
 NODE_REQUEST_DOMAIN = "Connext Node Request"
+NATS_LOGIN_DOMAIN = "Connext NATS Login"
 MESSAGE_DOMAIN = "Connext Message"
 
 EIP712_DOMAIN_TYPE = (
@@ -43,6 +44,7 @@ RECEIPT_TYPE = "Receipt(bytes32 paymentId,bytes32 data)"
 VOUCHER_TYPE = "Voucher(bytes32 streamId,uint256 amount)"
 DISPUTE_AUTHORIZATION_TYPE = "DisputeAuthorization(address disputer)"
 NODE_REQUEST_TYPE = "NodeRequest(string method,string path,uint256 timestamp)"
+NATS_LOGIN_TYPE = "NatsLogin(string nonce)"
 
 # Minimal-proxy init code as Vyper's create_minimal_proxy_to emits it (see shared FACTS).
 _PROXY_PREFIX = bytes.fromhex("602d3d8160093d39f3363d3d373d3d3d363d73")
@@ -92,6 +94,7 @@ RECEIPT_TYPEHASH = keccak(RECEIPT_TYPE.encode())
 VOUCHER_TYPEHASH = keccak(VOUCHER_TYPE.encode())
 DISPUTE_AUTHORIZATION_TYPEHASH = keccak(DISPUTE_AUTHORIZATION_TYPE.encode())
 NODE_REQUEST_TYPEHASH = keccak(NODE_REQUEST_TYPE.encode())
+NATS_LOGIN_TYPEHASH = keccak(NATS_LOGIN_TYPE.encode())
 
 
 @lru_cache(maxsize=4096)
@@ -209,6 +212,13 @@ def node_request_digest(chain_id: int, node: Address, method: str, path: str,
     struct_hash = keccak(NODE_REQUEST_TYPEHASH + keccak(method.encode()) + keccak(path.encode())
                          + uint_word(timestamp))
     return typed_data_digest(domain, struct_hash)
+
+
+def nats_login_digest(nonce: str) -> bytes:
+    """What a party signs to log in to NATS: the nonce nats-server sent on this connection
+    (its own domain, chain id 0, no verifying contract; see docs/NATS.md)."""
+    domain = domain_separator(NATS_LOGIN_DOMAIN, 0, Address("0x" + "00" * 20))
+    return typed_data_digest(domain, keccak(NATS_LOGIN_TYPEHASH + keccak(nonce.encode())))
 
 
 def encode_core_transfer_state(core: CoreTransferState) -> bytes:

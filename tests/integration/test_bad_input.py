@@ -11,6 +11,7 @@ from typing import Any
 import nats
 
 from connext.messaging import envelope as env
+from connext.messaging.natsauth import login_options
 from connext.messaging.transport import subject
 from connext.protocol.channel import create_update, deposit_update, propose
 from connext.protocol.serialization import update_to_json
@@ -34,10 +35,11 @@ def test_bad_messages_get_typed_errors_and_change_nothing(
         await user.deposit(ETH, ETHER)
         state = await user.channel()
         before = node.channel(user.channel_address)
-        raw = await nats.connect(clients.nats.url)
+        raw = await nats.connect(clients.nats.url, **login_options(user_signer))
 
         async def send(wire: bytes, method: str = "protocol.update") -> dict[str, Any]:
-            reply = await raw.request(subject(node.address, method), wire, timeout=10)
+            to = subject(node.address, user_signer.address, method)
+            reply = await raw.request(to, wire, timeout=10)
             parsed = env.decode(reply.data, 10**6)
             env.verify_sender(parsed)  # error replies are signed by the node too
             assert parsed.sender == node.address
@@ -105,8 +107,8 @@ def test_bad_messages_get_typed_errors_and_change_nothing(
         assert error["code"] == "unknown_method"
 
         replayed = sealed({}, method="node.info")
-        reply = await raw.request(subject(node.address, "node.info"), env.encode(replayed),
-                                  timeout=10)
+        reply = await raw.request(subject(node.address, user_signer.address, "node.info"),
+                                  env.encode(replayed), timeout=10)
         assert "result" in env.decode(reply.data, 10**6).body
         error = await send(env.encode(replayed), "node.info")
         assert error["code"] == "replayed_message"
@@ -131,8 +133,8 @@ def test_a_request_replayed_after_a_node_restart_is_refused_as_replayed(
         user = await clients.connect(signer)
         await user.setup()
         await user.close()
-        raw = await nats.connect(clients.nats.url)
-        to = subject(node.address, "channel.online")
+        raw = await nats.connect(clients.nats.url, **login_options(signer))
+        to = subject(node.address, signer.address, "channel.online")
 
         def message() -> bytes:
             sealed = env.seal(signer, node.address, "channel.online",

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from connext.node.http import metrics_refusal
 from connext.protocol.encoding import node_request_digest
 from connext.protocol.signing import Signer
 from connext.protocol.types import ETH
@@ -109,3 +110,14 @@ def test_health_config_channels_metrics_and_admin(clients: ClientFactory,
 def test_bad_paths_are_clear_errors(node: NodeProcess, path: str) -> None:
     status, _ = get(node, path, token=ADMIN_TOKEN)
     assert status in (400, 404)
+
+
+@pytest.mark.parametrize(("access", "peer", "admin", "refused"), [
+    ("local", "127.0.0.1", False, None), ("local", "::1", False, None),
+    ("local", "10.0.0.7", False, 403), ("local", "10.0.0.7", True, None),
+    ("admin", "127.0.0.1", False, 401), ("admin", "10.0.0.7", True, None),
+    ("public", "10.0.0.7", False, None),
+])
+def test_who_may_read_the_metrics(access: str, peer: str, admin: bool,
+                                  refused: int | None) -> None:
+    assert metrics_refusal(access, peer, admin) == refused

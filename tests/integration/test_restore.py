@@ -88,7 +88,7 @@ def test_restore_refuses_a_doctored_answer_and_stores_nothing(
         else:
             answer["transfers"] = []
 
-        with NatsServer() as rogue_nats:
+        with NatsServer(nodes=[node.address]) as rogue_nats:
             rogue = Messaging(Signer.from_hex(NODE_KEY), rogue_nats.url)
             await rogue.connect()
 

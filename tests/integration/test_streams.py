@@ -16,6 +16,7 @@ import pytest
 from connext.client import Client
 from connext.client.streams import VOUCHERS_METHOD, Voucher
 from connext.messaging import envelope as env
+from connext.messaging.natsauth import login_options
 from connext.messaging.transport import subject
 from connext.protocol import errors
 from connext.protocol.encoding import voucher_digest
@@ -145,17 +146,16 @@ def test_every_invalid_voucher_is_refused_and_changes_nothing(
             assert best is not None and best.amount == 5 * PRICE, name
 
         # a message replayed word for word is refused by the messaging layer
-        raw = await nats.connect(clients.nats.url)
+        raw = await nats.connect(clients.nats.url, **login_options(payer.signer))
         good = signed(payer.signer, stream.routing_id, 7 * PRICE)
         wire = env.encode(env.seal(payer.signer, payee.address, VOUCHERS_METHOD, {
             "streamId": hexb(good.stream_id), "vouchers": [[str(good.amount),
                                                             hexb(good.signature)]]},
             message_id=os.urandom(16), timestamp=int(time.time() * 1000)))
-        first = env.decode((await raw.request(subject(payee.address, VOUCHERS_METHOD), wire,
-                                              timeout=10)).data, 10**6)
+        to = subject(payee.address, payer.address, VOUCHERS_METHOD)
+        first = env.decode((await raw.request(to, wire, timeout=10)).data, 10**6)
         assert first.body["result"]["accepted"] == str(7 * PRICE)
-        again = env.decode((await raw.request(subject(payee.address, VOUCHERS_METHOD), wire,
-                                              timeout=10)).data, 10**6)
+        again = env.decode((await raw.request(to, wire, timeout=10)).data, 10**6)
         assert again.body["error"]["code"] == "replayed_message"
         await raw.close()
         best = await payee.streams.highest(stream.routing_id)

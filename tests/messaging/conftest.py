@@ -19,7 +19,10 @@ from connext.protocol.signing import Signer
 
 @pytest.fixture(scope="session")
 def nats_url() -> Iterator[str]:
-    server = NatsServer().start()
+    # Open (no authorization): these tests check what the messaging layer itself refuses,
+    # from any sender to any party, which NATS permissions would stop earlier.
+    # tests/messaging/test_nats_auth.py tests the permissions.
+    server = NatsServer(authorization=False).start()
     try:
         yield server.url
     finally:

@@ -50,6 +50,7 @@ class BadInput:
     build: Callable[[str], bytes]  # server address -> raw message
     code: str
     method: str = "test.echo"  # the subject's method
+    sender: Signer = ALICE  # the subject's sender
     answers_sender: bool = True  # the error reply can name who sent it and which request
 
 
@@ -63,6 +64,8 @@ BAD_INPUTS = {
     "from_is_not_the_signer": BadInput(
         lambda to: signed(to, signer=MALLORY, changes={"from": ALICE.address}),
         "invalid_signature"),
+    "sender_differs_from_subject": BadInput(
+        lambda to: signed(to, signer=MALLORY), "malformed_message"),
     "to_someone_else": BadInput(lambda to: signed(MALLORY.address), "wrong_recipient"),
     "timestamp_too_old": BadInput(lambda to: signed(to, skew_s=-61), "stale_timestamp"),
     "timestamp_in_the_future": BadInput(lambda to: signed(to, skew_s=61), "stale_timestamp"),
@@ -113,7 +116,8 @@ def test_bad_input_gets_a_signed_typed_error_and_the_server_keeps_serving(
 
             server.handle("test.other", record)
             raw = bad.build(server.address)
-            reply = await raw_request(nats_url, subject(server.address, bad.method), raw)
+            to = subject(server.address, bad.sender.address, bad.method)
+            reply = await raw_request(nats_url, to, raw)
 
             env.verify_sender(reply)
             assert reply.sender == server.address
@@ -141,9 +145,10 @@ def test_a_replayed_message_is_refused_the_second_time(nats_url: str) -> None:
     async def scenario() -> None:
         async with echo_server(nats_url) as server:
             raw = signed(server.address, body={"pay": "5"})
-            first = await raw_request(nats_url, subject(server.address, "test.echo"), raw)
+            to = subject(server.address, ALICE.address, "test.echo")
+            first = await raw_request(nats_url, to, raw)
             assert first.body["result"]["echo"] == {"pay": "5"}
-            again = await raw_request(nats_url, subject(server.address, "test.echo"), raw)
+            again = await raw_request(nats_url, to, raw)
             env.verify_sender(again)
             assert again.body["error"]["code"] == "replayed_message"
             assert again.body["requestHash"] == "0x" + env.request_hash(raw).hex()
@@ -159,8 +164,9 @@ def test_a_forger_cannot_burn_a_genuine_message_id(nats_url: str) -> None:
             stolen = env.seal(MALLORY, server.address, "test.echo", {"n": "1"},
                               message_id=bytes.fromhex(genuine["id"][2:]),
                               timestamp=genuine["timestamp"])
-            to = subject(server.address, "test.echo")
+            to = subject(server.address, MALLORY.address, "test.echo")
             assert "result" in (await raw_request(nats_url, to, env.encode(stolen))).body
+            to = subject(server.address, ALICE.address, "test.echo")
             reply = await raw_request(nats_url, to, json.dumps(genuine).encode())
             assert reply.body["result"]["sender"] == ALICE.address
 
@@ -172,7 +178,7 @@ def test_a_forged_message_does_not_poison_the_replay_cache(nats_url: str) -> Non
         async with echo_server(nats_url) as server:
             genuine = json.loads(signed(server.address))
             forged = dict(genuine, signature=FORGED_SIGNATURE)
-            to = subject(server.address, "test.echo")
+            to = subject(server.address, ALICE.address, "test.echo")
             refused = await raw_request(nats_url, to, json.dumps(forged).encode())
             assert refused.body["error"]["code"] == "invalid_signature"
             accepted = await raw_request(nats_url, to, json.dumps(genuine).encode())
@@ -184,7 +190,7 @@ def test_a_forged_message_does_not_poison_the_replay_cache(nats_url: str) -> Non
 def test_the_time_window_and_size_limit_are_configurable(nats_url: str) -> None:
     async def scenario() -> None:
         async with echo_server(nats_url, time_window_s=5, max_body_bytes=2048) as server:
-            to = subject(server.address, "test.echo")
+            to = subject(server.address, ALICE.address, "test.echo")
             stale = await raw_request(nats_url, to, signed(server.address, skew_s=-10))
             assert stale.body["error"]["code"] == "stale_timestamp"
             big = await raw_request(nats_url, to, signed(server.address, body={"b": "x" * 2048}))
@@ -207,7 +213,7 @@ def test_bad_notifications_are_dropped_without_reaching_a_handler(nats_url: str)
             user.handle("transfer.received", on_event)
             await user.serve()
             nc = await nats.connect(nats_url)
-            to = subject(user.address, "transfer.received")
+            to = subject(user.address, ALICE.address, "transfer.received")
             await nc.publish(to, signed(user.address, "transfer.received", {"n": "forged"},
                                         changes={"signature": FORGED_SIGNATURE}))
             await nc.publish(to, b"garbage")

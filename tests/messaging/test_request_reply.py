@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -198,7 +199,7 @@ def test_silent_server_raises_messaging_timeout(nats_url: str) -> None:
 
     async def scenario() -> None:
         nc = await nats.connect(nats_url)
-        await nc.subscribe(subject(silent.address, "test.echo"), cb=_ignore)
+        await nc.subscribe(subject(silent.address, "*", "test.echo"), cb=_ignore)
         await flush_subscriptions(nc)
         try:
             async with party(nats_url) as client:
@@ -246,7 +247,7 @@ def test_reply_forged_by_a_third_party_is_rejected(nats_url: str, forgery: str) 
 
     async def scenario() -> None:
         nc = await nats.connect(nats_url)
-        await nc.subscribe(subject(server.address, "test.echo"), cb=replier)
+        await nc.subscribe(subject(server.address, "*", "test.echo"), cb=replier)
         await flush_subscriptions(nc)
         try:
             async with party(nats_url) as client:
@@ -263,7 +264,7 @@ def test_a_forged_reply_arriving_first_does_not_shadow_the_genuine_one(nats_url:
         async with echo_server(nats_url) as server, party(nats_url) as client:
             server_key = server.signer
             nc = await nats.connect(nats_url)
-            await nc.subscribe(subject(server.address, "test.echo"),
+            await nc.subscribe(subject(server.address, "*", "test.echo"),
                                cb=_forged_replier(Signer.random(), claimed_sender=server_key))
             await flush_subscriptions(nc)
             try:
@@ -405,7 +406,7 @@ def test_closing_fails_pending_requests_and_later_calls(nats_url: str) -> None:
 
     async def scenario() -> None:
         nc = await nats.connect(nats_url)
-        await nc.subscribe(subject(silent.address, "test.echo"), cb=_ignore)
+        await nc.subscribe(subject(silent.address, "*", "test.echo"), cb=_ignore)
         await flush_subscriptions(nc)
         try:
             async with party(nats_url) as client:
@@ -441,13 +442,17 @@ def test_closing_lets_running_handlers_finish_and_reply(nats_url: str) -> None:
     run(scenario())
 
 
-def test_parties_reconnect_and_serve_again_after_nats_restarts() -> None:
-    server = NatsServer().start()
+def test_parties_reconnect_and_serve_again_after_nats_restarts(tmp_path: Path) -> None:
+    """With authorization on: both parties log in again on the restarted server."""
+    node_signer = Signer.random()
+    server = NatsServer(nodes=[node_signer.address], auth_dir=tmp_path / "auth",
+                        log_path=tmp_path / "nats.log").start()
     port = server.port
 
     async def scenario() -> None:
         try:
-            async with echo_server(server.url) as node, party(server.url) as client:
+            async with echo_server(server.url, node_signer) as node, \
+                    party(server.url) as client:
                 assert (await client.request(node.address, "test.echo", {}))["echo"] == {}
                 await asyncio.to_thread(server.stop)
                 await asyncio.to_thread(restarted.start)
@@ -461,7 +466,8 @@ def test_parties_reconnect_and_serve_again_after_nats_restarts() -> None:
         finally:
             restarted.stop()
 
-    restarted = NatsServer(port=port)
+    restarted = NatsServer(port=port, nodes=[node_signer.address], auth_dir=tmp_path / "auth",
+                           log_path=tmp_path / "nats.log")
     try:
         run(scenario())
     finally:
@@ -496,7 +502,7 @@ def test_an_error_provoked_with_a_tampered_copy_cannot_fail_the_genuine_request(
 
             server.handle("test.slow_echo", slow_echo)
             await server.serve()
-            to = subject(server.address, "test.slow_echo")
+            to = subject(server.address, client.address, "test.slow_echo")
             nc = await nats.connect(nats_url)
             forwarded: list[str] = []
 
