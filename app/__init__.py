@@ -1,9 +1,10 @@
 """The wallet web app at http://localhost:3000 (Flask + Flask-SocketIO + htmx).
 
 `create_app(config)` builds the app: one blueprint per area (app/views/), the JSON API for
-integrators (app/api.py), live events over Socket.IO (app/live.py). Every wallet operation
-goes through the client SDK (`connext.client.Client`) hosted by `WalletService` on one
-asyncio loop in a background thread. Views stay short; the work lives in the library.
+integrators (app/api.py), live events over Socket.IO (app/live.py), the security headers
+and cookie flags (app/security.py). Every wallet operation goes
+through the client SDK (`connext.client.Client`) hosted by `WalletService` on one asyncio
+loop in a background thread. Views stay short; the work lives in the library.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .chunks import ChunkShop
 from .config import WebConfig
 from .limits import SlidingWindow
 from .micropay import MicroPayments
+from .security import protect
 from .wallets import WalletService
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,8 +43,6 @@ def create_app(config: WebConfig | None = None,
                 static_folder=str(ROOT / "static"))
     app.config.update(
         SECRET_KEY=config.secret_key,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(days=365),
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=64 * 1024,
@@ -74,6 +74,7 @@ def create_app(config: WebConfig | None = None,
     def healthz() -> Any:
         return {"status": "ok"}
 
+    protect(app, config.trusted_proxies)
     return app
 
 

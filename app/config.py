@@ -46,6 +46,9 @@ class WebConfig:
     oracle_url: str = ""
     """A demo oracle (`connext oracle`) the wallet may ask for receipts; "" for none (a
     receipt is then pasted in)."""
+    trusted_proxies: int = 0
+    """Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host it believes
+    (0: none; the request is taken as it reached the server)."""
     testing: bool = False
 
     @classmethod
@@ -72,6 +75,7 @@ class WebConfig:
                                                    str(cls.faucet_per_wallet_per_hour))),
             faucet_per_hour=int(env.get("CONNEXT_FAUCET_PER_HOUR", str(cls.faucet_per_hour))),
             oracle_url=env.get("CONNEXT_ORACLE_URL", "").rstrip("/"),
+            trusted_proxies=int(env.get("CONNEXT_WEB_TRUST_PROXY", "0") or "0"),
         )
 
     @property

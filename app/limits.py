@@ -1,8 +1,9 @@
 """Per-client limits of the wallet app: new wallets per client address, faucet drips per
 wallet and per hour (connext.ratelimit's sliding window).
 
-The key of a client is its IP address as the server sees it: put the app behind a proxy
-that sets it, the app does not trust forwarded headers.
+The key of a client is its IP address as the server sees it, or, behind reverse proxies
+the app is told to trust (CONNEXT_WEB_TRUST_PROXY, app/security.py), the address the
+nearest of them forwards; any other X-Forwarded-For is ignored.
 """
 
 from __future__ import annotations
