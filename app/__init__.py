@@ -2,14 +2,13 @@
 
 `create_app(config)` builds the app: one blueprint per area (app/views/), the JSON API for
 integrators (app/api.py), live events over Socket.IO (app/live.py), the security headers
-and cookie flags (app/security.py). Every wallet operation goes
+and cookie flags (app/security.py); app/serving.py runs it. Every wallet operation goes
 through the client SDK (`connext.client.Client`) hosted by `WalletService` on one asyncio
 loop in a background thread. Views stay short; the work lives in the library.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -77,21 +76,3 @@ def create_app(config: WebConfig | None = None,
     protect(app, config.trusted_proxies)
     return app
 
-
-def serve(config: WebConfig | None = None) -> None:
-    """Run the app until interrupted (what `connext web` does)."""
-    config = config or WebConfig.from_env()
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = create_app(config)
-    print(f"wallet web app on http://{_display_host(config.host)}:{config.port}", flush=True)
-    try:
-        socketio.run(app, host=config.host, port=config.port, allow_unsafe_werkzeug=True,
-                     use_reloader=False, log_output=False)
-    finally:
-        app.extensions["connext.wallets"].close()
-
-
-def _display_host(host: str) -> str:
-    return "localhost" if host in ("127.0.0.1", "0.0.0.0", "") else host

@@ -16,6 +16,9 @@ from pathlib import Path
 ANVIL_DEV_KEY_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 """anvil's first dev account: the faucet on local chains (chain id 31337) only."""
 
+SERVERS = ("werkzeug", "gunicorn")
+"""The HTTP servers `connext web` can run the app on (app/serving.py)."""
+
 
 @dataclass(frozen=True)
 class WebConfig:
@@ -46,6 +49,10 @@ class WebConfig:
     oracle_url: str = ""
     """A demo oracle (`connext oracle`) the wallet may ask for receipts; "" for none (a
     receipt is then pasted in)."""
+    server: str = "werkzeug"
+    """"werkzeug" (the development server) or "gunicorn" (production: app/serving.py)."""
+    threads: int = 100
+    """gunicorn's threads: each open page holds one for its live socket."""
     trusted_proxies: int = 0
     """Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host it believes
     (0: none; the request is taken as it reached the server)."""
@@ -75,6 +82,8 @@ class WebConfig:
                                                    str(cls.faucet_per_wallet_per_hour))),
             faucet_per_hour=int(env.get("CONNEXT_FAUCET_PER_HOUR", str(cls.faucet_per_hour))),
             oracle_url=env.get("CONNEXT_ORACLE_URL", "").rstrip("/"),
+            server=env.get("CONNEXT_WEB_SERVER", cls.server),
+            threads=int(env.get("CONNEXT_WEB_THREADS", str(cls.threads))),
             trusted_proxies=int(env.get("CONNEXT_WEB_TRUST_PROXY", "0") or "0"),
         )
 

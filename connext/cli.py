@@ -74,12 +74,12 @@ def _log_tasks() -> None:
 
 
 def _web(args: argparse.Namespace) -> int:
-    from app import serve
     from app.config import WebConfig
+    from app.serving import serve
 
     config = WebConfig.from_env()
-    overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items()
-                 if v is not None}
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port,
+                                   "server": args.server}.items() if v is not None}
     serve(replace(config, **overrides))
     return 0
 
@@ -240,9 +240,17 @@ def parser() -> argparse.ArgumentParser:
     node.add_argument("--deployment-file")
     node.set_defaults(run=_node)
 
-    web = commands.add_parser("web", help="run the wallet web app (configured by CONNEXT_*)")
-    web.add_argument("--host")
-    web.add_argument("--port", type=int)
+    web = commands.add_parser(
+        "web", help="run the wallet web app (configured by CONNEXT_*)",
+        description="Run the wallet web app (docs/WEB.md). Configured by CONNEXT_* "
+                    "variables; the options below override them.")
+    web.add_argument("--host", help="interface to listen on (CONNEXT_WEB_HOST, "
+                                    "default 127.0.0.1)")
+    web.add_argument("--port", type=int, help="port (CONNEXT_WEB_PORT, default 3000)")
+    web.add_argument("--server", choices=["gunicorn", "werkzeug"],
+                     help="gunicorn: the production server (one gthread worker, "
+                          "CONNEXT_WEB_THREADS threads, default 100); werkzeug: the "
+                          "development server (CONNEXT_WEB_SERVER, default werkzeug)")
     web.set_defaults(run=_web)
 
     oracle = commands.add_parser("oracle", help="run a demo oracle that signs outcomes "
