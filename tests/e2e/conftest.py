@@ -2,7 +2,9 @@
 
 Chromium is Debian's /usr/bin/chromium (Playwright cannot download browsers here); where
 it is absent, Playwright's own Chromium is used if installed, else these tests skip with
-the reason. Screenshots go to test-results/screenshots/ (desktop and phone width).
+the reason. Screenshots go to test-results/screenshots/ (desktop and phone width). Every
+person's browser reports what the Content-Security-Policy refused: a test whose pages had
+a violation (or asked htmx to eval) fails.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
 
 from tests.fullstack import FullStack
 
@@ -24,6 +26,13 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "screenshots"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+POLICY_WATCH = """
+document.addEventListener("securitypolicyviolation", (e) => console.error(
+  "CSP violation: " + e.violatedDirective + " refused " + (e.blockedURI || "inline") +
+  (e.sourceFile ? " at " + e.sourceFile + ":" + e.lineNumber : "")));
+document.addEventListener("htmx:evalDisallowedError", (e) => console.error(
+  "CSP violation: htmx was asked to eval on " + e.target.outerHTML.slice(0, 120)));
+"""
 
 
 def _bundled_chromium() -> str | None:
@@ -76,14 +85,31 @@ def screenshot() -> Callable[[Page, str], None]:
     return shoot
 
 
+def watch_policy(context: BrowserContext, violations: list[str]) -> None:
+    """Appends to `violations` what the Content-Security-Policy refused on the context's
+    pages (Chromium's "Refused to ..." messages and securitypolicyviolation events), and
+    every eval htmx refused."""
+    context.add_init_script(POLICY_WATCH)
+
+    def on_console(message: ConsoleMessage) -> None:
+        text = message.text
+        if text.startswith("CSP violation") or "Content Security Policy" in text:
+            violations.append(f"{message.page.url if message.page else '?'}: {text}")
+
+    context.on("console", on_console)
+
+
 @pytest.fixture
 def people(browser: Browser, stack: FullStack) -> Iterator[Callable[[], Page]]:
-    """Opens a new person's browser (its own context, so its own wallet) on the wallet."""
+    """Opens a new person's browser (its own context, so its own wallet) on the wallet; at
+    the end, no page of theirs may have had a Content-Security-Policy violation."""
     contexts: list[BrowserContext] = []
+    violations: list[str] = []
 
     def open_person() -> Page:
         context = browser.new_context(base_url=stack.web_url)
         contexts.append(context)
+        watch_policy(context, violations)
         page = context.new_page()
         page.goto("/")
         expect(page.get_by_test_id("balance-ETH")).to_be_visible()
@@ -92,3 +118,4 @@ def people(browser: Browser, stack: FullStack) -> Iterator[Callable[[], Page]]:
     yield open_person
     for context in contexts:
         context.close()
+    assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)
