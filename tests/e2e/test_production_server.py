@@ -17,6 +17,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, expect
 
+from app.serving import GRACEFUL_SECONDS
 from connext.devstack import WebDaemon, free_port
 from tests.e2e.conftest import watch_policy
 from tests.fullstack import FullStack
@@ -90,7 +91,8 @@ def test_the_wallet_works_behind_gunicorn(browser: Browser, gunicorn_web: WebDae
         gunicorn_web.stop()
         stopped_in = time.monotonic() - started
         assert not psutil.pid_exists(worker.pid) or worker.status() == psutil.STATUS_ZOMBIE
-        assert stopped_in < 8, f"gunicorn took {stopped_in:.1f} s to stop"
+        # the open socket did not hold the stop for the whole grace period (it never ends)
+        assert stopped_in < GRACEFUL_SECONDS, f"gunicorn took {stopped_in:.1f} s to stop"
         log = (tmp_path / "web.log").read_text()
         assert "Worker exiting" in log and "Traceback" not in log
         assert violations == []
