@@ -146,13 +146,22 @@ def _health(args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from .chain.deploy import deploy
+    from .chain.contracts import connect
+    from .chain.deploy import deploy, top_up_test_token
 
     key = args.private_key or os.environ.get("CONNEXT_DEPLOYER_KEY")
     if not key:
         print("error: give --private-key or set CONNEXT_DEPLOYER_KEY", file=sys.stderr)
         return 2
     deployment = deploy(args.rpc_url, key, deployment_file=Path(args.deployment_file))
+    if args.mint_test_token:
+        if deployment.test_token is None:
+            print(f"error: chain {deployment.chain_id} has no test token to mint",
+                  file=sys.stderr)
+            return 1
+        # the chain's own accounts are anvil's dev accounts: the faucet's and the node's
+        w3 = connect(args.rpc_url)
+        top_up_test_token(w3, key, deployment.test_token, w3.eth.accounts)
     print(json.dumps(deployment.to_json(), indent=2))
     return 0
 
@@ -305,6 +314,11 @@ def parser() -> argparse.ArgumentParser:
     dep.add_argument("--private-key", help="deployer key (or CONNEXT_DEPLOYER_KEY)")
     dep.add_argument("--deployment-file", default=os.environ.get(
         "CONNEXT_DEPLOYMENT_FILE", ".data/deployments.json"))
+    dep.add_argument("--mint-test-token", action="store_true",
+                     default=os.environ.get("CONNEXT_MINT_TEST_TOKEN", "") not in ("", "0"),
+                     help="mint 1,000,000 TEST to each of the chain's dev accounts "
+                          "(eth_accounts) that holds none, as `make start` does "
+                          "(or CONNEXT_MINT_TEST_TOKEN=1)")
     dep.set_defaults(run=_deploy)
 
     contracts = commands.add_parser("contracts", help="build or check the Vyper artifacts")

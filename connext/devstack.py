@@ -24,13 +24,10 @@ from types import FrameType
 from typing import Any
 
 from .chain.anvil import Anvil
-from .chain.contracts import connect, contract
-from .chain.deploy import Deployment, deploy, mint_test_token
+from .chain.deploy import TEST_TOKEN_MINT, Deployment, deploy, top_up_test_token
 from .protocol.signing import Signer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TEST_TOKEN_MINT = 1_000_000 * 10**18
-"""Test tokens minted to each dev account on a fresh chain."""
 
 
 def free_port() -> int:
@@ -331,10 +328,8 @@ def run_stack(config: StackConfig, ready: threading.Event | None = None,
         deployer = anvil.private_keys[0]
         deployment = deploy(anvil.url, deployer, deployment_file=deployment_file)
         if deployment.test_token:
-            for account in anvil.accounts:
-                if token_balance(anvil.url, deployment.test_token, account.address) == 0:
-                    mint_test_token(anvil.url, deployer, deployment.test_token,
-                                    account.address, TEST_TOKEN_MINT)
+            top_up_test_token(anvil.url, deployer, deployment.test_token,
+                              [account.address for account in anvil.accounts], TEST_TOKEN_MINT)
         node = NodeDaemon(
             {
                 **LOCAL_NODE_SETTINGS,
@@ -395,8 +390,3 @@ def run_stack(config: StackConfig, ready: threading.Event | None = None,
             child.stop()
         print("connext local stack stopped", flush=True)
 
-
-def token_balance(rpc_url: str, token: str, owner: str) -> int:
-    w3 = connect(rpc_url)
-    balance: int = contract(w3, "TestToken", token).functions.balanceOf(owner).call()
-    return balance

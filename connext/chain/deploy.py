@@ -5,7 +5,8 @@ it was made from the same contract artifacts and code still exists at every reco
 address; otherwise it deploys the secret registry, the four transfer definitions, the
 mastercopy blueprint, the channel factory (which creates the mastercopy), the transfer
 registry (with the definitions registered) and, on local chains, a mintable test token,
-then records the addresses (JSON keyed by chain id).
+then records the addresses (JSON keyed by chain id). `top_up_test_token(...)` mints that
+token to the dev accounts (what `make start` and `connext deploy --mint-test-token` do).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ DEFINITION_CONTRACTS: tuple[str, ...] = ("Hashlock", "Signed", "Withdraw", "Stre
 LOCAL_CHAIN_IDS = frozenset({31337, 1337})
 TEST_TOKEN_NAME = "Connext Test Token"
 TEST_TOKEN_SYMBOL = "TEST"
+TEST_TOKEN_MINT = 1_000_000 * 10**18
+"""Test tokens minted to each dev account that holds none (a fresh chain)."""
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,25 @@ def mint_test_token(
             Web3.to_checksum_address(to), amount
         )
     )
+
+
+def top_up_test_token(
+    w3_or_rpc_url: Web3 | str,
+    private_key: str | bytes,
+    token: str,
+    owners: Sequence[str],
+    amount: int = TEST_TOKEN_MINT,
+) -> list[str]:
+    """Mint `amount` TestToken base units to each of `owners` that holds none; returns whom
+    it minted to (nobody on a restarted chain whose accounts kept their tokens)."""
+    w3 = connect(w3_or_rpc_url)
+    test_token = contract(w3, "TestToken", token)
+    checksummed: list[str] = [Web3.to_checksum_address(owner) for owner in owners]
+    empty = [owner for owner in checksummed
+             if test_token.functions.balanceOf(owner).call() == 0]
+    for owner in empty:
+        mint_test_token(w3, private_key, token, owner, amount)
+    return empty
 
 
 def _has_code(w3: Web3, addresses: list[str]) -> bool:

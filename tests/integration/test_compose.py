@@ -14,9 +14,14 @@ from typing import Any
 
 import pytest
 import yaml
+from eth_account import Account
+from web3 import Web3
 
+from connext.chain.contracts import contract
+from connext.chain.deploy import TEST_TOKEN_MINT
 from connext.cli import parser
 from connext.devstack import free_port
+from connext.node.config import ANVIL_DEV_KEY_1
 
 ROOT = Path(__file__).resolve().parents[2]
 CONNEXT = str(Path(sys.executable).parent / "connext")
@@ -70,13 +75,18 @@ def test_chain_health_and_deploy_commands_work_as_compose_runs_them(tmp_path: Pa
         assert "chain ready" in chain.stdout.readline()
         url = f"http://127.0.0.1:{port}"
         assert subprocess.run([CONNEXT, "health", "--rpc-url", url]).returncode == 0
-        key = compose()["services"]["deploy"]["environment"]["CONNEXT_DEPLOYER_KEY"]
-        out = subprocess.run(
-            [CONNEXT, "deploy", "--rpc-url", url, "--private-key", key,
-             "--deployment-file", str(tmp_path / "deployments.json")],
-            capture_output=True, text=True, check=True,
-        ).stdout
-        assert json.loads(out)["chain_id"] == 31337
+        deploy = compose()["services"]["deploy"]
+        swap = {"http://chain:8545": url,
+                "/data/deployments.json": str(tmp_path / "deployments.json")}
+        for _run in ("first", "again (a restarted stack): nothing more is minted"):
+            out = subprocess.run(
+                [CONNEXT, *(swap.get(a, a) for a in deploy["command"])],
+                env={**os.environ, **deploy["environment"]}, capture_output=True, text=True,
+                check=True,
+            ).stdout
+            deployment = json.loads(out)
+            assert deployment["chain_id"] == 31337
+            _the_faucet_and_the_node_hold_test_tokens(url, deployment["test_token"])
         _the_oracle_runs_as_compose_runs_it(url, tmp_path / "deployments.json")
     finally:
         chain.send_signal(signal.SIGTERM)
@@ -86,6 +96,16 @@ def test_chain_health_and_deploy_commands_work_as_compose_runs_them(tmp_path: Pa
     time.sleep(0.1)
     assert subprocess.run([CONNEXT, "health", "--rpc-url", f"http://127.0.0.1:{port}"],
                           capture_output=True).returncode == 1
+
+
+def _the_faucet_and_the_node_hold_test_tokens(chain_url: str, token: str) -> None:
+    w3 = Web3(Web3.HTTPProvider(chain_url))
+    test_token = contract(w3, "TestToken", token)
+    faucet = Account.from_key(compose()["services"]["web"]["environment"]["CONNEXT_FAUCET_KEY"])
+    node = Account.from_key(ANVIL_DEV_KEY_1)  # the node's key when CONNEXT_NODE_KEY is unset
+    assert "CONNEXT_NODE_KEY" not in compose()["services"]["node"]["environment"]
+    for owner in (faucet.address, node.address):
+        assert test_token.functions.balanceOf(owner).call() == TEST_TOKEN_MINT, owner
 
 
 def _run_until_healthy(name: str, swap: dict[str, str], env: dict[str, str] | None = None
