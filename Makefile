@@ -17,8 +17,11 @@ $(PY_STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-$(NODE_STAMP): package.json
-	npm install --no-audit --no-fund --loglevel=error
+# npm ci installs package-lock.json as committed and never rewrites it (it lists anvil's
+# binaries for every platform); after changing package.json, run `npm install` and commit
+# the lock file it writes.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 # Debian packages the tests use when present: docker-compose validates docker-compose.yml,
