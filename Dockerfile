@@ -1,15 +1,23 @@
 # One image for every connext service: the node, the deploy step, the chain (anvil from
 # npm) and the web wallet (htmx and the Socket.IO client from npm, served from
 # node_modules). Services differ only by their `connext ...` command.
-FROM python:3.11-slim
+# The base images are build arguments only so that the compose test can build this file on
+# offline stand-ins (tests/compose/); people build it as it is.
+ARG NODE_IMAGE=node:22-slim
+ARG PYTHON_IMAGE=python:3.11-slim
 
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends nodejs npm \
-    && rm -rf /var/lib/apt/lists/*
-
+# npm ci installs the lock file as committed (it covers every platform anvil ships for).
+# anvil's platform packages want Node >= 20: the official node image pins it, whatever
+# Debian the Python image is on.
+FROM ${NODE_IMAGE} AS js
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
+
+FROM ${PYTHON_IMAGE}
+WORKDIR /app
+# anvil runs as its native binary from here (connext finds it), so no Node at run time
+COPY --from=js /app/node_modules ./node_modules
 COPY pyproject.toml README.md ./
 COPY connext ./connext
 COPY app ./app
@@ -18,7 +26,6 @@ COPY static ./static
 # editable: the wallet app finds templates/, static/ and node_modules/ beside app/
 RUN pip install --no-cache-dir -e .
 
-ENV CONNEXT_DATA_DIR=/data \
-    ANVIL_BIN=/app/node_modules/.bin/anvil
+ENV CONNEXT_DATA_DIR=/data
 VOLUME /data
 ENTRYPOINT ["connext"]

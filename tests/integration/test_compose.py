@@ -48,7 +48,11 @@ def test_every_service_is_there_with_dependencies_and_health() -> None:
         "service_completed_successfully")
     assert services["deploy"]["depends_on"]["chain"]["condition"] == "service_healthy"
     assert services["web"]["depends_on"]["node"]["condition"] == "service_healthy"
-    assert services["web"]["ports"] == ["3000:3000"]
+    published = {"chain": ("CONNEXT_CHAIN_PORT", 8545), "nats": ("CONNEXT_NATS_PORT", 4222),
+                 "node": ("CONNEXT_NODE_PORT", 8000), "oracle": ("CONNEXT_ORACLE_PORT", 8010),
+                 "web": ("CONNEXT_WEB_PORT", 3000)}
+    for name, (variable, port) in published.items():  # the variables `make start` reads
+        assert services[name]["ports"] == [f"127.0.0.1:${{{variable}:-{port}}}:{port}"], name
     assert services["web"]["environment"]["CONNEXT_ORACLE_URL"] == "http://oracle:8010"
     for name in ("chain", "postgres", "node", "oracle", "web"):
         assert "healthcheck" in services[name], name
