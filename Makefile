@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: deps system-deps test soak start bench lint contracts clean
+.PHONY: deps system-deps compose-deps test test-compose soak start bench lint contracts clean
 
 deps: $(PY_STAMP) $(NODE_STAMP)
 
@@ -37,12 +37,32 @@ system-deps:
 	        $$missing >/dev/null) || echo "warning: could not install$$missing"; \
 	fi
 
+# What the compose test needs besides: Debian's docker.io (dockerd), docker-compose and
+# debootstrap (the offline base image), installed when missing and running as root (CI).
+# Without root and without a running Docker engine, the test skips with the reason.
+compose-deps:
+	@missing=""; \
+	command -v dockerd >/dev/null 2>&1 || missing="$$missing docker.io"; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	command -v debootstrap >/dev/null 2>&1 || missing="$$missing debootstrap"; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing (apt)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        $$missing >/dev/null) || echo "warning: could not install$$missing"; \
+	fi
+
 lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 test: deps system-deps lint
 	$(BIN)/pytest
+
+# docker-compose up for real (tests/integration/test_compose_up.py): builds the images on
+# offline stand-ins, starts the stack, pays through it in Chromium, takes it down. Kept
+# out of `make test`; .ci/run runs both. Prints its run time.
+test-compose: deps system-deps compose-deps
+	$(BIN)/pytest -p no:cacheprovider -m compose tests/integration/test_compose_up.py
 
 # The long kill loop: the node SIGKILLed 100 times during payments, links, withdrawals and
 # reclaims (make test runs the same loop with 20 kills).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -56,6 +57,21 @@ def test_every_service_is_there_with_dependencies_and_health() -> None:
     assert services["web"]["environment"]["CONNEXT_ORACLE_URL"] == "http://oracle:8010"
     for name in ("chain", "postgres", "node", "oracle", "web"):
         assert "healthcheck" in services[name], name
+
+
+def test_users_get_official_images_and_the_offline_stand_ins_stay_in_the_test_override(
+        ) -> None:
+    services = compose()["services"]
+    assert services["nats"]["image"].startswith("nats:")
+    assert services["postgres"]["image"].startswith("postgres:")
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "ARG PYTHON_IMAGE=python:3.11-slim\n" in dockerfile
+    assert re.search(r"^ARG NODE_IMAGE=node:\d+-slim$", dockerfile, re.M)
+    assert "npm ci " in dockerfile  # the lock file as committed
+    override = yaml.safe_load((ROOT / "tests" / "compose" / "offline.yml").read_text())
+    for name, service in override["services"].items():
+        assert set(service) <= {"build", "image"}, name  # images only, nothing else changes
+        assert service["image"].startswith("connext-compose-test/"), name
 
 
 def test_every_connext_service_command_is_a_real_connext_command() -> None:
