@@ -18,13 +18,15 @@ FROM ${PYTHON_IMAGE}
 WORKDIR /app
 # anvil runs as its native binary from here (connext finds it), so no Node at run time
 COPY --from=js /app/node_modules ./node_modules
+# the dependencies first, on empty packages, so a change of the sources rebuilds from here on
 COPY pyproject.toml README.md ./
+RUN mkdir connext app && touch connext/__init__.py app/__init__.py \
+    && pip install --no-cache-dir -e .
+# editable: the wallet app finds templates/, static/ and node_modules/ beside app/
 COPY connext ./connext
 COPY app ./app
 COPY templates ./templates
 COPY static ./static
-# editable: the wallet app finds templates/, static/ and node_modules/ beside app/
-RUN pip install --no-cache-dir -e .
 
 ENV CONNEXT_DATA_DIR=/data
 VOLUME /data
