@@ -23,6 +23,10 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "conn
 its dockerd's data root."""
 
 
+DATA_ROOT = CACHE / "docker"
+PIDFILE = CACHE / "dockerd.pid"
+
+
 class EngineUnavailable(Exception):
     """No Docker engine is reachable and none can be started here (the reason says why)."""
 
@@ -106,6 +110,22 @@ def docker_engine(start_timeout: float = 120) -> Iterator[Engine]:
             engine.stop()
 
 
+def _stop_leftover_dockerd() -> None:
+    """A dockerd on our data root that a killed run left behind (we hold the lock, so no
+    run uses it): stopped, or the new one could not start."""
+    try:
+        pid = int(PIDFILE.read_text().strip())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (FileNotFoundError, ValueError):
+        return
+    if not command[0].endswith(b"dockerd") or str(DATA_ROOT).encode() not in command:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
 def _start_dockerd(env: dict[str, str], timeout: float) -> Engine:
     where = env.get("DOCKER_HOST", "the default socket")
     if os.geteuid() != 0:
@@ -116,6 +136,7 @@ def _start_dockerd(env: dict[str, str], timeout: float) -> Engine:
         raise EngineUnavailable(f"no Docker engine answers at {where} and {', '.join(missing)} "
                                 "is not installed (`make test-compose` installs Debian's "
                                 "docker.io and docker-compose as root)")
+    _stop_leftover_dockerd()
     run_dir = Path(tempfile.mkdtemp(prefix="connext-dockerd-"))
     socket = run_dir / "docker.sock"
     log = CACHE / "dockerd.log"
@@ -123,9 +144,8 @@ def _start_dockerd(env: dict[str, str], timeout: float) -> Engine:
     had_bridge = Path("/sys/class/net/docker0").exists()
     with open(log, "wb") as out:
         dockerd = subprocess.Popen(
-            ["dockerd", "--data-root", str(CACHE / "docker"), "--exec-root",
-             str(run_dir / "exec"), "--pidfile", str(run_dir / "dockerd.pid"),
-             "-H", f"unix://{socket}"],
+            ["dockerd", "--data-root", str(DATA_ROOT), "--exec-root", str(run_dir / "exec"),
+             "--pidfile", str(PIDFILE), "-H", f"unix://{socket}"],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     engine = Engine({**env, "DOCKER_HOST": f"unix://{socket}"}, dockerd, run_dir, log,
                     made_bridge=not had_bridge)

@@ -17,7 +17,7 @@ import secrets
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
 
 import pytest
@@ -46,16 +46,17 @@ ETHER = 10**18
 class Compose:
     """docker-compose on the user's file plus the offline override, as project `name`."""
 
-    def __init__(self, engine: Engine, name: str, ports: dict[str, int]) -> None:
+    def __init__(self, engine: Engine, name: str) -> None:
         self.name = name
-        self.env = {**engine.env, **{PUBLISHED[s]: str(p) for s, p in ports.items()}}
         self.engine = engine
+        self.ports = free_ports()
 
     def __call__(self, *args: str, timeout: float = 900) -> str:
         command = ["docker-compose", "--no-ansi", "-p", self.name,
                    "-f", str(ROOT / "docker-compose.yml"), "-f", str(OVERRIDE), *args]
-        result = subprocess.run(command, env=self.env, cwd=ROOT, capture_output=True,
-                                text=True, timeout=timeout)
+        env = {**self.engine.env, **{PUBLISHED[s]: str(p) for s, p in self.ports.items()}}
+        result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True,
+                                timeout=timeout)
         assert result.returncode == 0, (f"docker-compose {' '.join(args)} failed:\n"
                                         f"{result.stdout}{result.stderr}")
         return result.stdout
@@ -79,9 +80,25 @@ class Compose:
         return {"containers": listed("ps", "-aq"), "networks": listed("network", "ls", "-q"),
                 "volumes": sorted(set(listed("volume", "ls", "-q")) | still)}
 
+    def up(self, attempts: int = 3) -> None:
+        """`up -d`; again on other ports if one was taken since it was found free."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self("up", "-d")
+                return
+            except AssertionError as failed:
+                if "already" not in str(failed) or attempt == attempts:
+                    raise
+                self("down", "-v", "--remove-orphans")
+                self.ports = free_ports()
+
     @property
     def _label(self) -> str:
         return f"label=com.docker.compose.project={self.name}"
+
+
+def free_ports() -> dict[str, int]:
+    return {service: free_port() for service in PUBLISHED}
 
 
 def test_compose_up_pays_and_cashes_out_in_the_browser_and_down_leaves_nothing(
@@ -110,25 +127,25 @@ def test_compose_up_pays_and_cashes_out_in_the_browser_and_down_leaves_nothing(
         say(f"our own dockerd at {where}" if engine.dockerd else f"the engine at {where}")
         with timed("stand-ins"):
             build_stand_ins(engine, say)
-        ports = {service: free_port() for service in PUBLISHED}
-        compose = Compose(engine, f"connexttest{secrets.token_hex(4)}", ports)
-        say(f"project {compose.name}, ports {ports}")
+        compose = Compose(engine, f"connexttest{secrets.token_hex(4)}")
         with timed("build"):
             compose("build", "--force-rm", timeout=1800)
         volumes: set[str] = set()
         try:
             with timed("up"):
-                compose("up", "-d", timeout=900)
+                compose.up()
+                say(f"project {compose.name} on ports {compose.ports}")
                 _wait_until_healthy(compose)
             volumes = _volumes(compose)
             deployment = json.loads(compose("exec", "-T", "node", "cat",
                                             "/data/deployments.json"))["31337"]
             with timed("drive"):
-                _pay_and_cash_out_in_chromium(f"http://127.0.0.1:{ports['web']}",
-                                              f"http://127.0.0.1:{ports['chain']}",
+                _pay_and_cash_out_in_chromium(f"http://127.0.0.1:{compose.ports['web']}",
+                                              f"http://127.0.0.1:{compose.ports['chain']}",
                                               deployment["test_token"])
         except BaseException:
-            say("docker-compose logs (tail):\n" + compose("logs", "--tail=40", timeout=120))
+            with suppress(Exception):
+                say("docker-compose logs (tail):\n" + compose("logs", "--tail=40", timeout=120))
             raise
         finally:
             volumes |= _volumes(compose)
