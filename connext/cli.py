@@ -136,6 +136,8 @@ def _health(args: argparse.Namespace) -> int:
                                              headers={"Content-Type": "application/json"})
             with urllib.request.urlopen(request, timeout=5) as response:
                 ok = "result" in json.loads(response.read())
+        elif args.nats_url:
+            ok = _nats_login_works(args.nats_url)
         else:
             with urllib.request.urlopen(args.http_url, timeout=5) as response:
                 ok = response.status == 200
@@ -143,6 +145,28 @@ def _health(args: argparse.Namespace) -> int:
         print(f"unhealthy: {exc}", file=sys.stderr)
         return 1
     return 0 if ok else 1
+
+
+def _nats_login_works(url: str) -> bool:
+    """A fresh key can log in (nats-server and the auth service both answer)."""
+    import asyncio
+
+    import nats
+
+    from .messaging.natsauth import login_options
+    from .protocol.signing import Signer
+
+    async def login() -> bool:
+        try:
+            nc = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=0,
+                                    allow_reconnect=False, **login_options(Signer.random()))
+        except Exception as exc:
+            print(f"unhealthy: cannot log in to {url}: {exc}", file=sys.stderr)
+            return False
+        await nc.close()
+        return True
+
+    return asyncio.run(login())
 
 
 def _deploy(args: argparse.Namespace) -> int:
@@ -306,6 +330,7 @@ def parser() -> argparse.ArgumentParser:
     target = health.add_mutually_exclusive_group(required=True)
     target.add_argument("--rpc-url")
     target.add_argument("--http-url")
+    target.add_argument("--nats-url", help="log in with a fresh key (NATS and its auth)")
     health.set_defaults(run=_health)
 
     dep = commands.add_parser("deploy", help="deploy the contracts to a chain (idempotent)")

@@ -316,10 +316,13 @@ class AuthService:
         self.authorizer = Authorizer(keys, frozenset(checksum(n) for n in nodes), ttl_s)
         self._nc: NatsClient | None = None
 
-    async def start(self) -> None:
+    async def start(self, *, attempts: int = 30) -> None:
+        """Connect (trying `attempts` times, a second apart: nats-server may still be
+        starting), then answer logins, reconnecting for as long as it runs."""
         nc = await nats.connect(self.nats_url, nkeys_seed_str=self.keys.service_seed.decode(),
-                                name="connext-auth", max_reconnect_attempts=-1,
-                                reconnect_time_wait=1)
+                                name="connext-auth", max_reconnect_attempts=attempts,
+                                reconnect_time_wait=1, connect_timeout=2)
+        nc.options["max_reconnect_attempts"] = -1
         await nc.subscribe(AUTH_SUBJECT, queue=AUTH_QUEUE, cb=self._on_request)
         await nc.flush()
         self._nc = nc

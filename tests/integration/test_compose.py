@@ -23,6 +23,7 @@ from connext.chain.deploy import TEST_TOKEN_MINT
 from connext.cli import parser
 from connext.devstack import free_port
 from connext.node.config import ANVIL_DEV_KEY_1
+from connext.protocol.signing import Signer
 
 ROOT = Path(__file__).resolve().parents[2]
 CONNEXT = str(Path(sys.executable).parent / "connext")
@@ -44,7 +45,16 @@ def test_compose_file_is_valid_for_docker_compose() -> None:
 
 def test_every_service_is_there_with_dependencies_and_health() -> None:
     services = compose()["services"]
-    assert {"chain", "nats", "postgres", "deploy", "node", "oracle", "web"} <= set(services)
+    assert {"chain", "nats", "nats-config", "nats-auth", "postgres", "deploy", "node", "oracle",
+            "web"} <= set(services)
+    assert services["nats"]["command"] == ["-c", "/data/nats/nats.conf"]  # authorization on
+    assert services["nats"]["depends_on"]["nats-config"]["condition"] == (
+        "service_completed_successfully")
+    assert services["node"]["depends_on"]["nats-auth"]["condition"] == "service_healthy"
+    # the auth service makes the node's address a node: the address of the node's key
+    node_key = services["node"].get("environment", {}).get("CONNEXT_NODE_KEY", ANVIL_DEV_KEY_1)
+    assert services["nats-auth"]["environment"]["CONNEXT_NATS_NODES"] == (
+        Signer.from_hex(node_key).address)
     assert services["node"]["depends_on"]["deploy"]["condition"] == (
         "service_completed_successfully")
     assert services["deploy"]["depends_on"]["chain"]["condition"] == "service_healthy"
@@ -55,7 +65,7 @@ def test_every_service_is_there_with_dependencies_and_health() -> None:
     for name, (variable, port) in published.items():  # the variables `make start` reads
         assert services[name]["ports"] == [f"127.0.0.1:${{{variable}:-{port}}}:{port}"], name
     assert services["web"]["environment"]["CONNEXT_ORACLE_URL"] == "http://oracle:8010"
-    for name in ("chain", "postgres", "node", "oracle", "web"):
+    for name in ("chain", "postgres", "nats-auth", "node", "oracle", "web"):
         assert "healthcheck" in services[name], name
 
 
@@ -77,7 +87,7 @@ def test_users_get_official_images_and_the_offline_stand_ins_stay_in_the_test_ov
 def test_every_connext_service_command_is_a_real_connext_command() -> None:
     services = compose()["services"]
     ours = {name: s for name, s in services.items() if s.get("build") == "."}
-    assert set(ours) == {"chain", "deploy", "node", "oracle", "web"}
+    assert set(ours) == {"chain", "deploy", "nats-config", "nats-auth", "node", "oracle", "web"}
     for name, service in ours.items():
         parser().parse_args(service["command"])  # exits (SystemExit) if it does not exist
         health = service.get("healthcheck", {}).get("test")

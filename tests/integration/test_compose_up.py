@@ -10,6 +10,7 @@ it skips only where neither is possible. Offline stand-ins replace the official 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
 
+import nats
 import pytest
 from eth_account import Account
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -27,6 +29,8 @@ from web3 import Web3
 
 from connext.chain.contracts import contract
 from connext.devstack import free_port
+from connext.messaging.natsauth import login_options
+from connext.protocol.signing import Signer
 from tests.compose.engine import Engine, EngineUnavailable, docker_engine
 from tests.compose.images import OVERRIDE, ROOT, build_stand_ins, prune_dangling_images
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
@@ -137,6 +141,7 @@ def test_compose_up_pays_and_cashes_out_in_the_browser_and_down_leaves_nothing(
                 say(f"project {compose.name} on ports {compose.ports}")
                 _wait_until_healthy(compose)
             volumes = _volumes(compose)
+            _nats_refuses_strangers(f"nats://127.0.0.1:{compose.ports['nats']}")
             deployment = json.loads(compose("exec", "-T", "node", "cat",
                                             "/data/deployments.json"))["31337"]
             with timed("drive"):
@@ -158,6 +163,29 @@ def test_compose_up_pays_and_cashes_out_in_the_browser_and_down_leaves_nothing(
     total = sum(times.values())
     say("run time: " + ", ".join(f"{phase} {s:.0f} s" for phase, s in times.items())
         + f"; total {total:.0f} s")
+
+
+def _nats_refuses_strangers(url: str) -> None:
+    """The published NATS port runs with authorization: no login, no connection; a fresh
+    key logs in but cannot read the node's subjects."""
+    async def check() -> None:
+        with pytest.raises(Exception, match=r"(?i)authorization"):
+            await nats.connect(url, max_reconnect_attempts=0, allow_reconnect=False,
+                               connect_timeout=5)
+        errors: list[str] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(str(exc))
+
+        nc = await nats.connect(url, error_cb=on_error, allow_reconnect=False,
+                                **login_options(Signer.random()))
+        await nc.subscribe("connext.>")
+        await nc.flush()
+        await asyncio.sleep(0.5)
+        await nc.close()
+        assert any("permissions violation" in e.lower() for e in errors), errors
+
+    asyncio.run(check())
 
 
 def _wait_until_healthy(compose: Compose) -> None:
