@@ -72,6 +72,17 @@ def main() -> None:
                      f"{run['cpu_ms_per_payment']} ms",
                      f"{run['cpu_over_crypto_floor']}x the signature floor of "
                      f"{payments['crypto_floor_ms_per_payment']} ms"))
+        done = run["node_per_payment"]
+        rows.append((f"{run['pairs']} pair(s): node CPU per payment",
+                     f"{run['node_cpu_ms_per_payment']} ms",
+                     f"{run['node_cpu_over_its_signature_floor']}x its own signatures "
+                     f"({run['node_signature_floor_ms']} ms)"))
+        rows.append((f"{run['pairs']} pair(s): node work per payment",
+                     f"{done['signatures_made']} + {done['signatures_checked']} sig",
+                     f"made + checked; {done['db_transactions']} db txns "
+                     f"({done['db_write_transactions']} writes, {done['db_statements']} "
+                     f"statements); {done['messages_sent']} sent / "
+                     f"{done['messages_received']} received messages"))
     print(_table("Routed payments (node process + clients, SQLite WAL)", rows))
     print()
 

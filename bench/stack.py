@@ -28,6 +28,7 @@ class Stack:
     deployment: Deployment
     node_address: str
     node_pid: int | None
+    node_http_port: int
 
 
 @contextmanager
@@ -37,6 +38,7 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
         deployment_file = workdir / "deployments.json"
         deployment = deploy(anvil.url, anvil.private_keys[0], deployment_file=deployment_file)
         node_signer = Signer.from_hex(NODE_KEY)
+        http_port = free_port()
         anvil.set_balance(node_signer.address, 10**26)
         node = NodeDaemon({
             **os.environ,
@@ -45,13 +47,13 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
             "CONNEXT_CHAIN_URL": anvil.url,
             "CONNEXT_NODE_DATABASE_URL": f"sqlite:///{workdir / 'node.sqlite'}",
             "CONNEXT_DEPLOYMENT_FILE": str(deployment_file),
-            "CONNEXT_NODE_PORT": str(free_port()),
+            "CONNEXT_NODE_PORT": str(http_port),
             "CONNEXT_LOG_LEVEL": "WARNING",
             "CONNEXT_COLLATERAL": '{"0x0000000000000000000000000000000000000000": '
                                   '{"threshold": "0", "target": "1000000000000000000000", '
                                   '"reclaimThreshold": "0"}}',
         }, workdir / "node.log").start()
         try:
-            yield Stack(anvil, nats, deployment, node_signer.address, node.pid)
+            yield Stack(anvil, nats, deployment, node_signer.address, node.pid, http_port)
         finally:
             node.stop()

@@ -26,6 +26,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from ..counters import COUNTS
 from ..protocol.errors import ProtocolError
 from ..protocol.signing import Signer
 from ..protocol.types import Address
@@ -287,6 +288,7 @@ class Messaging:
     async def _on_request(self, msg: Msg) -> None:
         # Runs in the subscription's reader task: hand each message to its own task so a
         # slow handler never holds up the others; the semaphore bounds how many run.
+        COUNTS.messages_received += 1
         assert self._slots is not None
         await self._slots.acquire()
         task = asyncio.get_running_loop().create_task(self._process(msg))
@@ -391,12 +393,14 @@ class Messaging:
 
     @staticmethod
     async def _publish(nc: NatsClient, to_subject: str, wire: bytes, reply: str = "") -> None:
+        COUNTS.messages_sent += 1
         try:
             await nc.publish(to_subject, wire, reply=reply)
         except nats.errors.Error as exc:  # closed, draining, outbound buffer full
             raise NotConnected(f"cannot send on NATS: {type(exc).__name__}") from exc
 
     async def _on_reply(self, msg: Msg) -> None:
+        COUNTS.messages_received += 1
         pending = self._pending.get(msg.subject[len(self._inbox_prefix) + 1:])
         if pending is None or pending.reply.done():
             return

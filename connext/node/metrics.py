@@ -6,7 +6,13 @@ counters. Labels are bounded sets (status, method, error code, asset), never use
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ..counters import COUNTS
 
 
 class NodeMetrics:
@@ -46,5 +52,19 @@ class NodeMetrics:
             registry=self.registry,
         )
 
+        self.registry.register(_Operations())
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _Operations(Collector):
+    """connext.counters of this process: signatures, database work, messages."""
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "connext_operations", "Costly operations done by this process (all its work)",
+            labels=["op"])
+        for name, value in COUNTS.snapshot().items():
+            family.add_metric([name], value)
+        yield family

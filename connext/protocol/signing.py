@@ -14,6 +14,7 @@ from coincurve._libsecp256k1 import ffi as _ffi
 from coincurve._libsecp256k1 import lib as _lib
 from coincurve.context import GLOBAL_CONTEXT
 
+from ..counters import COUNTS
 from .encoding import checksum, keccak
 from .errors import InvalidSignature
 from .types import Address
@@ -53,6 +54,7 @@ class Signer:
     def sign(self, digest: bytes) -> bytes:
         if len(digest) != 32:
             raise ValueError("can only sign a 32-byte digest")
+        COUNTS.signatures_made += 1
         raw = self._key.sign_recoverable(digest, hasher=None)
         return raw[:64] + bytes((raw[64] + 27,))
 
@@ -80,6 +82,7 @@ def recover_public_key(digest: bytes, signature: bytes) -> PublicKey:
     """The public key that made `signature` over `digest` (as `ecrecover` finds it), or
     InvalidSignature."""
     recovery_id = _checked(digest, signature)
+    COUNTS.signatures_checked += 1
     try:
         return PublicKey.from_signature_and_message(
             signature[:64] + bytes((recovery_id,)), digest, hasher=None
@@ -103,6 +106,7 @@ def verifies(public: PublicKey, digest: bytes, signature: bytes) -> bool:
     takes a recovery, `recover_public_key`). About half the cost of a recovery, for a
     signer whose key is known already (e.g. a stream's payer, voucher after voucher)."""
     _checked(digest, signature)
+    COUNTS.signatures_checked += 1
     parsed = _ffi.new("secp256k1_ecdsa_signature *")
     if not _lib.secp256k1_ecdsa_signature_parse_compact(_CONTEXT, parsed, signature[:64]):
         return False

@@ -47,6 +47,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
+from ..counters import COUNTS
 from ..protocol.serialization import (
     hexb,
     state_from_json,
@@ -180,6 +181,7 @@ class ChannelStore:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        COUNTS.db_reads += 1
         with self._engine.connect() as conn, conn.begin():
             yield conn
 
@@ -187,6 +189,7 @@ class ChannelStore:
     def _write(self) -> Iterator[Connection]:
         # SQLite: BEGIN IMMEDIATE takes the write lock up front, so a write transaction that
         # reads first never fails to upgrade its lock (it waits on busy_timeout instead).
+        COUNTS.db_writes += 1
         with self._write_lock, self._engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
@@ -1223,8 +1226,8 @@ def _normalize_url(url: str | URL) -> URL:
 
 def _create_engine(url: URL, *, pool_size: int) -> Engine:
     if url.get_backend_name() == "postgresql":
-        return create_engine(url, pool_size=pool_size, max_overflow=pool_size,
-                             pool_pre_ping=True)
+        return _counted(create_engine(url, pool_size=pool_size, max_overflow=pool_size,
+                                      pool_pre_ping=True))
     if sqlite3.sqlite_version_info < (3, 35):
         raise SchemaError(f"SQLite {sqlite3.sqlite_version} is too old: 3.35 or newer is needed")
     in_memory = url.database in (None, "", ":memory:")
@@ -1260,6 +1263,15 @@ def _create_engine(url: URL, *, pool_size: int) -> Engine:
         conn.exec_driver_sql(
             "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN"
         )
+
+    return _counted(engine)
+
+
+def _counted(engine: Engine) -> Engine:
+    """Every statement sent to the database is counted (connext.counters)."""
+    @event.listens_for(engine, "before_cursor_execute")
+    def _count(*_args: Any) -> None:
+        COUNTS.db_statements += 1
 
     return engine
 

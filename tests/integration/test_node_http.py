@@ -98,6 +98,11 @@ def test_health_config_channels_metrics_and_admin(clients: ClientFactory,
     assert metric(text, "connext_channels_opened_total") >= 2
     assert metric(text, 'connext_payment_volume_total{asset="' + ETH + '"}') >= ETHER // 4
     assert metric(text, "connext_collateral_deposited_total") > 0
+    # what the node did (counted where it happens): at least the payment's two hops
+    for op, at_least in (("signatures_made", 4), ("signatures_checked", 4),
+                         ("db_writes", 4), ("db_statements", 8), ("messages_sent", 4),
+                         ("messages_received", 4)):
+        assert metric(text, f'connext_operations_total{{op="{op}"}}') >= at_least, op
 
     assert get(node, "/admin/channels")[0] == 401
     assert get(node, "/admin/channels", token="wrong")[0] == 401
