@@ -21,7 +21,7 @@ from connext.protocol.signing import Signer
 from connext.store.testing import PostgresCluster, unavailable_reason
 from tests.fullstack import FullStack
 
-TEST_NODE_KEYS = ("0x" + "4e" * 32, "0x" + "5a" * 32, "0x" + "6b" * 32)
+TEST_NODE_KEYS = ("0x" + "4e" * 32, "0x" + "5a" * 32, "0x" + "6b" * 32, "0x" + "7c" * 32)
 """The keys of every node the tests start on the session's nats-server (integration's
 NODE_KEY, the hostile nodes of tests/adversarial); another node's subjects are refused."""
 

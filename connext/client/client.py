@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PAYMENT_TIMEOUT = 3600
 """Seconds until an unclaimed payment expires and is refunded."""
+
+PUBLIC_KEY_CACHE = 4096
+"""Recipients' public keys kept (each checked against its address once)."""
 
 DEFAULT_LINK_TIMEOUT = 7 * 24 * 3600
 """Seconds until an unclaimed link payment expires and is refunded to its creator."""
@@ -229,6 +233,7 @@ class Client:
         self.w3 = connect(self.chain_url)
         self.store = await asyncio.to_thread(ChannelStore.open, self.database_url)
         self.messaging = Messaging(self.signer, self.nats_url, seen_log=self.store)
+        self._public_keys: OrderedDict[Address, bytes] = OrderedDict()
         await self.messaging.connect()
         self.deposits = ChainDeposits(self.w3)
         self.secrets = SecretWatcher(self.w3, self.store, self.deployment.secret_registry,
@@ -484,16 +489,28 @@ class Client:
         extra: dict[str, Any] = {}
         initial = b""
         if await outcomes.ours(self, outcomes.transfer_id_of(routing_id)) is None:
-            reply = await self._request("party.public_key", {"address": recipient})
-            public_key = parse_bytes(reply.get("publicKey"), "publicKey", 65)
-            if keccak(public_key[1:])[12:] != bytes.fromhex(recipient[2:]):
-                raise errors.InvalidSignature(
-                    "the node returned a key that is not the recipient's")
+            public_key = await self._public_key_of(recipient)
             preimage = os.urandom(32)
             extra = {"encryptedPreimage": hexb(ecies.encrypt(public_key, preimage))}
             initial = HASHLOCK.encode_state(lock_hash(preimage), int(time.time()) + timeout)
         return await self._send(recipient, asset_id, amount, "Hashlock", initial, timeout,
                                 {**(meta or {}), **extra}, wait, routing_id)
+
+    async def _public_key_of(self, party: Address) -> bytes:
+        """`party`'s public key, from the node the first time (checked against the address,
+        so a cached one can be trusted for good)."""
+        known = self._public_keys.get(party)
+        if known is not None:
+            self._public_keys.move_to_end(party)
+            return known
+        reply = await self._request("party.public_key", {"address": party})
+        public_key = parse_bytes(reply.get("publicKey"), "publicKey", 65)
+        if keccak(public_key[1:])[12:] != bytes.fromhex(party[2:]):
+            raise errors.InvalidSignature("the node returned a key that is not the recipient's")
+        self._public_keys[party] = public_key
+        if len(self._public_keys) > PUBLIC_KEY_CACHE:
+            self._public_keys.popitem(last=False)
+        return public_key
 
     async def conditional_transfer(
         self,
