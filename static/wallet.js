@@ -161,23 +161,16 @@
       return el.value !== el.defaultValue;
     });
   }
+  // Nor does it wipe a form's refusal shown on its field (e.g. a bad oracle receipt): a
+  // section showing one is refreshed once someone acts on it again.
+  const keep = (root) => edited(root) || Boolean(root.querySelector("[data-refusal]"));
   const isRefresh = (config) =>
     Boolean(config && config.triggeringEvent && config.triggeringEvent.type === "wallet-changed");
   document.addEventListener("htmx:configRequest", (e) => {
-    if (isRefresh(e.detail) && edited(e.detail.elt)) e.preventDefault();
-  });
-  // a refresh asked before the page last changed under a form's answer (e.g. a refusal
-  // shown on its field) is older than what is shown: it is dropped
-  let lastPageSwap = 0;
-  document.addEventListener("htmx:afterSwap", (e) => {
-    if (e.detail.boosted) lastPageSwap = Date.now();  // a page or a form's answer
+    if (isRefresh(e.detail) && keep(e.detail.elt)) e.preventDefault();
   });
   document.addEventListener("htmx:beforeSwap", (e) => {  // typed while it was on its way
-    if (!isRefresh(e.detail.requestConfig)) return;
-    const asked = pageRequests.get(e.detail.xhr);
-    if (edited(e.detail.elt) || (asked !== undefined && asked < lastPageSwap)) {
-      e.detail.shouldSwap = false;
-    }
+    if (isRefresh(e.detail.requestConfig) && keep(e.detail.elt)) e.detail.shouldSwap = false;
   });
 
   document.addEventListener("htmx:beforeRequest", (e) => {
