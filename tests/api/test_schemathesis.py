@@ -105,6 +105,9 @@ def test_schemathesis_cli_coverage_phase(web_url: str, fuzzed: tuple[ApiWallet, 
          "-H", f"Authorization: Bearer {wallet.token}", "--phases", "examples,coverage",
          "--exclude-checks", "positive_data_acceptance",
          "--exclude-path-regex", "/(events|force-close|exit)$",
+         # a withdrawal waits for the node's countersignature: on a loaded machine that
+         # can take longer than schemathesis's default 10 s
+         "--request-timeout", "60",
          "--workers", "1", "--seed", "1"],
         cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
