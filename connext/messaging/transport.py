@@ -118,6 +118,7 @@ class Messaging:
         self._serving: Subscription | None = None
         self._serving_queue: str | None = None  # while serving: the queue group ("" none)
         self._reviving: asyncio.Task[None] | None = None
+        self._refused: list[str] = []  # the server's last permission violations
         self._inbox_prefix = ""
         self._tokens = itertools.count()
         self._pending: dict[str, _PendingRequest] = {}
@@ -147,7 +148,7 @@ class Messaging:
                 name=f"connext-{self.address}",
                 max_reconnect_attempts=attempts,
                 reconnect_time_wait=1,
-                error_cb=_log_nats_error,
+                error_cb=self._on_error,
                 disconnected_cb=self._on_disconnected,
                 reconnected_cb=self._on_reconnected,
                 closed_cb=self._on_closed,
@@ -431,6 +432,22 @@ class Messaging:
             raise InvalidReply(f"the reply's method is {reply.method!r}")
         env.verify_sender(reply, self.chain_id)
         return env.reply_outcome(reply.body, pending.request_hash)
+
+    async def may_publish(self, to_subject: str) -> bool:
+        """Whether the server lets us publish on `to_subject` (an empty message goes there:
+        use a subject nobody serves). The server answers a refused publish before the
+        PONG of the flush that follows it."""
+        nc = self._client()
+        self._refused.clear()
+        await nc.publish(to_subject, b"")
+        await flush_subscriptions(nc)
+        return not any(to_subject in refusal for refusal in self._refused)
+
+    async def _on_error(self, exc: Exception) -> None:
+        text = str(exc)
+        if "permissions violation" in text.lower():
+            self._refused = [*self._refused[-9:], text]
+        await _log_nats_error(exc)
 
     # --- connection events ----------------------------------------------------------------
 

@@ -26,7 +26,8 @@ from ..chain.watchtower import Watchtower
 from ..engine import ChannelEngine, Committed
 from ..engine.engine import REPLAY_SAFE
 from ..engine.recovery import RESPONDER, Recovery
-from ..messaging import Messaging
+from ..messaging import Messaging, subject
+from ..messaging.envelope import ZERO_ADDRESS
 from ..protocol import errors
 from ..protocol.channel import Rules, setup_update
 from ..protocol.encoding import channel_address, keccak
@@ -90,6 +91,13 @@ class Node:
         await self.secrets.load()
         self.messaging = Messaging(self.signer, cfg.nats_url, seen_log=self.store)
         await self.messaging.connect()
+        if not await self.messaging.may_publish(subject(ZERO_ADDRESS, self.address,
+                                                        "node.probe")):
+            await self.messaging.close()
+            await asyncio.to_thread(self.store.close)
+            raise RuntimeError(
+                f"NATS does not let {self.address} publish to users: its address is not in "
+                "the auth service's node list (connext nats-auth --node, docs/NATS.md)")
         self.deposits = ChainDeposits(self.w3)
         self.policy = NodePolicy(cfg, self.definition_names, self.address)
         self.engine = ChannelEngine(

@@ -4,12 +4,18 @@ everything it may sees nothing of two others' payment, and a forged node is refu
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import nats
+import pytest
 from nats.aio.msg import Msg
 
+from connext.chain.anvil import Anvil
+from connext.chain.deploy import Deployment
+from connext.devstack import NatsServer
 from connext.messaging.natsauth import inbox_prefix, login_options
+from connext.node import Node, NodeConfig
 from connext.protocol.types import ETH
 
 from .conftest import ClientFactory, NodeProcess
@@ -63,5 +69,20 @@ def test_a_logged_in_eavesdropper_sees_nothing_of_a_payment_between_others(
         await raw.close()
         await alice.close()
         await bob.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_node_missing_from_the_auth_services_list_refuses_to_start(
+    anvil: Anvil, nats: NatsServer, deployment: Deployment, deployment_file: Path,
+    tmp_path: Path,
+) -> None:
+    config = NodeConfig(private_key="0x" + "99" * 32, nats_url=nats.url, chain_url=anvil.url,
+                        database_url=f"sqlite:///{tmp_path / 'node.sqlite'}",
+                        deployment_file=deployment_file, http_port=0)
+
+    async def scenario() -> None:
+        with pytest.raises(RuntimeError, match="not in the auth service's node list"):
+            await Node(config, deployment).start()
 
     asyncio.run(scenario())

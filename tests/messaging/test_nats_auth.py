@@ -288,3 +288,19 @@ def test_the_authorizer_ignores_requests_not_signed_by_a_server() -> None:
                                 new_keypair(0))
     with pytest.raises(InvalidJwt):
         authorizer.answer(account_signed)
+
+
+def test_only_a_listed_node_may_publish_to_users(server: NatsServer) -> None:
+    """What the node checks at start (Messaging.may_publish): a node address passes, any
+    other address is a user and may not."""
+    async def scenario() -> None:
+        for signer, allowed in ((NODE, True), (MALLORY, False)):
+            messaging = Messaging(signer, server.url)
+            await messaging.connect()
+            try:
+                probe = subject(ALICE.address, signer.address, "node.probe")
+                assert await messaging.may_publish(probe) is allowed
+            finally:
+                await messaging.close()
+
+    run(scenario())
