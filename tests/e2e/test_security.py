@@ -69,3 +69,29 @@ def test_every_screen_runs_under_the_policy_with_no_inline_code(
         assert any("script-src" in v for v in violations), violations
     finally:
         context.close()
+
+
+def test_a_live_refresh_never_applies_an_inline_style(browser: Browser, stack: FullStack) -> None:
+    """A style set through the CSSOM (allowed: the browser or a tool may do it, e.g. while
+    a screenshot is taken) must not be copied by htmx's settle step as a style attribute
+    (refused by style-src): a clean run's oracle page had that violation."""
+    context = browser.new_context(base_url=stack.web_url)
+    violations: list[str] = []
+    watch_policy(context, violations)
+    try:
+        page: Page = context.new_page()
+        page.goto("/")
+        expect(page.locator("body")).to_have_attribute("data-live", "on")
+        section = page.get_by_label("Balances")
+        expect(section).to_be_visible()
+        page.evaluate("""() => {
+            const section = document.querySelector("[aria-label=Balances]");
+            section.style.outline = "1px solid red";
+            section.dataset.old = "1";
+            htmx.trigger(document.body, "wallet-changed");
+        }""")
+        expect(page.locator("[aria-label=Balances]:not([data-old])")).to_have_count(1)
+        time.sleep(0.3)  # the settle step runs after the swap
+        assert violations == []
+    finally:
+        context.close()

@@ -125,3 +125,4 @@ def test_htmx_is_configured_never_to_eval() -> None:
     base = (ROOT / "templates" / "base.html").read_text()
     assert '"allowEval": false' in base
     assert '"includeIndicatorStyles": false' in base  # its own <style> would be refused
+    assert '"attributesToSettle": ["class", "width", "height"]' in base  # no style attribute
