@@ -1,5 +1,5 @@
 """Process-wide counts of the costly operations on the payment path: signatures made and
-checked, database transactions and statements, messages sent and received.
+checked, database transactions, commits and statements, messages sent and received.
 
 Plain integers, incremented where the work happens (a few tens of nanoseconds each) and
 never reset. The node serves them in /metrics (`connext_operations_total{op}`), and
@@ -9,7 +9,7 @@ never reset. The node serves them in /metrics (`connext_operations_total{op}`), 
 from __future__ import annotations
 
 OPERATIONS = ("signatures_made", "signatures_checked", "db_reads", "db_writes",
-              "db_statements", "messages_sent", "messages_received")
+              "db_commits", "db_statements", "messages_sent", "messages_received")
 
 
 class Counts:
@@ -18,7 +18,8 @@ class Counts:
     signatures_made: int
     signatures_checked: int  # recoveries and verifications
     db_reads: int  # read transactions
-    db_writes: int  # write transactions
+    db_writes: int  # atomic writes (each one durable when it returns)
+    db_commits: int  # COMMITs of writes: fewer than writes when group commit batches them
     db_statements: int
     messages_sent: int
     messages_received: int  # requests, notifications and replies

@@ -34,7 +34,7 @@ async def unscanned(w3: Web3, store: ChannelStore, name: str,
                     start_block: int) -> tuple[int, int]:
     """(first, latest): the blocks watcher `name` has not processed; none if first > latest."""
     latest = int(await asyncio.to_thread(lambda: w3.eth.block_number))
-    last = await asyncio.to_thread(store.get_last_block, name)
+    last = await store.run(store.get_last_block, name)
     return (start_block if last is None else last + 1), latest
 
 

@@ -59,7 +59,7 @@ class SecretWatcher:
 
     async def load(self) -> None:
         """What earlier scans found (call once at start, before `run`)."""
-        for lock, preimage, at in await asyncio.to_thread(self.store.registered_secrets):
+        for lock, preimage, at in await self.store.run(self.store.registered_secrets):
             self.registered[lock] = at
             self.preimages[lock] = preimage
 
@@ -77,7 +77,7 @@ class SecretWatcher:
                 await self._found(bytes(entry["topics"][1]), bytes(entry["data"])[:32],
                                   int(entry["blockNumber"]))
         if first <= latest:
-            await asyncio.to_thread(self.store.set_last_block, self.name, latest)
+            await self.store.run(self.store.set_last_block, self.name, latest)
         return latest
 
     async def _found(self, lock: bytes, preimage: bytes, block_number: int) -> None:
@@ -85,7 +85,7 @@ class SecretWatcher:
             return
         block = await asyncio.to_thread(self.w3.eth.get_block, block_number)
         at = int(block["timestamp"])
-        await asyncio.to_thread(self.store.add_registered_secret, lock, preimage, at,
+        await self.store.run(self.store.add_registered_secret, lock, preimage, at,
                                 block_number)
         self.registered[lock] = at
         self.preimages[lock] = preimage

@@ -58,7 +58,7 @@ class TransactionManager:
     async def start(self) -> None:
         """Resume every transaction recorded but not mined before a restart."""
         self.chain_id = await asyncio.to_thread(lambda: self.w3.eth.chain_id)
-        pending = await asyncio.to_thread(self.store.pending_transactions, self.address)
+        pending = await self.store.run(self.store.pending_transactions, self.address)
         for record in pending:
             log.info("resuming transaction %d (nonce %d, %s)", record.id, record.nonce,
                      record.purpose)
@@ -96,7 +96,7 @@ class TransactionManager:
             )
         async with self._nonce_lock:
             nonce = await self._next_nonce()
-            record = await asyncio.to_thread(
+            record = await self.store.run(
                 self.store.record_transaction,
                 chain_id=self.chain_id,
                 sender=self.address,
@@ -115,7 +115,7 @@ class TransactionManager:
         chain_nonce = await asyncio.to_thread(
             self.w3.eth.get_transaction_count, self.address, "pending"  # type: ignore[arg-type]
         )
-        recorded = await asyncio.to_thread(self.store.max_transaction_nonce, self.address)
+        recorded = await self.store.run(self.store.max_transaction_nonce, self.address)
         return max(int(chain_nonce), -1 if recorded is None else recorded + 1)
 
     async def _send(self, record: StoredTransaction, bump: int) -> None:
@@ -136,7 +136,7 @@ class TransactionManager:
         signed = self.account.sign_transaction(tx)
         tx_hash = bytes(signed.hash)
         # record the hash first: a crash right after sending still knows what to look for
-        await asyncio.to_thread(self.store.mark_transaction_submitted, record.id, tx_hash,
+        await self.store.run(self.store.mark_transaction_submitted, record.id, tx_hash,
                                 max_fee)
         try:
             await asyncio.to_thread(self.w3.eth.send_raw_transaction, signed.raw_transaction)
@@ -153,12 +153,12 @@ class TransactionManager:
         if resumed and not await self._known_to_chain(record):
             sent_at = -self.resend_after
         while True:
-            current = await asyncio.to_thread(self.store.get_transaction, record.id)
+            current = await self.store.run(self.store.get_transaction, record.id)
             for tx_hash in current.hashes:
                 receipt = await self._receipt(tx_hash)
                 if receipt is None:
                     continue
-                await asyncio.to_thread(
+                await self.store.run(
                     self.store.mark_transaction_mined, record.id, tx_hash,
                     int(receipt["blockNumber"]), int(receipt["status"]), int(receipt["gasUsed"]),
                 )
@@ -166,7 +166,7 @@ class TransactionManager:
                     raise TransactionReverted(receipt)
                 return receipt
             if current.hashes and await self._nonce_taken_by_other(current):
-                await asyncio.to_thread(self.store.mark_transaction_failed, record.id,
+                await self.store.run(self.store.mark_transaction_failed, record.id,
                                         "its nonce was used by another transaction")
                 raise RuntimeError(f"transaction {record.id} was replaced on chain")
             if not current.hashes or time.monotonic() - sent_at > self.resend_after:

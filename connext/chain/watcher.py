@@ -74,7 +74,7 @@ class DepositWatcher:
                     await self.reconcile(state, asset)
                 except Exception as exc:
                     log.info("reconcile of %s in %s failed: %s", asset, address, exc)
-        await asyncio.to_thread(self.store.set_last_block, self.name, latest)
+        await self.store.run(self.store.set_last_block, self.name, latest)
         return latest
 
     def _token_deposits(self, channels: list[Address], first: int,

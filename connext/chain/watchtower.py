@@ -69,7 +69,7 @@ class Watchtower:
         earlier scans are not read again) and check it; returns how many channels."""
         latest = int(await asyncio.to_thread(lambda: self.w3.eth.block_number))
         ours = {s.channel_address.lower(): s for s in
-                await asyncio.to_thread(self.store.list_channels, party=self.party)}
+                await self.store.run(self.store.list_channels, party=self.party)}
         found: set[str] = set()
         for start, end in block_ranges(self.start_block, latest) if ours else ():
             found |= await asyncio.to_thread(self._disputed_in, start, end)
@@ -91,7 +91,7 @@ class Watchtower:
         first, latest = await unscanned(self.w3, self.store, self.name, self.start_block)
         if first > latest:
             return latest
-        states = await asyncio.to_thread(self.store.list_channels, party=self.party)
+        states = await self.store.run(self.store.list_channels, party=self.party)
         entries: list[Any] = []
         for start, end in block_ranges(first, latest) if states else ():
             entries += await asyncio.to_thread(
@@ -102,7 +102,7 @@ class Watchtower:
                 await self._check(state)
         for entry in entries:
             await self._resolved(entry)
-        await asyncio.to_thread(self.store.set_last_block, self.name, latest)
+        await self.store.run(self.store.set_last_block, self.name, latest)
         return latest
 
     async def _resolved(self, entry: Any) -> None:
@@ -124,7 +124,7 @@ class Watchtower:
             # stop updating the channel first (and let an update in flight finish), then
             # compare: an update that landed before this is in `stored`, none can after
             await self.on_disputed(channel_address)
-        stored = await asyncio.to_thread(self.store.get_channel, channel_address)
+        stored = await self.store.run(self.store.get_channel, channel_address)
         if stored is None:
             return
         if record.nonce >= stored.state.nonce:

@@ -300,7 +300,7 @@ class Client:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             await self.messaging.close()
-            await asyncio.to_thread(self.store.close)
+            await self.store.run(self.store.close)
 
     def rules(self) -> Rules:
         return Rules(
@@ -382,7 +382,7 @@ class Client:
 
     async def _emit(self, event: str, data: dict[str, Any]) -> None:
         """Record the event in the activity log, then tell the subscribers."""
-        await asyncio.to_thread(self.store.append_event, self.channel_address, event, data)
+        await self.store.run(self.store.append_event, self.channel_address, event, data)
         await self._tell(event, data)
 
     async def _tell(self, event: str, data: dict[str, Any]) -> None:
@@ -420,7 +420,7 @@ class Client:
                                                      strict=True)}
 
     async def history(self, *, after_id: int = 0, limit: int = 100) -> list[Any]:
-        return await asyncio.to_thread(self.store.events, self.channel_address,
+        return await self.store.run(self.store.events, self.channel_address,
                                        after_id=after_id, limit=limit)
 
     async def restore(self) -> ChannelState:
@@ -617,7 +617,7 @@ class Client:
         try:
             await self.engine.propose(self.channel_address, build)
         except errors.DuplicateTransfer:
-            landed = await asyncio.to_thread(self.store.get_transfer, transfer_id,
+            landed = await self.store.run(self.store.get_transfer, transfer_id,
                                              channel_address=self.channel_address)
             if landed is None or landed.initiator != self.address:
                 raise
@@ -639,7 +639,7 @@ class Client:
         meta = {"link": {"signer": link_key(secret).address}}
         result = await self._route(asset_id, amount, "Hashlock", initial, timeout, meta, None,
                                    routing_id)
-        locked = await asyncio.to_thread(self.store.transfer_record, result.transfer_id,
+        locked = await self.store.run(self.store.transfer_record, result.transfer_id,
                                          channel_address=self.channel_address)
         return LinkPayment(result.routing_id, result.transfer_id, secret, asset_id, amount,
                            _link_status(result.status, locked=locked is not None))
@@ -649,7 +649,7 @@ class Client:
         shows it: "pending" (not locked in yet), "open" (locked; perhaps claimed already:
         `link_status` asks the node), "claimed" or "cancelled" (refunded)."""
         found: list[LinkPayment] = []
-        records = await asyncio.to_thread(self.store.transfers, self.channel_address)
+        records = await self.store.run(self.store.transfers, self.channel_address)
         candidates = [(r.transfer.transfer_id, r.transfer.meta) for r in records
                       if r.transfer.initiator == self.address]
         stored = await self.engine.channel(self.channel_address)

@@ -12,7 +12,6 @@ sent), and `links()` can always show a link's code again.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import itertools
@@ -58,7 +57,7 @@ def link_secret(client: Client, routing_id: bytes) -> bytes:
 async def ours(client: Client, transfer_id: bytes) -> tuple[Transfer, str] | None:
     """Our transfer with this id, as created, with its outcome; None if we never signed
     it. An unsettled proposal of ours counts (its fate is not known yet: pending)."""
-    record = await asyncio.to_thread(client.store.transfer_record, transfer_id,
+    record = await client.store.run(client.store.transfer_record, transfer_id,
                                      channel_address=client.channel_address)
     if record is not None and record.transfer.initiator == client.address:
         created = record.transfer

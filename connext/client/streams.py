@@ -142,7 +142,7 @@ class OutgoingStream:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 # durable before it leaves: after a restart we never sign below it
                 last = batch[-1][0]
-                await asyncio.to_thread(self.streams.client.store.save_voucher,
+                await self.streams.client.store.run(self.streams.client.store.save_voucher,
                                         self.routing_id, last.amount, last.signature)
                 in_flight.append(loop.create_task(self._send_batch(batch)))
             await in_flight.popleft()
@@ -247,7 +247,7 @@ class Streams:
         if routing_id in self.outgoing:
             return self.outgoing[routing_id]
         _signer, _stream_id, expiry = STREAM.decode_state(transfer.initial_state)
-        saved = await asyncio.to_thread(client.store.voucher, routing_id)
+        saved = await client.store.run(client.store.voucher, routing_id)
         stream = OutgoingStream(self, routing_id, transfer_id,
                                 str(transfer.meta.get("recipient")), transfer.asset_id,
                                 transfer.balance.amount[0], int(expiry),
@@ -315,7 +315,7 @@ class Streams:
             assert key is not None  # the last voucher always sets it
             self._keys[stream_id] = key
             best = vouchers[-1]
-            await asyncio.to_thread(client.store.save_voucher, stream_id, best.amount,
+            await client.store.run(client.store.save_voucher, stream_id, best.amount,
                                     best.signature)
             self._highest[stream_id] = (best.amount, best.signature)
         await client._tell("stream.voucher", {"streamId": hexb(stream_id),
@@ -386,7 +386,7 @@ class Streams:
 
     async def _last(self, stream_id: bytes) -> tuple[int, bytes]:
         if stream_id not in self._highest:
-            saved = await asyncio.to_thread(self.client.store.voucher, stream_id)
+            saved = await self.client.store.run(self.client.store.voucher, stream_id)
             if saved is not None:
                 self._highest[stream_id] = saved
         return self._highest.get(stream_id, (0, b""))

@@ -183,10 +183,10 @@ class ChannelEngine:
         if cached is not None:
             if not self.shared_database:
                 return cached
-            nonce = await asyncio.to_thread(self.store.channel_nonce, channel_address)
+            nonce = await self.store.run(self.store.channel_nonce, channel_address)
             if nonce == cached.state.nonce:
                 return cached
-        stored = await asyncio.to_thread(self.store.get_channel, channel_address)
+        stored = await self.store.run(self.store.get_channel, channel_address)
         if stored is not None and transfers_root(stored.transfers) != stored.state.merkle_root:
             raise errors.MerkleRootMismatch(
                 f"stored transfers of {channel_address} do not match its state "
@@ -277,7 +277,7 @@ class ChannelEngine:
         details = update.details
         if update.type is not UpdateType.CREATE or not isinstance(details, CreateDetails):
             return
-        existing = await asyncio.to_thread(self.store.get_transfer, details.transfer_id,
+        existing = await self.store.run(self.store.get_transfer, details.transfer_id,
                                            channel_address=update.channel_address)
         if existing is not None:
             raise errors.DuplicateTransfer(
@@ -303,13 +303,13 @@ class ChannelEngine:
                 # No longer valid (e.g. expired): the counterparty cannot take it now either.
                 # Unless it took it earlier (then sync brings it in), drop it.
                 await self.sync_unlocked(update.channel_address)
-                await asyncio.to_thread(self.store.clear_pending, update.channel_address)
+                await self.store.run(self.store.clear_pending, update.channel_address)
                 self._cache.pop(update.channel_address, None)
                 raise errors.StaleNonce("our unsettled update expired; rebuilding") from None
             signed = update
         else:
             signed, applied = propose(state, transfers, update, self.signer, self.rules())
-            await asyncio.to_thread(self.store.save_pending, update.channel_address, signed)
+            await self.store.run(self.store.save_pending, update.channel_address, signed)
             if stored is not None:
                 self._cache[update.channel_address] = replace(stored, pending_update=signed)
         body: dict[str, Any] = {"update": update_to_json(signed)}
@@ -325,7 +325,7 @@ class ChannelEngine:
                 # its own at this nonce, that says it will not countersign it, so we may
                 # propose another. (The node never trusts a user's refusal: the user
                 # could still countersign its proposal alone; it stays pending there.)
-                await asyncio.to_thread(self.store.clear_pending, update.channel_address)
+                await self.store.run(self.store.clear_pending, update.channel_address)
                 if stored is not None:
                     self._cache[update.channel_address] = replace(stored, pending_update=None)
             _reraise_remote(exc)
@@ -353,7 +353,7 @@ class ChannelEngine:
         resolved = applied.transfer if update.type is UpdateType.RESOLVE else None
         address = update.channel_address
         self._cache.pop(address, None)
-        await asyncio.to_thread(
+        await self.store.run(
             self.store.commit_update,
             applied.state,
             update,
@@ -403,7 +403,7 @@ class ChannelEngine:
                     raise ChannelBusy("an update of ours at this nonce is unsettled; retry")
                 # The node proposing at this nonce proves it never took our pending update
                 # (it signs one state per nonce too): ours is void, take theirs.
-                await asyncio.to_thread(self.store.clear_pending, update.channel_address)
+                await self.store.run(self.store.clear_pending, update.channel_address)
                 assert stored is not None
                 self._cache[update.channel_address] = replace(stored, pending_update=None)
             if state is not None and update.nonce <= state.nonce:
@@ -533,7 +533,7 @@ class ChannelEngine:
         verify_channel_state(state, update.alice_signature, update.bob_signature, transfers)
         async with self.lock(channel_address):
             self._cache.pop(channel_address, None)
-            await asyncio.to_thread(
+            await self.store.run(
                 self.store.restore_channel, state, update, list(transfers.values())
             )
         return state

@@ -56,7 +56,7 @@ class NodeExits:
             await self._exit(channel_address)
 
     async def _exit(self, channel_address: Address) -> None:
-        stored = await asyncio.to_thread(self.store.get_channel, channel_address)
+        stored = await self.store.run(self.store.get_channel, channel_address)
         if stored is None:
             return
         openers = {t.transfer_id: await asyncio.to_thread(self._resolver, t)

@@ -10,7 +10,6 @@ token is configured. Nothing here changes a channel: that is NATS's job.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import time
 from typing import TYPE_CHECKING, Any
@@ -96,7 +95,7 @@ def metrics_refusal(access: str, peer_host: str, admin: bool) -> int | None:
 async def admin_channels(request: web.Request) -> web.Response:
     _require_admin(request)
     node = request.app[NODE_KEY]
-    states = await asyncio.to_thread(node.store.list_channels)
+    states = await node.store.run(node.store.list_channels)
     return web.json_response({"channels": [state_to_json(s) for s in states]})
 
 

@@ -69,7 +69,7 @@ class NodeChain:
         # selector, alice, bob and the commitment (static): the same whatever the signatures
         prefix = encode_call("ChannelFactory", "create_channel_and_withdraw", state.alice,
                              state.bob, commitment.as_tuple(), b"", b"")[:4 + 32 * 6]
-        pending = await asyncio.to_thread(self.txs.store.pending_transactions, self.txs.address)
+        pending = await self.txs.store.run(self.txs.store.pending_transactions, self.txs.address)
         return any(t.purpose == "withdraw" and t.data.startswith(prefix) for t in pending)
 
     async def withdraw(

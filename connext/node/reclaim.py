@@ -13,7 +13,6 @@ next round.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -45,7 +44,7 @@ class IdleReclaim:
         """One round over idle channels; returns how many reclaims were started."""
         idle_since = datetime.now(UTC) - timedelta(seconds=self.config.idle_reclaim_after)
         started = 0
-        for state in await asyncio.to_thread(self.store.list_channels,
+        for state in await self.store.run(self.store.list_channels,
                                              party=self.engine.address, idle_since=idle_since):
             if state.channel_address in self.engine.disputed:
                 continue

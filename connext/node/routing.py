@@ -181,7 +181,7 @@ class Router:
 
     async def _forward(self, incoming: Transfer, routing_id: bytes) -> None:
         is_link = self._link_signer(incoming) is not None
-        routing = await asyncio.to_thread(self.store.get_routing, routing_id)
+        routing = await self.store.run(self.store.get_routing, routing_id)
         if routing is None:
             routing = await self._record(incoming, routing_id, is_link=is_link)
         if routing.status is not RoutingStatus.PENDING:
@@ -200,7 +200,7 @@ class Router:
         """The routing record of a sender's transfer to us (created when missing)."""
         recipient = incoming.meta.get(RECIPIENT)
         with contextlib.suppress(AlreadyExists):
-            return await asyncio.to_thread(
+            return await self.store.run(
                 self.store.create_routing,
                 routing_id=routing_id,
                 sender_channel=incoming.channel_address,
@@ -210,7 +210,7 @@ class Router:
                 recipient=None if is_link or not isinstance(recipient, str) else recipient,
                 status=RoutingStatus.LINK if is_link else RoutingStatus.PENDING,
             )
-        routing = await asyncio.to_thread(self.store.get_routing, routing_id)
+        routing = await self.store.run(self.store.get_routing, routing_id)
         assert routing is not None
         return routing
 
@@ -230,7 +230,7 @@ class Router:
         if amount <= 0:
             raise errors.InvalidAmount("the payment does not cover the node's fee")
         forward_id = forward_transfer_id(routing_id)
-        if await asyncio.to_thread(self.store.get_transfer, forward_id,
+        if await self.store.run(self.store.get_transfer, forward_id,
                                    channel_address=channel.channel_address) is not None:
             # forwarded before a restart: never twice, even if it is resolved since
             await self._mark_forwarded(routing_id, channel.channel_address)
@@ -287,7 +287,7 @@ class Router:
     async def _mark_forwarded(self, routing_id: bytes, channel_address: Address) -> None:
         # only from pending: a recipient that resolved at once may be settled already
         with contextlib.suppress(StaleWrite):
-            await asyncio.to_thread(
+            await self.store.run(
                 self.store.update_routing_status, routing_id, "forwarded",
                 recipient_channel=channel_address,
                 recipient_transfer_id=forward_transfer_id(routing_id),
@@ -305,7 +305,7 @@ class Router:
                         routing_id.hex(), exc)
             return
         log.info("cannot forward %s: %s", routing_id.hex(), exc)
-        await asyncio.to_thread(self.store.update_routing_status, routing_id, "failed",
+        await self.store.run(self.store.update_routing_status, routing_id, "failed",
                                 error=exc.message)
         self.on_event("payment.failed", {"routingId": "0x" + routing_id.hex(),
                                          "reason": exc.code})
@@ -333,7 +333,7 @@ class Router:
         routing_id = routing_id_of(outgoing)
         if routing_id is None or outgoing.resolver is None:
             return
-        routing = await asyncio.to_thread(self.store.get_routing, routing_id)
+        routing = await self.store.run(self.store.get_routing, routing_id)
         if routing is None or routing.status in ("resolved", "cancelled"):
             return
         incoming = await self._incoming(routing.sender_channel, routing.sender_transfer_id)
@@ -373,11 +373,11 @@ class Router:
                       routing_id.hex(), exc.message)
             self.on_failure("uncollected")
             await self.cancel_sender(incoming)
-            await asyncio.to_thread(self.store.update_routing_status, routing_id, "failed",
+            await self.store.run(self.store.update_routing_status, routing_id, "failed",
                                     error="the sender's lock expired before it settled")
             return True
         status = "resolved" if paid else "cancelled"
-        await asyncio.to_thread(self.store.update_routing_status, routing_id, status,
+        await self.store.run(self.store.update_routing_status, routing_id, status,
                                 recipient_channel=recipient_channel,
                                 recipient_transfer_id=recipient_transfer_id)
         self.on_event(f"payment.{status}", {
@@ -392,7 +392,7 @@ class Router:
         routing_id = routing_id_of(forward)
         if routing_id is None:
             return
-        routing = await asyncio.to_thread(self.store.get_routing, routing_id)
+        routing = await self.store.run(self.store.get_routing, routing_id)
         if routing is None or routing.status in ("resolved", "cancelled"):
             return
         incoming = await self._incoming(routing.sender_channel, routing.sender_transfer_id)
@@ -422,7 +422,7 @@ class Router:
             return
         routing_id = routing_id_of(incoming)
         if routing_id is not None:
-            await asyncio.to_thread(self.store.update_routing_status, routing_id, "cancelled")
+            await self.store.run(self.store.update_routing_status, routing_id, "cancelled")
 
     async def _incoming(self, channel_address: Address, transfer_id: bytes) -> Transfer | None:
         stored = await self.engine.channel(channel_address)
@@ -454,10 +454,10 @@ class Router:
             raise errors.TransferToSelf("you cannot claim your own link")
         if await self.find_channel(redeemer) is None:
             raise errors.ChannelNotSetUp(f"{redeemer} has no channel with this node")
-        if not await asyncio.to_thread(self.store.claim_routing, routing_id,
+        if not await self.store.run(self.store.claim_routing, routing_id,
                                        RoutingStatus.LINK, RoutingStatus.PENDING,
                                        recipient=redeemer):
-            current = await asyncio.to_thread(self.store.get_routing, routing_id)
+            current = await self.store.run(self.store.get_routing, routing_id)
             assert current is not None
             _check_open(current)
             raise errors.LinkAlreadyClaimed()
@@ -466,7 +466,7 @@ class Router:
             await asyncio.sleep(0.01)
         self._inflight.add(routing_id)
         try:
-            current = await asyncio.to_thread(self.store.get_routing, routing_id)
+            current = await self.store.run(self.store.get_routing, routing_id)
             assert current is not None
             if current.status in (RoutingStatus.FORWARDED, RoutingStatus.RESOLVED):
                 return forward_transfer_id(routing_id)  # a sweep delivered our claim
@@ -476,7 +476,7 @@ class Router:
                 forward = await self._prepare(active, routing_id, redeemer)
             except errors.ProtocolError:
                 # nothing was signed: give the claim back, the link stays open
-                await asyncio.to_thread(self.store.claim_routing, routing_id,
+                await self.store.run(self.store.claim_routing, routing_id,
                                         RoutingStatus.PENDING, RoutingStatus.LINK,
                                         recipient=None)
                 raise
@@ -501,10 +501,10 @@ class Router:
             raise errors.NotLinkCreator()
         if routing.status is not RoutingStatus.REFUNDING:
             _check_open(routing)
-            if not await asyncio.to_thread(self.store.claim_routing, routing_id,
+            if not await self.store.run(self.store.claim_routing, routing_id,
                                            RoutingStatus.LINK, RoutingStatus.REFUNDING,
                                            recipient=None):
-                current = await asyncio.to_thread(self.store.get_routing, routing_id)
+                current = await self.store.run(self.store.get_routing, routing_id)
                 assert current is not None
                 if current.status is not RoutingStatus.REFUNDING:
                     _check_open(current)
@@ -536,9 +536,9 @@ class Router:
         """The routing of a link, the sender's transfer (as created) and the link signer;
         `UnknownLink` when there is none. A link stored but not yet recorded (its create
         was just committed; `forward` records it right after) is recorded here."""
-        routing = await asyncio.to_thread(self.store.get_routing, routing_id)
+        routing = await self.store.run(self.store.get_routing, routing_id)
         if routing is None:
-            for transfer in await asyncio.to_thread(self.store.transfers_by_routing_id,
+            for transfer in await self.store.run(self.store.transfers_by_routing_id,
                                                     routing_id):
                 if (transfer.responder == self.address
                         and self._link_signer(transfer) is not None
@@ -548,7 +548,7 @@ class Router:
                     break
         if routing is None:
             raise errors.UnknownLink()
-        incoming = await asyncio.to_thread(self.store.get_transfer, routing.sender_transfer_id,
+        incoming = await self.store.run(self.store.get_transfer, routing.sender_transfer_id,
                                            channel_address=routing.sender_channel)
         signer = None if incoming is None else self._link_signer(incoming)
         if incoming is None or signer is None or incoming.responder != self.address:
@@ -557,7 +557,7 @@ class Router:
 
     async def _mark_refunded(self, routing_id: bytes) -> None:
         with contextlib.suppress(StaleWrite):
-            await asyncio.to_thread(self.store.update_routing_status, routing_id, "cancelled",
+            await self.store.run(self.store.update_routing_status, routing_id, "cancelled",
                                     expected=(RoutingStatus.REFUNDING, RoutingStatus.CANCELLED))
 
     # --- sweeping ----------------------------------------------------------------------------
@@ -567,18 +567,18 @@ class Router:
         storing the sender's transfer and recording it) and queue them; returns how many."""
         found = 0
         for channel in channels:
-            records = await asyncio.to_thread(self.store.transfers, channel, active=True)
+            records = await self.store.run(self.store.transfers, channel, active=True)
             for record in records:
                 transfer = record.transfer
                 routing_id = routing_id_of(transfer)
                 if transfer.responder != self.address or routing_id is None:
                     continue
-                if await asyncio.to_thread(self.store.get_routing, routing_id) is not None:
+                if await self.store.run(self.store.get_routing, routing_id) is not None:
                     continue
                 recipient = transfer.meta.get(RECIPIENT)
                 is_link = self._link_signer(transfer) is not None
                 with contextlib.suppress(AlreadyExists):
-                    await asyncio.to_thread(
+                    await self.store.run(
                         self.store.create_routing,
                         routing_id=routing_id,
                         sender_channel=transfer.channel_address,
@@ -597,7 +597,7 @@ class Router:
         forwarded, only refunded when it expires. A routing whose step fails is logged,
         counted and retried on the next sweep; the others go on."""
         now = int(time.time())
-        for routing in await asyncio.to_thread(self.store.routings_with_status,
+        for routing in await self.store.run(self.store.routings_with_status,
                                                ("pending", "forwarded", "link", "refunding")):
             if only_channel is not None and only_channel not in (
                 routing.sender_channel, routing.recipient_channel
@@ -628,7 +628,7 @@ class Router:
             return
         if (routing.status is RoutingStatus.FORWARDED
                 and routing.recipient_transfer_id is not None):
-            outgoing = await asyncio.to_thread(
+            outgoing = await self.store.run(
                 self.store.get_transfer, routing.recipient_transfer_id,
                 channel_address=routing.recipient_channel,
             )
@@ -645,7 +645,7 @@ class Router:
                 await self._enforce(routing, incoming, revealed, now)
             return
         if self._expired(incoming, now):
-            if routing.status is RoutingStatus.LINK and not await asyncio.to_thread(
+            if routing.status is RoutingStatus.LINK and not await self.store.run(
                 self.store.claim_routing, routing.routing_id, RoutingStatus.LINK,
                 RoutingStatus.REFUNDING, recipient=None,
             ):
@@ -681,7 +681,7 @@ class Router:
         """The initial state of the forward the node signed for this routing, if any."""
         forward_id = forward_transfer_id(routing.routing_id)
         if routing.recipient_channel is not None:
-            stored = await asyncio.to_thread(self.store.get_transfer, forward_id,
+            stored = await self.store.run(self.store.get_transfer, forward_id,
                                              channel_address=routing.recipient_channel)
             if stored is not None:
                 return stored.initial_state

@@ -85,7 +85,8 @@ class Node:
         self.network = deployment.network
         self.definition_names = {addr: name for name, addr in deployment.definitions.items()}
         cfg.check()
-        self.store = await asyncio.to_thread(ChannelStore.open, cfg.database_url)
+        self.store = await asyncio.to_thread(ChannelStore.open, cfg.database_url,
+                                             synchronous=cfg.sqlite_sync)
         self.secrets = SecretWatcher(self.w3, self.store, deployment.secret_registry,
                                      start_block=deployment.block_number)
         await self.secrets.load()
@@ -94,7 +95,7 @@ class Node:
         if not await self.messaging.may_publish(subject(ZERO_ADDRESS, self.address,
                                                         "node.probe")):
             await self.messaging.close()
-            await asyncio.to_thread(self.store.close)
+            await self.store.run(self.store.close)
             raise RuntimeError(
                 f"NATS does not let {self.address} publish to users: its address is not in "
                 "the auth service's node list (connext nats-auth --node, docs/NATS.md)")
@@ -153,7 +154,7 @@ class Node:
         )
         self.recovery = Recovery(
             self.engine,
-            pending_channels=lambda: asyncio.to_thread(self.store.pending_channels),
+            pending_channels=lambda: self.store.run(self.store.pending_channels),
             transfers=self._withdrawals_to_answer,
             duties={("Withdraw", RESPONDER): self._answer_withdrawal},
             definition_names=self.definition_names,
@@ -168,7 +169,7 @@ class Node:
         from .http import start_http
 
         self._http_runner, self.http_port = await start_http(self)
-        channels = await asyncio.to_thread(self.store.list_channels, party=self.address)
+        channels = await self.store.run(self.store.list_channels, party=self.address)
         recovered = await self.router.recover([c.channel_address for c in channels])
         if recovered:
             log.info("recovered %d payments that were stored but not yet routed", recovered)
@@ -193,7 +194,7 @@ class Node:
         await self._http_runner.cleanup()
         await self.messaging.close()
         await self.txs.stop()
-        await asyncio.to_thread(self.store.close)
+        await self.store.run(self.store.close)
 
     def rules(self) -> Rules:
         return Rules(
@@ -265,7 +266,7 @@ class Node:
         if keccak(public_key[1:])[12:] != bytes.fromhex(sender[2:]):
             raise errors.InvalidUpdate("publicKey is not the sender's key")
         self.policy.setups.check(sender)
-        await asyncio.to_thread(self.store.set_public_key, sender, public_key)
+        await self.store.run(self.store.set_public_key, sender, public_key)
         address = self.channel_address_for(sender)
         stored = await self.engine.channel(address)
         if stored is None:
@@ -289,7 +290,7 @@ class Node:
 
     async def _public_key(self, sender: Address, body: dict[str, Any]) -> dict[str, Any]:
         address = parse_address(body.get("address"), "address")
-        key = await asyncio.to_thread(self.store.get_public_key, address)
+        key = await self.store.run(self.store.get_public_key, address)
         if key is None:
             raise errors.ChannelNotSetUp(f"{address} has no channel with this node")
         return {"address": address, "publicKey": "0x" + key.hex()}
@@ -362,7 +363,7 @@ class Node:
                                  resolver: bytes) -> None:
         """A transfer of one of our channels was resolved on chain: if it was a forward of
         ours, the sender pays us with the same resolver."""
-        forward = await asyncio.to_thread(self.store.get_transfer, transfer_id,
+        forward = await self.store.run(self.store.get_transfer, transfer_id,
                                           channel_address=channel_address)
         if forward is not None and forward.initiator == self.address:
             await self.router.settle_with_resolver(forward, resolver)
@@ -416,7 +417,7 @@ class Node:
         threshold in the sender's channel (down to the collateral target)."""
         if routing_id is None:
             return
-        routing = await asyncio.to_thread(self.store.get_routing, routing_id)
+        routing = await self.store.run(self.store.get_routing, routing_id)
         if routing is None:
             return
         stored = await self.engine.channel(routing.sender_channel)
@@ -441,7 +442,7 @@ class Node:
 
     async def _withdrawals_to_answer(self) -> list[Transfer]:
         """Users' withdrawals we have not answered yet (the recovery's work list)."""
-        records = await asyncio.to_thread(self.store.transfers_of,
+        records = await self.store.run(self.store.transfers_of,
                                           self.deployment.definitions["Withdraw"],
                                           self.address, active=True)
         return [r.transfer for r in records if r.transfer.responder == self.address]

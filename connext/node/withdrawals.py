@@ -13,7 +13,6 @@ The node never signs a commitment before checking it against the stored transfer
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -157,7 +156,7 @@ class Withdrawals:
         """Pay every withdrawal or reclaim settled since `since` whose commitment is not on
         chain yet (a restart cut it off); returns how many were sent."""
         sent = 0
-        for record in await asyncio.to_thread(store.transfers_of, definition,
+        for record in await store.run(store.transfers_of, definition,
                                               self.engine.address, active=False,
                                               resolved_since=since):
             transfer, created = record.transfer, record.created_balance

@@ -5,7 +5,15 @@ history, transfers, routing records, chain transactions, watcher progress and th
 log. Nothing else in the codebase talks SQL, and nothing here applies protocol rules.
 """
 
-from .errors import AlreadyExists, NotFound, SchemaError, StaleWrite, StoreError
+from .errors import (
+    AlreadyExists,
+    CommitFailed,
+    NotFound,
+    SchemaError,
+    StaleWrite,
+    StoreClosed,
+    StoreError,
+)
 from .records import (
     Event,
     Routing,
@@ -21,12 +29,14 @@ from .store import ChannelStore
 __all__ = [
     "AlreadyExists",
     "ChannelStore",
+    "CommitFailed",
     "Event",
     "NotFound",
     "Routing",
     "RoutingStatus",
     "SchemaError",
     "StaleWrite",
+    "StoreClosed",
     "StoreError",
     "StoredChannel",
     "StoredTransaction",

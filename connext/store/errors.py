@@ -39,3 +39,16 @@ class SchemaError(StoreError):
     """The database schema cannot be brought to this version's head revision."""
 
     code = "schema_error"
+
+
+class StoreClosed(StoreError):
+    """The store was closed: nothing more can be written through it."""
+
+    code = "store_closed"
+
+
+class CommitFailed(StoreError):
+    """The database refused to commit a write (disk full, I/O error): nothing of it is
+    stored."""
+
+    code = "commit_failed"

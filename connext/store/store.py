@@ -9,18 +9,21 @@ validates signatures or applies protocol rules, and keeps no state in memory.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -69,6 +72,7 @@ from ..protocol.types import (
 )
 from . import schema as db
 from .errors import AlreadyExists, NotFound, SchemaError, StaleWrite
+from .group import GroupCommit
 from .records import (
     Event,
     Routing,
@@ -94,8 +98,25 @@ _MIGRATIONS = "connext.store:migrations"
 SEEN_MESSAGES_KEPT_MS = 3_600_000
 """Seen message ids are kept an hour (any messaging time window is far shorter)."""
 
-SQLITE_SYNCHRONOUS = "FULL" if os.environ.get("CONNEXT_SQLITE_SYNC") == "full" else "NORMAL"
+SYNC_LEVELS = ("full", "normal")
+"""SQLite's durability per commit. `full`: fsync on every commit, so a committed write
+survives power loss and an OS crash; grouped (below) so concurrent writers share one fsync.
+`normal` (WAL): a commit survives the process being killed (SIGKILL) but the last commits
+before a power loss or OS crash may be lost. The node uses `full` unless told otherwise."""
 _MIGRATION_THREAD_LOCK = threading.Lock()
+_EXECUTOR = ThreadPoolExecutor(max_workers=64, thread_name_prefix="store")
+"""Where `ChannelStore.run` calls block: one pool for the process, wide enough that the
+writers of many channels wait for one group commit together."""
+T = TypeVar("T")
+
+
+def sync_level(explicit: str | None = None, *, default: str = "normal") -> str:
+    """The SQLite durability to use: `explicit`, else `CONNEXT_SQLITE_SYNC`, else default."""
+    level = (explicit or os.environ.get("CONNEXT_SQLITE_SYNC") or default).strip().lower()
+    if level not in SYNC_LEVELS:
+        raise ValueError(f"CONNEXT_SQLITE_SYNC must be one of {', '.join(SYNC_LEVELS)}, "
+                         f"not {level!r}")
+    return level
 
 
 class ChannelStore:
@@ -106,6 +127,10 @@ class ChannelStore:
         self._seen_count = 0
         self._closed = False
         self._close_lock = threading.Lock()
+        self._group: GroupCommit | None = None
+        """Set once migrated, for SQLite files with synchronous=FULL (see group.py)."""
+        self._local = threading.local()
+        """`conn`: the write connection while this thread is inside a grouped write."""
         # SQLite has one writer per file; when two connections of this process collide, the
         # loser sleeps in SQLite's busy handler (1, 2, 5, 10... ms). Queueing our own writers
         # on a lock instead keeps each write at its real cost.
@@ -116,19 +141,28 @@ class ChannelStore:
     # --- lifecycle -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str | URL, *, pool_size: int = 10) -> ChannelStore:
+    def open(cls, url: str | URL, *, pool_size: int = 10,
+             synchronous: str | None = None) -> ChannelStore:
         """Connect and bring the schema to the head revision (idempotent, safe concurrently).
 
         `sqlite:///path` (the file's directory is created) or `postgresql+psycopg://...`;
         `postgresql://` and `postgres://` mean psycopg too. `sqlite://` (in memory) is one
         shared connection: for single-threaded tests only, and gone on close.
+        `synchronous`: SQLite's durability, `full` or `normal` (see SYNC_LEVELS; default
+        from `CONNEXT_SQLITE_SYNC`, else `normal`). With `full` on a file, writes are group
+        committed: each still returns only once it is durable.
         """
-        engine = _create_engine(_normalize_url(url), pool_size=pool_size)
+        parsed = _normalize_url(url)
+        level = sync_level(synchronous)
+        engine = _create_engine(parsed, pool_size=pool_size, synchronous=level)
+        in_memory = parsed.database in (None, "", ":memory:")
         store = cls(engine)
         try:
             store._migrate()
+            if parsed.get_backend_name() == "sqlite" and level == "full" and not in_memory:
+                store._group = GroupCommit(engine, {_WRITE: True}).start()
         except BaseException:
-            engine.dispose()
+            store.close()
             raise
         return store
 
@@ -137,7 +171,16 @@ class ChannelStore:
         with self._close_lock:
             if not self._closed:
                 self._closed = True
+                if self._group is not None:
+                    self._group.stop()
                 self._engine.dispose()
+
+    async def run(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call one of this store's methods from the event loop without blocking it: in a
+        thread of the store's own pool (wide enough that concurrent writes meet in one
+        group commit instead of queueing for a few default executor threads)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_EXECUTOR, functools.partial(method, *args, **kwargs))
 
     def __enter__(self) -> ChannelStore:
         return self
@@ -182,18 +225,29 @@ class ChannelStore:
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         COUNTS.db_reads += 1
+        inside = getattr(self._local, "conn", None)
+        if inside is not None:  # a read within our own grouped write sees that write
+            yield inside
+            return
         with self._engine.connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        """One atomic write: it has committed durably when the `with` block is left
+        normally, and has changed nothing when it raised."""
+        COUNTS.db_writes += 1
+        if self._group is not None:
+            with self._group.write(self._local) as conn:
+                yield conn
+            return
         # SQLite: BEGIN IMMEDIATE takes the write lock up front, so a write transaction that
         # reads first never fails to upgrade its lock (it waits on busy_timeout instead).
-        COUNTS.db_writes += 1
         with self._write_lock, self._engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 yield conn
+            COUNTS.db_commits += 1
 
     def _insert(self, table: Table) -> Any:
         """An INSERT that can say ON CONFLICT DO NOTHING on both backends."""
@@ -1224,7 +1278,7 @@ def _normalize_url(url: str | URL) -> URL:
     return parsed
 
 
-def _create_engine(url: URL, *, pool_size: int) -> Engine:
+def _create_engine(url: URL, *, pool_size: int, synchronous: str = "normal") -> Engine:
     if url.get_backend_name() == "postgresql":
         return _counted(create_engine(url, pool_size=pool_size, max_overflow=pool_size,
                                       pool_pre_ping=True))
@@ -1252,8 +1306,8 @@ def _create_engine(url: URL, *, pool_size: int) -> Engine:
             if not in_memory:
                 _enable_wal(cursor)
             # NORMAL in WAL mode: every commit survives a process crash (SIGKILL); FULL also
-            # survives power loss at one fsync per commit (several ms here), so it is opt-in.
-            cursor.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
+            # survives power loss, at one fsync per commit (a few ms: hence group commit)
+            cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
             cursor.close()

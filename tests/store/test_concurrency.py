@@ -1,18 +1,34 @@
 """Several writers on one channel (threads, over two stores on one database, as two node
-processes would be): the compare-and-swap lets exactly one win each nonce."""
+processes would be): the compare-and-swap lets exactly one win each nonce. Also on SQLite
+with synchronous=FULL, where the writes of a store are group committed."""
 
 from __future__ import annotations
 
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
 
 from connext.store import ChannelStore, StaleWrite
+from connext.store.testing import PostgresCluster
 
 from .builders import Channel, Step, funded
 
 WRITERS = 6
 ROUNDS = 4
+
+
+@pytest.fixture(params=["sqlite", "sqlite-full", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path,
+                 monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "postgresql":
+        cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+        return cluster.create_schema()
+    monkeypatch.setenv("CONNEXT_SQLITE_SYNC", "full" if request.param == "sqlite-full"
+                       else "normal")
+    return f"sqlite:///{tmp_path / 'store.sqlite'}"
 
 
 def _race(stores: list[ChannelStore], steps: list[Step]) -> list[bool]:
