@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -50,6 +50,7 @@ from ..protocol.types import (
     UpdateType,
 )
 from ..store import ChannelStore, StaleWrite, StoredChannel
+from .lock import ChannelLock
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,10 @@ class ChannelEngine:
         self.yields_on_collision = yields_on_collision
         self.shared_database = shared_database
         self.policy = policy
-        self._locks: dict[Address, asyncio.Lock] = {}
+        self._locks: dict[Address, ChannelLock] = {}
         self._landed: dict[Address, asyncio.Event] = {}
+        self._proposing: dict[Address, int] = {}  # the nonce of our update on the wire
+        self._waiting: set[Address] = set()  # a counterparty's update waits for ours
         self._cache: dict[Address, StoredChannel] = {}
         self._listeners: list[Listener] = []
         self.disputed: set[Address] = set()
@@ -168,10 +171,10 @@ class ChannelEngine:
         async with self.lock(channel_address):
             pass
 
-    def lock(self, channel_address: Address) -> asyncio.Lock:
+    def lock(self, channel_address: Address) -> ChannelLock:
         lock = self._locks.get(channel_address)
         if lock is None:
-            lock = self._locks[channel_address] = asyncio.Lock()
+            lock = self._locks[channel_address] = ChannelLock()
         return lock
 
     # --- reading ----------------------------------------------------------------------
@@ -315,6 +318,16 @@ class ChannelEngine:
         body: dict[str, Any] = {"update": update_to_json(signed)}
         if stored is not None and stored.latest_update is not None:
             body["previous"] = update_to_json(stored.latest_update)
+        self._proposing[update.channel_address] = update.nonce
+        try:
+            return await self._settle(stored, update, signed, applied, body)
+        finally:
+            self._proposing.pop(update.channel_address, None)
+
+    async def _settle(self, stored: StoredChannel | None, update: Update, signed: Update,
+                      applied: Applied, body: dict[str, Any]) -> Committed:
+        """Send our signed update, check the countersignature, commit."""
+        state = None if stored is None else stored.state
         try:
             reply = await self.transport.request(
                 update.responder, UPDATE_METHOD, body, timeout=self.request_timeout
@@ -385,11 +398,15 @@ class ChannelEngine:
             raise errors.InvalidUpdate("the update is not addressed to us")
         if update.channel_address in self.disputed:
             raise errors.ChannelDisputed()
+        cached = self._cache.get(update.channel_address)
+        if (cached is not None and cached.latest_update is not None
+                and _same_update(cached.latest_update, update)):
+            # A retransmission of what we countersigned last: answer without the lock, which
+            # an update of ours built on it may hold while it waits for the counterparty
+            # (whose handler is waiting for this answer).
+            return {"update": update_to_json(cached.latest_update)}
         previous = body.get("previous")
-        lock = self.lock(update.channel_address)
-        if lock.locked() and not self.yields_on_collision:
-            raise ChannelBusy("an update of ours is in flight on this channel; retry after it")
-        async with lock:
+        async with self._admitted(update):
             stored = await self.channel(update.channel_address)
             if stored is not None and previous is not None:
                 stored = await self._catch_up(stored, update_from_json(previous, "previous."))
@@ -425,6 +442,30 @@ class ChannelEngine:
             await self._commit(state, signed, applied)
         self._notify(Committed(signed, applied, initiated_by_us=False, previous=state))
         return {"update": update_to_json(signed)}
+
+    @contextlib.asynccontextmanager
+    async def _admitted(self, update: Update) -> AsyncIterator[None]:
+        """Hold the channel's lock for the counterparty's `update`. The node (not yielding)
+        refuses it while an update of its own is in flight, unless it builds on that one
+        (the counterparty countersigned ours and goes on): that waits for our commit, a
+        moment away, instead of retrying. One waits at a time per channel, so waiting
+        handlers cannot pile up. Anything else is a true collision: refused, ours wins."""
+        channel = update.channel_address
+        lock = self.lock(channel)
+        if lock.locked() and not self.yields_on_collision:
+            if update.nonce != self._proposing.get(channel, -2) + 1 or channel in self._waiting:
+                raise ChannelBusy("an update of ours is in flight on this channel; retry after it")
+            self._waiting.add(channel)
+            try:
+                await lock.acquire(urgent=True)  # before our own next update there
+            finally:
+                self._waiting.discard(channel)
+        else:
+            await lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
 
     async def _check_deposit(self, new_state: ChannelState, update: Update) -> None:
         details = update.details
