@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -49,7 +49,7 @@ from ..protocol.types import (
     Update,
     UpdateType,
 )
-from ..store import ChannelStore, StaleWrite, StoredChannel
+from ..store import ChannelStore, RoutingChange, StaleWrite, StoredChannel
 from .lock import ChannelLock
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,9 @@ RulesProvider = Callable[[], Rules]
 Policy = Callable[[Update, Applied], Awaitable[None]]
 """A party's own conditions on an update the counterparty proposes, beyond the protocol's
 rules (minimum amounts, rate limits, ...): raise a ProtocolError to refuse it unsigned."""
+Companion = Callable[[Update, Applied], Sequence[RoutingChange]]
+"""What a party records in the same transaction as its commit of an update the
+counterparty proposed (the node: the routing record of a payment to forward)."""
 
 
 class ChannelEngine:
@@ -129,6 +132,7 @@ class ChannelEngine:
         yields_on_collision: bool = True,
         shared_database: bool = False,
         policy: Policy | None = None,
+        companion: Companion | None = None,
     ) -> None:
         """`yields_on_collision`: the client waits for the node's update when both propose
         at once; the node (False) refuses the client's with `ChannelBusy` and wins.
@@ -144,6 +148,7 @@ class ChannelEngine:
         self.yields_on_collision = yields_on_collision
         self.shared_database = shared_database
         self.policy = policy
+        self.companion = companion
         self._locks: dict[Address, ChannelLock] = {}
         self._landed: dict[Address, asyncio.Event] = {}
         self._proposing: dict[Address, int] = {}  # the nonce of our update on the wire
@@ -208,11 +213,14 @@ class ChannelEngine:
         self,
         channel_address: Address,
         build: Callable[[ChannelState, ActiveTransfers], Update],
+        *,
+        routings: Sequence[RoutingChange] = (),
     ) -> Committed:
         """Run one update built by `build` on top of the latest state, retrying on races.
 
         `build` is called again after every catch-up, so it must derive the update from
         the state it is given. Protocol errors of our own update propagate unchanged.
+        `routings` are stored in the same transaction as the update, once it commits.
         """
         if channel_address in self.disputed:
             raise errors.ChannelDisputed()
@@ -232,14 +240,16 @@ class ChannelEngine:
                         # We signed this before and never learnt its fate: finish it first.
                         # Signing anything else at this nonce could give the counterparty
                         # two states with the same nonce (equivocation).
-                        done = await self._run(stored, pending, resend=True)
-                        if _same_update(pending, update):
+                        same = _same_update(pending, update)
+                        done = await self._run(stored, pending, resend=True,
+                                               routings=routings if same else ())
+                        if same:
                             return done
                         stored = await self.channel(channel_address)
                         assert stored is not None
                         update = build(stored.state, stored.transfers)
                     await self._refuse_reused_transfer_id(update)
-                    return await self._run(stored, update)
+                    return await self._run(stored, update, routings=routings)
             except MessagingTimeout:
                 # Safe to retry: our signed update stays pending and is re-sent as it is.
                 timeouts += 1
@@ -295,7 +305,7 @@ class ChannelEngine:
             return await self._run(None, update)
 
     async def _run(self, stored: StoredChannel | None, update: Update, *,
-                   resend: bool = False) -> Committed:
+                   resend: bool = False, routings: Sequence[RoutingChange] = ()) -> Committed:
         state = None if stored is None else stored.state
         transfers: ActiveTransfers = {} if stored is None else stored.transfers
         if resend:
@@ -320,12 +330,13 @@ class ChannelEngine:
             body["previous"] = update_to_json(stored.latest_update)
         self._proposing[update.channel_address] = update.nonce
         try:
-            return await self._settle(stored, update, signed, applied, body)
+            return await self._settle(stored, update, signed, applied, body, routings)
         finally:
             self._proposing.pop(update.channel_address, None)
 
     async def _settle(self, stored: StoredChannel | None, update: Update, signed: Update,
-                      applied: Applied, body: dict[str, Any]) -> Committed:
+                      applied: Applied, body: dict[str, Any],
+                      routings: Sequence[RoutingChange]) -> Committed:
         """Send our signed update, check the countersignature, commit."""
         state = None if stored is None else stored.state
         try:
@@ -355,13 +366,13 @@ class ChannelEngine:
         if not verify(applied.digest, responder_sig, update.responder):
             raise errors.InvalidSignature("the counterparty's countersignature is invalid")
         final = signed.with_signature(responder_party, responder_sig)  # type: ignore[arg-type]
-        await self._commit(state, final, applied)
+        await self._commit(state, final, applied, routings)
         committed = Committed(final, applied, initiated_by_us=True, previous=state)
         self._notify(committed)
         return committed
 
     async def _commit(self, previous: ChannelState | None, update: Update,
-                      applied: Applied) -> None:
+                      applied: Applied, routings: Sequence[RoutingChange] = ()) -> None:
         created = applied.transfer if update.type is UpdateType.CREATE else None
         resolved = applied.transfer if update.type is UpdateType.RESOLVE else None
         address = update.channel_address
@@ -373,6 +384,7 @@ class ChannelEngine:
             created=created,
             resolved=resolved,
             expected_nonce=0 if previous is None else previous.nonce,
+            routings=routings,
         )
         self._cache[address] = StoredChannel(
             state=applied.state, latest_update=update, pending_update=None,
@@ -437,9 +449,10 @@ class ChannelEngine:
                 await self._check_deposit(applied.state, update)
             if self.policy is not None:
                 await self.policy(update, applied)
+            routings = () if self.companion is None else self.companion(update, applied)
             party = applied.state.party(self.address)
             signed = update.with_signature(party, self.signer.sign(applied.digest))
-            await self._commit(state, signed, applied)
+            await self._commit(state, signed, applied, routings)
         self._notify(Committed(signed, applied, initiated_by_us=False, previous=state))
         return {"update": update_to_json(signed)}
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,20 +44,30 @@ from typing import Any
 
 from ..engine import ChannelEngine
 from ..protocol import errors
-from ..protocol.channel import create_update, resolve_update
+from ..protocol.channel import Applied, create_update, resolve_update
 from ..protocol.encoding import keccak
 from ..protocol.identifiers import forward_transfer_id
 from ..protocol.signing import recover_address_bytes
 from ..protocol.transfers import DEFINITIONS, HASHLOCK, STREAM, TransferDefinition
 from ..protocol.transfers.base import evidence_hash
-from ..protocol.types import Address, ChannelState, CreateDetails, Transfer
-from ..store import AlreadyExists, ChannelStore, Routing, RoutingStatus, StaleWrite
+from ..protocol.types import Address, ChannelState, CreateDetails, Transfer, Update, UpdateType
+from ..store import (
+    AlreadyExists,
+    ChannelStore,
+    NewRouting,
+    Routing,
+    RoutingChange,
+    RoutingStatus,
+    RoutingStep,
+    StaleWrite,
+)
 
 log = logging.getLogger(__name__)
 
 ROUTING_ID = "routingId"
 RECIPIENT = "recipient"
 LINK = "link"
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 CLAIMED = (RoutingStatus.PENDING, RoutingStatus.FORWARDED, RoutingStatus.RESOLVED)
 """Statuses of a link somebody claimed (its routing names the claimant)."""
@@ -196,19 +207,47 @@ class Router:
         except errors.ProtocolError as exc:
             await self._fail(incoming, routing_id, recipient, exc)
 
+    def companion(self, update: Update, applied: Applied) -> list[RoutingChange]:
+        """Stored with the node's commit of a sender's transfer to it: the payment's routing
+        record (one transaction for both, so the forward starts from a durable record)."""
+        transfer = applied.transfer
+        if (update.type is not UpdateType.CREATE or transfer is None
+                or transfer.responder != self.address
+                or self.definition_names.get(transfer.transfer_definition) in (None, "Withdraw")):
+            return []
+        routing_id = routing_id_of(transfer)
+        if routing_id is None:
+            return []
+        return [self._new_routing(transfer, routing_id,
+                                  is_link=self._link_signer(transfer) is not None)]
+
+    def _new_routing(self, incoming: Transfer, routing_id: bytes, *,
+                     is_link: bool) -> NewRouting:
+        recipient = incoming.meta.get(RECIPIENT)
+        named = isinstance(recipient, str) and _ADDRESS.fullmatch(recipient) is not None
+        return NewRouting(
+            routing_id=routing_id,
+            sender_channel=incoming.channel_address,
+            sender_transfer_id=incoming.transfer_id,
+            asset_id=incoming.asset_id,
+            amount=incoming.balance.amount[0],
+            recipient=recipient if named and not is_link else None,
+            status=RoutingStatus.LINK if is_link else RoutingStatus.PENDING,
+        )
+
     async def _record(self, incoming: Transfer, routing_id: bytes, *, is_link: bool) -> Routing:
         """The routing record of a sender's transfer to us (created when missing)."""
-        recipient = incoming.meta.get(RECIPIENT)
+        record = self._new_routing(incoming, routing_id, is_link=is_link)
         with contextlib.suppress(AlreadyExists):
             return await self.store.run(
                 self.store.create_routing,
                 routing_id=routing_id,
-                sender_channel=incoming.channel_address,
-                sender_transfer_id=incoming.transfer_id,
-                asset_id=incoming.asset_id,
-                amount=incoming.balance.amount[0],
-                recipient=None if is_link or not isinstance(recipient, str) else recipient,
-                status=RoutingStatus.LINK if is_link else RoutingStatus.PENDING,
+                sender_channel=record.sender_channel,
+                sender_transfer_id=record.sender_transfer_id,
+                asset_id=record.asset_id,
+                amount=record.amount,
+                recipient=record.recipient,
+                status=record.status,
             )
         routing = await self.store.run(self.store.get_routing, routing_id)
         assert routing is not None
@@ -248,7 +287,11 @@ class Router:
             "sender": incoming.initiator,
         }
         # DuplicateTransfer: forwarded before a restart, the transfer is already there
-        with contextlib.suppress(errors.DuplicateTransfer):
+        forwarded = RoutingStep(forward.routing_id, RoutingStatus.FORWARDED,
+                                expected=(RoutingStatus.PENDING,),
+                                recipient_channel=forward.channel_address,
+                                recipient_transfer_id=forward_id)
+        try:
             await self.engine.propose(
                 forward.channel_address,
                 lambda state, _transfers: create_update(
@@ -262,8 +305,10 @@ class Router:
                     transfer_timeout=incoming.transfer_timeout,
                     meta=meta,
                 ),
+                routings=[forwarded],  # marked forwarded with the commit of the forward
             )
-        await self._mark_forwarded(forward.routing_id, forward.channel_address)
+        except errors.DuplicateTransfer:
+            await self._mark_forwarded(forward.routing_id, forward.channel_address)
 
     async def _signed_forward_outstanding(self, recipient: Any, routing_id: bytes) -> bool:
         """Whether the recipient holds our signature on the forward of `routing_id`: it is
@@ -353,14 +398,20 @@ class Router:
         answer (the sweep retries, and enforces the lock on chain if it must)."""
         if self.enforcement is not None and self.enforcement.disputed(incoming.channel_address):
             return False  # settled on chain by the node's exit
+        status = RoutingStatus.RESOLVED if paid else RoutingStatus.CANCELLED
+        step = RoutingStep(routing_id, status, recipient_channel=recipient_channel,
+                           recipient_transfer_id=recipient_transfer_id)
         try:
             await self.engine.propose(
                 incoming.channel_address,
                 lambda state, _t: resolve_update(state, self.address, incoming.transfer_id,
                                                  resolver),
+                routings=[step],  # the routing's new status goes with the resolve
             )
-        except errors.UnknownTransfer:
-            pass  # already settled before a restart
+        except errors.UnknownTransfer:  # already settled before a restart
+            await self.store.run(self.store.update_routing_status, routing_id, status,
+                                 recipient_channel=recipient_channel,
+                                 recipient_transfer_id=recipient_transfer_id)
         except _OFFLINE:
             log.info("sender of %s offline; will settle later", routing_id.hex())
             return False
@@ -376,11 +427,7 @@ class Router:
             await self.store.run(self.store.update_routing_status, routing_id, "failed",
                                     error="the sender's lock expired before it settled")
             return True
-        status = "resolved" if paid else "cancelled"
-        await self.store.run(self.store.update_routing_status, routing_id, status,
-                                recipient_channel=recipient_channel,
-                                recipient_transfer_id=recipient_transfer_id)
-        self.on_event(f"payment.{status}", {
+        self.on_event(f"payment.{status.value}", {
             "routingId": "0x" + routing_id.hex(), "assetId": incoming.asset_id,
             "amount": str(amount),
         })

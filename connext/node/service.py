@@ -134,6 +134,7 @@ class Node:
             ),
             on_failure=self._background_failure,
         )
+        self.engine.companion = self.router.companion
         self.withdrawals = Withdrawals(self.engine, self.onchain, self.notify)
         self.reclaims = Reclaims(self.engine, self.onchain, deployment.definitions["Withdraw"],
                                  timeout=cfg.bounds.min_transfer_timeout,

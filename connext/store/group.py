@@ -93,12 +93,23 @@ class GroupCommit:
                 self._batch = _Batch()
             batch = self._batch
             local.conn = conn
+            # a savepoint per write, on the driver's connection: SQLAlchemy's nested
+            # transactions cost more than the write itself here
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
-                with conn.begin_nested():
+                cursor.execute("SAVEPOINT connext_write")
+                try:
                     yield conn
+                except BaseException:
+                    cursor.execute("ROLLBACK TO connext_write")
+                    raise
+                finally:
+                    cursor.execute("RELEASE connext_write")
             finally:
+                cursor.close()
                 local.conn = None
-                self._due.set()  # even a write that raised: the transaction must end
+                if not self._due.is_set():
+                    self._due.set()  # even a write that raised: the transaction must end
         batch.done.wait()
         if batch.error is not None:
             raise CommitFailed(f"the write was not committed: {batch.error}") from batch.error

@@ -96,6 +96,35 @@ class Routing:
     updated_at: datetime
 
 
+@dataclass(frozen=True)
+class NewRouting:
+    """A routing record written in the same transaction as a channel commit (the sender's
+    transfer it describes); nothing is written when the routing id is known already."""
+
+    routing_id: bytes
+    sender_channel: Address
+    sender_transfer_id: bytes
+    asset_id: Address
+    amount: int
+    recipient: Address | None
+    status: RoutingStatus = RoutingStatus.PENDING
+
+
+@dataclass(frozen=True)
+class RoutingStep:
+    """A routing's move to `status` written in the same transaction as a channel commit:
+    only from one of `expected` (any status when None), else nothing is changed."""
+
+    routing_id: bytes
+    status: RoutingStatus
+    expected: tuple[RoutingStatus, ...] | None = None
+    recipient_channel: Address | None = None
+    recipient_transfer_id: bytes | None = None
+
+
+RoutingChange = NewRouting | RoutingStep
+
+
 class TxStatus(StrEnum):
     PENDING = "pending"
     """Recorded (nonce reserved), not yet handed to the chain."""

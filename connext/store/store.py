@@ -35,7 +35,7 @@ from sqlalchemy import (
     Engine,
     Row,
     Table,
-    and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -75,8 +75,11 @@ from .errors import AlreadyExists, NotFound, SchemaError, StaleWrite
 from .group import GroupCommit
 from .records import (
     Event,
+    NewRouting,
     Routing,
+    RoutingChange,
     RoutingStatus,
+    RoutingStep,
     StoredChannel,
     StoredTransaction,
     StoredTransfer,
@@ -108,6 +111,48 @@ _EXECUTOR = ThreadPoolExecutor(max_workers=64, thread_name_prefix="store")
 """Where `ChannelStore.run` calls block: one pool for the process, wide enough that the
 writers of many channels wait for one group commit together."""
 T = TypeVar("T")
+_KEY_LOOKUPS = frozenset({
+    "get_channel", "channel_nonce", "get_pending", "get_transfer", "transfer_record",
+    "get_routing", "get_last_block", "get_public_key", "voucher", "get_transaction",
+    "transaction_by_hash",
+})
+"""Reads of one row (or one channel) by key: cheap enough for `run` to do in the loop."""
+
+# Statements of the payment path, built once: building a statement and its cache key costs
+# more than running it. Parameters are named p_* (a name of a column is reserved).
+_CAS = (
+    sql_update(db.channels)
+    .where(db.channels.c.channel_address == bindparam("p_address"),
+           db.channels.c.nonce == bindparam("p_expected"))
+    .values(nonce=bindparam("p_nonce"), state_json=bindparam("p_state"),
+            update_json=bindparam("p_update"), updated_at=bindparam("p_now"))
+)
+"""The compare-and-swap: an UPDATE that only matches the row still at the expected nonce."""
+_INSERT_UPDATE = insert(db.channel_updates)
+_INSERT_TRANSFER = insert(db.transfers)
+_DELETE_PENDING = delete(db.pending_updates).where(
+    db.pending_updates.c.channel_address == bindparam("p_address"))
+_MARK_RESOLVED = (
+    sql_update(db.transfers)
+    .where(db.transfers.c.channel_address == bindparam("p_address"),
+           db.transfers.c.transfer_id == bindparam("p_transfer_id"),
+           db.transfers.c.resolved_nonce.is_(None))
+    .values(resolved_nonce=bindparam("p_nonce"), final_balance_json=bindparam("p_balance"),
+            resolver=bindparam("p_resolver"), resolve_meta_json=bindparam("p_meta"),
+            resolved_at=bindparam("p_now"))
+)
+_CHANNEL_NONCE = select(db.channels.c.nonce).where(
+    db.channels.c.channel_address == bindparam("p_address"))
+_TRANSFER_BY_ID = (
+    select(db.transfers).where(db.transfers.c.transfer_id == bindparam("p_transfer_id"))
+    .order_by(db.transfers.c.id.desc()).limit(1)
+)
+_TRANSFER_IN_CHANNEL = (
+    select(db.transfers).where(db.transfers.c.transfer_id == bindparam("p_transfer_id"),
+                               db.transfers.c.channel_address == bindparam("p_address"))
+    .order_by(db.transfers.c.id.desc()).limit(1)
+)
+_ROUTING_BY_ID = select(db.routings).where(db.routings.c.routing_id == bindparam("p_routing_id"))
 
 
 def sync_level(explicit: str | None = None, *, default: str = "normal") -> str:
@@ -128,6 +173,8 @@ class ChannelStore:
         self._closed = False
         self._close_lock = threading.Lock()
         self._group: GroupCommit | None = None
+        self._inline_reads = False
+        """Set by `open` for SQLite files (an in-memory database is one shared connection)."""
         """Set once migrated, for SQLite files with synchronous=FULL (see group.py)."""
         self._local = threading.local()
         """`conn`: the write connection while this thread is inside a grouped write."""
@@ -159,7 +206,9 @@ class ChannelStore:
         store = cls(engine)
         try:
             store._migrate()
-            if parsed.get_backend_name() == "sqlite" and level == "full" and not in_memory:
+            sqlite_file = parsed.get_backend_name() == "sqlite" and not in_memory
+            store._inline_reads = sqlite_file
+            if sqlite_file and level == "full":
                 store._group = GroupCommit(engine, {_WRITE: True}).start()
         except BaseException:
             store.close()
@@ -176,9 +225,14 @@ class ChannelStore:
                 self._engine.dispose()
 
     async def run(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call one of this store's methods from the event loop without blocking it: in a
-        thread of the store's own pool (wide enough that concurrent writes meet in one
-        group commit instead of queueing for a few default executor threads)."""
+        """Call one of this store's methods from the event loop without blocking it long.
+
+        On SQLite, a short lookup by key runs right here (a WAL reader never waits for a
+        writer, and the hop to a thread would cost more than the read). Anything else runs
+        in a thread of the store's own pool, wide enough that concurrent writes meet in one
+        group commit instead of queueing for the few threads of the default executor."""
+        if self._inline_reads and getattr(method, "__name__", "") in _KEY_LOOKUPS:
+            return method(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(_EXECUTOR, functools.partial(method, *args, **kwargs))
 
@@ -249,6 +303,15 @@ class ChannelStore:
                 yield conn
             COUNTS.db_commits += 1
 
+    @functools.cached_property
+    def _upsert_pending(self) -> Any:
+        """Insert or replace our proposal in a channel (built once per store's dialect)."""
+        upsert = self._insert(db.pending_updates)
+        return upsert.on_conflict_do_update(
+            index_elements=[db.pending_updates.c.channel_address],
+            set_={c: upsert.excluded[c] for c in ("nonce", "update_json", "created_at")},
+        )
+
     def _insert(self, table: Table) -> Any:
         """An INSERT that can say ON CONFLICT DO NOTHING on both backends."""
         if self.dialect == "postgresql":
@@ -273,8 +336,7 @@ class ChannelStore:
         """The stored nonce of a channel (cheap: lets callers validate a cached copy)."""
         with self._read() as conn:
             nonce: int | None = conn.execute(
-                select(db.channels.c.nonce).where(db.channels.c.channel_address == channel_address)
-            ).scalar_one_or_none()
+                _CHANNEL_NONCE, {"p_address": channel_address}).scalar_one_or_none()
             return nonce
 
     def find_channel(self, alice: Address, bob: Address, chain_id: int) -> StoredChannel | None:
@@ -342,6 +404,7 @@ class ChannelStore:
         resolved: Transfer | None = None,
         expected_nonce: int,
         events: Sequence[tuple[str, Mapping[str, Any]]] = (),
+        routings: Sequence[RoutingChange] = (),
     ) -> None:
         """Store a double-signed update and the state it produced, atomically.
 
@@ -349,7 +412,8 @@ class ChannelStore:
         channel must not exist yet, for a setup), else raises `StaleWrite` and changes
         nothing. In the same transaction: appends the update to the history, inserts the
         `created` transfer or marks the `resolved` one (final balance and resolver), clears
-        the pending proposal and appends `events` (kind, payload) for this channel.
+        the pending proposal, appends `events` (kind, payload) for this channel and makes
+        the `routings` changes (a routed payment's step goes with the update that makes it).
         """
         _check_commit(state, update, created, resolved, expected_nonce)
         now = _now()
@@ -376,52 +440,46 @@ class ChannelStore:
                     .returning(db.channels.c.nonce)
                 ).all())
             else:
-                written = conn.execute(
-                    _compare_and_swap(address, expected_nonce).values(
-                        nonce=state.nonce,
-                        state_json=state_json,
-                        update_json=update_json,
-                        updated_at=now,
-                    )
-                ).rowcount
+                written = conn.execute(_CAS, {
+                    "p_address": address, "p_expected": expected_nonce, "p_nonce": state.nonce,
+                    "p_state": state_json, "p_update": update_json, "p_now": now,
+                }).rowcount
             if written != 1:
                 raise StaleWrite(
                     f"channel {address} is not at nonce {expected_nonce}: "
                     f"nonce {update.nonce} was not stored"
                 )
-            conn.execute(insert(db.channel_updates).values(
-                channel_address=address, nonce=update.nonce, type=update.type.value,
-                update_json=update_json, created_at=now,
-            ))
+            conn.execute(_INSERT_UPDATE, {
+                "channel_address": address, "nonce": update.nonce, "type": update.type.value,
+                "update_json": update_json, "created_at": now,
+            })
             if created is not None:
-                conn.execute(insert(db.transfers).values(_transfer_row(created, now)))
+                conn.execute(_INSERT_TRANSFER, _transfer_row(created, now))
             if resolved is not None:
                 self._mark_resolved(conn, resolved, update, now)
-            conn.execute(delete(db.pending_updates)
-                         .where(db.pending_updates.c.channel_address == address))
+            conn.execute(_DELETE_PENDING, {"p_address": address})
             for kind, payload in events:
                 _append_event(conn, address, kind, payload, now)
+            for change in routings:
+                if isinstance(change, NewRouting):
+                    self._insert_routing(conn, change, now)
+                else:
+                    _step_routing(conn, change, now)
 
     def _mark_resolved(self, conn: Connection, resolved: Transfer, update: Update,
                        now: datetime) -> None:
         assert resolved.resolver is not None
         assert isinstance(update.details, ResolveDetails)
         meta = update.details.meta
-        done = conn.execute(
-            sql_update(db.transfers)
-            .where(
-                db.transfers.c.channel_address == resolved.channel_address,
-                db.transfers.c.transfer_id == hexb(resolved.transfer_id),
-                db.transfers.c.resolved_nonce.is_(None),
-            )
-            .values(
-                resolved_nonce=update.nonce,
-                final_balance_json=_dumps(transfer_balance_to_json(resolved.balance)),
-                resolver=hexb(resolved.resolver),
-                resolve_meta_json=_dumps(dict(meta)),
-                resolved_at=now,
-            )
-        ).rowcount
+        done = conn.execute(_MARK_RESOLVED, {
+            "p_address": resolved.channel_address,
+            "p_transfer_id": hexb(resolved.transfer_id),
+            "p_nonce": update.nonce,
+            "p_balance": _dumps(transfer_balance_to_json(resolved.balance)),
+            "p_resolver": hexb(resolved.resolver),
+            "p_meta": _dumps(dict(meta)),
+            "p_now": now,
+        }).rowcount
         if done != 1:
             raise NotFound(
                 f"no active transfer 0x{resolved.transfer_id.hex()} in channel "
@@ -507,23 +565,18 @@ class ChannelStore:
         if update.channel_address != channel_address:
             raise ValueError("the update is for another channel")
         with self._write() as conn:
-            stored = conn.execute(
-                select(db.channels.c.nonce).where(db.channels.c.channel_address == channel_address)
-            ).scalar_one_or_none()
+            stored = conn.execute(_CHANNEL_NONCE,
+                                  {"p_address": channel_address}).scalar_one_or_none()
             current = 0 if stored is None else stored
             if update.nonce != current + 1:
                 raise StaleWrite(
                     f"channel {channel_address} is at nonce {current}: a proposal for nonce "
                     f"{update.nonce} is stale"
                 )
-            values = {"nonce": update.nonce, "update_json": _dumps(update_to_json(update)),
-                      "created_at": _now()}
-            conn.execute(
-                self._insert(db.pending_updates)
-                .values(channel_address=channel_address, **values)
-                .on_conflict_do_update(index_elements=[db.pending_updates.c.channel_address],
-                                       set_=values)
-            )
+            conn.execute(self._upsert_pending, {
+                "channel_address": channel_address, "nonce": update.nonce,
+                "update_json": _dumps(update_to_json(update)), "created_at": _now(),
+            })
 
     def get_pending(self, channel_address: Address) -> Update | None:
         with self._read() as conn:
@@ -569,16 +622,14 @@ class ChannelStore:
         self, transfer_id: bytes, *, channel_address: Address | None = None
     ) -> StoredTransfer | None:
         """The transfer with its lifecycle (active or resolved at which nonce), or None."""
-        query = (
-            select(db.transfers)
-            .where(db.transfers.c.transfer_id == hexb(transfer_id))
-            .order_by(db.transfers.c.id.desc())
-            .limit(1)
-        )
-        if channel_address is not None:
-            query = query.where(db.transfers.c.channel_address == channel_address)
         with self._read() as conn:
-            row = conn.execute(query).one_or_none()
+            if channel_address is None:
+                row = conn.execute(_TRANSFER_BY_ID,
+                                   {"p_transfer_id": hexb(transfer_id)}).one_or_none()
+            else:
+                row = conn.execute(_TRANSFER_IN_CHANNEL, {
+                    "p_transfer_id": hexb(transfer_id), "p_address": channel_address,
+                }).one_or_none()
         return None if row is None else _stored_transfer(row)
 
     def transfers(
@@ -648,35 +699,35 @@ class ChannelStore:
     ) -> Routing:
         """Record a payment to forward (status pending, or link for a link payment that
         waits for a claim); `AlreadyExists` if it is known."""
-        now = _now()
+        record = NewRouting(routing_id, sender_channel, sender_transfer_id, asset_id, amount,
+                            recipient, RoutingStatus(status))
         with self._write() as conn:
-            written = conn.execute(
-                self._insert(db.routings)
-                .values(
-                    routing_id=hexb(routing_id),
-                    status=RoutingStatus(status).value,
-                    sender_channel=sender_channel,
-                    sender_transfer_id=hexb(sender_transfer_id),
-                    asset_id=asset_id,
-                    amount=amount,
-                    recipient=recipient,
-                    recipient_asset_id=recipient_asset_id,
-                    recipient_amount=recipient_amount,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing()
-                .returning(db.routings.c.routing_id)
-            ).first()
-            if written is None:
+            if not self._insert_routing(conn, record, _now(), recipient_asset_id=recipient_asset_id,
+                                        recipient_amount=recipient_amount):
                 raise AlreadyExists(f"routing 0x{routing_id.hex()} is already recorded")
             return _routing(_get_routing_row(conn, routing_id))
 
+    def _insert_routing(self, conn: Connection, record: NewRouting, now: datetime, *,
+                        recipient_asset_id: Address | None = None,
+                        recipient_amount: int | None = None) -> bool:
+        """Insert a routing record; False (nothing written) when its id is known."""
+        return conn.execute(self._insert_routing_statement, {
+            "routing_id": hexb(record.routing_id), "status": record.status.value,
+            "sender_channel": record.sender_channel,
+            "sender_transfer_id": hexb(record.sender_transfer_id),
+            "asset_id": record.asset_id, "amount": record.amount,
+            "recipient": record.recipient, "recipient_asset_id": recipient_asset_id,
+            "recipient_amount": recipient_amount, "created_at": now, "updated_at": now,
+        }).first() is not None
+
+    @functools.cached_property
+    def _insert_routing_statement(self) -> Any:
+        return (self._insert(db.routings).on_conflict_do_nothing()
+                .returning(db.routings.c.routing_id))
+
     def get_routing(self, routing_id: bytes) -> Routing | None:
         with self._read() as conn:
-            row = conn.execute(
-                select(db.routings).where(db.routings.c.routing_id == hexb(routing_id))
-            ).one_or_none()
+            row = conn.execute(_ROUTING_BY_ID, {"p_routing_id": hexb(routing_id)}).one_or_none()
         return None if row is None else _routing(row)
 
     def update_routing_status(
@@ -1055,13 +1106,6 @@ class ChannelStore:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _compare_and_swap(address: Address, nonce: int) -> Any:
-    """The compare-and-swap: an UPDATE that only matches the row still at `nonce`."""
-    return sql_update(db.channels).where(
-        and_(db.channels.c.channel_address == address, db.channels.c.nonce == nonce)
-    )
-
-
 def _check_commit(
     state: ChannelState,
     update: Update,
@@ -1156,10 +1200,20 @@ def _statuses(
     return [RoutingStatus(s).value for s in statuses]
 
 
+def _step_routing(conn: Connection, step: RoutingStep, now: datetime) -> None:
+    values: dict[str, Any] = {"status": step.status.value, "updated_at": now}
+    if step.recipient_channel is not None:
+        values["recipient_channel"] = step.recipient_channel
+    if step.recipient_transfer_id is not None:
+        values["recipient_transfer_id"] = hexb(step.recipient_transfer_id)
+    stmt = sql_update(db.routings).where(db.routings.c.routing_id == hexb(step.routing_id))
+    if step.expected is not None:
+        stmt = stmt.where(db.routings.c.status.in_(_statuses(step.expected)))
+    conn.execute(stmt.values(**values))
+
+
 def _get_routing_row(conn: Connection, routing_id: bytes) -> Row[Any]:
-    return conn.execute(
-        select(db.routings).where(db.routings.c.routing_id == hexb(routing_id))
-    ).one()
+    return conn.execute(_ROUTING_BY_ID, {"p_routing_id": hexb(routing_id)}).one()
 
 
 def _routing(row: Row[Any]) -> Routing:
