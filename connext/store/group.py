@@ -21,6 +21,7 @@ write lock between our transactions, as before (busy_timeout).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,13 +36,19 @@ log = logging.getLogger(__name__)
 
 
 class _Batch:
-    """The writes in one transaction: done once it committed (or failed: `error`)."""
+    """The writes in one transaction: `done` is held until it committed (or failed:
+    `error`). Plain locks, not Events: a Condition costs more than the write itself."""
 
     __slots__ = ("done", "error")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self.done = threading.Lock()
+        self.done.acquire()
         self.error: BaseException | None = None
+
+    def wait(self) -> None:
+        self.done.acquire()  # each waiter takes it and passes it on to the next
+        self.done.release()
 
 
 class GroupCommit:
@@ -52,7 +59,8 @@ class GroupCommit:
         self._conn: Connection | None = None
         self._transaction: RootTransaction | None = None
         self._batch: _Batch | None = None
-        self._due = threading.Event()
+        self._wakeups: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._woken = False  # a wakeup is queued and not yet taken (under _lock)
         self._stopping = False
         self._thread = threading.Thread(target=self._commit_loop, name="store-commit",
                                         daemon=True)
@@ -68,7 +76,7 @@ class GroupCommit:
         """Commit what is open, stop the committer and close the connection."""
         with self._lock:
             self._stopping = True
-        self._due.set()
+        self._wakeups.put(None)
         if self._thread.is_alive():
             self._thread.join()
         with self._lock:
@@ -108,17 +116,18 @@ class GroupCommit:
             finally:
                 cursor.close()
                 local.conn = None
-                if not self._due.is_set():
-                    self._due.set()  # even a write that raised: the transaction must end
-        batch.done.wait()
+                if not self._woken:  # even after a write that raised: the transaction ends
+                    self._woken = True
+                    self._wakeups.put(None)
+        batch.wait()
         if batch.error is not None:
             raise CommitFailed(f"the write was not committed: {batch.error}") from batch.error
 
     def _commit_loop(self) -> None:
         while True:
-            self._due.wait()
-            self._due.clear()
+            self._wakeups.get()
             with self._lock:
+                self._woken = False
                 batch, transaction = self._batch, self._transaction
                 self._batch = self._transaction = None
                 stopping = self._stopping
@@ -135,6 +144,6 @@ class GroupCommit:
                         except Exception:
                             log.exception("rollback after a failed commit failed")
             if batch is not None:
-                batch.done.set()
+                batch.done.release()
             if stopping:
                 return
