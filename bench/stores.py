@@ -7,12 +7,17 @@ node explicitly both ways (CONNEXT_SQLITE_SYNC), never left to the default. Post
 throwaway cluster (connext.store.testing), restarted with PostgreSQL's own durable settings
 (fsync, synchronous_commit, full_page_writes on; the tests switch them off), so it is
 compared with SQLite at equal durability; its server's CPU is reported next to the node's.
-It reports the issue's ratios; it never asserts.
+A probe times one small write transaction alone in each store (what a commit costs on this
+disk) and multiplies it by the node's write transactions per payment: the time a payment
+would wait for the disk if the node neither overlapped nor grouped its commits. It reports
+the issue's ratios; it never asserts.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,8 @@ from .stack import bench_workdir, running_stack
 PAIRS = 10
 PAYMENTS_PER_PAIR = 30
 SECONDS = 20.0
+COMMITS = 200
+"""Write transactions of the commit probe, one after another."""
 DURABLE = ("-c fsync=on -c synchronous_commit=on -c full_page_writes=on "
            "-c max_connections=200")
 
@@ -37,16 +44,20 @@ def measure_stores(pairs: int = PAIRS, payments_per_pair: int = PAYMENTS_PER_PAI
     variants: dict[str, dict[str, Any]] = {}
     with bench_workdir("connext-bench-stores-") as workdir:
         for name, mode in (("sqlite_normal", "normal"), ("sqlite_full", "full")):
+            (workdir / name).mkdir()
+            commit_ms = _sqlite_commit_ms(workdir / name, mode)
             with running_stack(workdir / name, node_env={"CONNEXT_SQLITE_SYNC": mode}) as stack:
                 run = route_payments(stack, workdir / name / "clients", pairs,
                                      payments_per_pair, seconds)
             run["store"] = f"SQLite, WAL, synchronous={mode.upper()}"
+            run["commit_ms"] = commit_ms
             run["filesystem"] = _filesystem(workdir)
             variants[name] = run
         skipped = unavailable_reason()
         if skipped is None:
             with PostgresCluster() as cluster:
                 settings = _restart_durable(cluster)
+                commit_ms = _postgres_commit_ms(cluster)
                 url = cluster.create_database()
                 with running_stack(workdir / "postgresql", database_url=url) as stack:
                     run = route_payments(stack, workdir / "postgresql" / "clients", pairs,
@@ -54,9 +65,13 @@ def measure_stores(pairs: int = PAIRS, payments_per_pair: int = PAYMENTS_PER_PAI
                                          database_cpu=_server_cpu(cluster))
                 run["store"] = f"PostgreSQL {settings.pop('server_version')}"
                 run["server_settings"] = settings
+                run["commit_ms"] = commit_ms
                 run["filesystem"] = _filesystem(cluster.dir)
                 variants["postgresql"] = run
     signature_floors(list(variants.values()))
+    for run in variants.values():  # if the node's commits were neither overlapped nor grouped
+        run["commit_wait_ms_per_payment"] = round(
+            run["commit_ms"] * run["node_per_payment"]["db_write_transactions"], 2)
     ratios = {"full_over_normal": _ratio(variants, "sqlite_full", "sqlite_normal"),
               "postgresql_over_sqlite_full": _ratio(variants, "postgresql", "sqlite_full"),
               "postgresql_over_sqlite_normal": _ratio(variants, "postgresql", "sqlite_normal")}
@@ -85,6 +100,37 @@ def _restart_durable(cluster: PostgresCluster) -> dict[str, str]:
         return {name: str(conn.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
                 for name in ("server_version", "fsync", "synchronous_commit",
                              "full_page_writes", "wal_sync_method")}
+
+
+def _sqlite_commit_ms(directory: Path, mode: str, commits: int = COMMITS) -> float:
+    """How long one small write transaction takes, alone, in a SQLite file in `directory`
+    (WAL, synchronous=`mode`): what a commit costs on this disk."""
+    connection = sqlite3.connect(directory / f"commits-{mode}.sqlite", isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={mode.upper()}")
+        connection.execute("CREATE TABLE probe (id INTEGER PRIMARY KEY, body BLOB)")
+        started = time.perf_counter()
+        for _ in range(commits):
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("INSERT INTO probe (body) VALUES (?)", (bytes(256),))
+            connection.execute("COMMIT")
+        return round((time.perf_counter() - started) / commits * 1000, 3)
+    finally:
+        connection.close()
+
+
+def _postgres_commit_ms(cluster: PostgresCluster, commits: int = COMMITS) -> float:
+    """As `_sqlite_commit_ms`, in a database of the (durable) cluster."""
+    with psycopg.connect(host="127.0.0.1", port=cluster.port, user=cluster.user,
+                         dbname="postgres", autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_commit_probe (id serial PRIMARY KEY, body bytea)")
+        started = time.perf_counter()
+        for _ in range(commits):
+            conn.execute("INSERT INTO bench_commit_probe (body) VALUES (%s)", (bytes(256),))
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_commit_probe")
+    return round(elapsed / commits * 1000, 3)
 
 
 def _server_cpu(cluster: PostgresCluster) -> Callable[[], float]:
