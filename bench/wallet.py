@@ -18,6 +18,7 @@ import os
 import re
 import statistics
 import time
+from collections import Counter
 from typing import Any
 
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
@@ -38,8 +39,9 @@ RECEIVED = "transfer.received"
 """The live event that tells the recipient's page a payment arrived."""
 
 # In every page of both people: when a "Send ..." button is clicked, when the payer's page
-# shows the payment completed, when each balance text first appeared and when each live
-# event arrived (sessionStorage: it outlives a navigation, should one happen).
+# shows the payment completed, when each balance text first appeared, when each live event
+# arrived and when htmx asked for the balances and had them (sessionStorage: it outlives a
+# navigation, should one happen).
 WATCH = """
 (() => {
   const load = (key, empty) => JSON.parse(sessionStorage.getItem(key) || empty);
@@ -64,6 +66,18 @@ WATCH = """
       sessionStorage.setItem("bench.completedAt", String(Date.now()));
     }
   };
+  // the requests htmx makes for the balances: when each started and ended
+  const request = (phase) => (event) => {
+    const detail = event.detail || {};
+    const path = (detail.pathInfo && detail.pathInfo.requestPath) ||
+                 (detail.requestConfig && detail.requestConfig.path) || "";
+    if (!path.includes("balances")) return;
+    const requests = load("bench.requests", "[]");
+    requests.push([phase, Date.now()]);
+    sessionStorage.setItem("bench.requests", JSON.stringify(requests));
+  };
+  document.addEventListener("htmx:beforeRequest", request("start"), true);
+  document.addEventListener("htmx:afterRequest", request("end"), true);
   document.addEventListener("click", (event) => {
     const button = event.target.closest && event.target.closest("button");
     if (button && /^Send /.test(button.textContent.trim())) {
@@ -127,41 +141,69 @@ def _pay(payer: Page, recipient: Page, payments: int, setup_seconds: float
     expect(payer.get_by_test_id("balance-ETH")).to_have_text("1", timeout=SLOW_MS)
     to = recipient.locator("body").get_attribute("data-address") or ""
     recipient.evaluate("window.__sameDocument = true")
+    timings = [_timed_payment(payer, recipient, to, _eth(AMOUNT_WEI * (index + 1)))
+               for index in range(payments + 1)][1:]  # the first is the warm-up
 
-    seen_ms: list[float] = []
-    completed_ms: list[float] = []
-    event_ms: list[float] = []
-    for index in range(payments + 1):  # the first is the warm-up
-        _send(payer, to)
-        expected = _eth(AMOUNT_WEI * (index + 1))
-        recipient.wait_for_function(
-            "t => t in JSON.parse(sessionStorage.getItem('bench.balances') || '{}')",
-            arg=expected, timeout=SLOW_MS)
-        shown = recipient.evaluate("JSON.parse(sessionStorage.getItem('bench.balances'))")
-        clicked = int(payer.evaluate("sessionStorage.getItem('bench.clickedAt')"))
-        completed = int(payer.evaluate("sessionStorage.getItem('bench.completedAt')"))
-        events = recipient.evaluate("JSON.parse(sessionStorage.getItem('bench.events'))")
-        received = [at for name, at in events or [] if name == RECEIVED and at >= clicked]
-        if index:
-            seen_ms.append(float(shown[expected] - clicked))
-            completed_ms.append(float(completed - clicked))
-            if received:
-                event_ms.append(float(received[0] - clicked))
+    def series(key: str) -> list[float]:
+        return [value for t in timings if (value := t[key]) is not None]
+
+    seen, event, completed = series("sees"), series("event"), series("completed")
     same_document = recipient.evaluate("window.__sameDocument === true")
+    events = _page_log(recipient, "bench.events") or []
+    event_names = Counter(name for name, _at in events)
     return {
         "payments": payments,
         "setup_seconds": round(setup_seconds, 1),
-        "recipient_sees_p50_ms": round(statistics.median(seen_ms), 1),
-        "recipient_sees_p90_ms": round(percentile(seen_ms, 0.9), 1),
-        "recipient_sees_max_ms": round(max(seen_ms), 1),
-        "recipient_event_p50_ms": round(statistics.median(event_ms), 1) if event_ms else None,
-        "recipient_event_p90_ms": round(percentile(event_ms, 0.9), 1) if event_ms else None,
-        "recipient_events_seen": len(event_ms),
-        "payer_sees_completed_p50_ms": round(statistics.median(completed_ms), 1),
-        "payer_sees_completed_p90_ms": round(percentile(completed_ms, 0.9), 1),
+        "recipient_sees_p50_ms": _median(seen),
+        "recipient_sees_p90_ms": round(percentile(seen, 0.9), 1),
+        "recipient_sees_max_ms": round(max(seen), 1),
+        "recipient_event_p50_ms": _median(event),
+        "recipient_event_p90_ms": round(percentile(event, 0.9), 1) if event else None,
+        "recipient_events_seen": len(event),
+        "recipient_refresh_wait_p50_ms": _median(series("refresh_wait")),
+        "recipient_balances_request_p50_ms": _median(series("request")),
+        "recipient_balances_requests_seen": len(series("request")),
+        "payer_sees_completed_p50_ms": _median(completed),
+        "payer_sees_completed_p90_ms": round(percentile(completed, 0.9), 1),
         "recipient_page_never_reloaded": same_document,
-        "recipient_sees_ms": seen_ms,
+        # what the recipient's page was told per payment (the warm-up and faucet included)
+        "recipient_live_events_per_payment": {
+            name: round(count / (payments + 1), 2) for name, count in event_names.items()},
+        "recipient_sees_ms": seen,
     }
+
+
+def _timed_payment(payer: Page, recipient: Page, to: str, expected: str
+                   ) -> dict[str, float | None]:
+    """One payment; how long after the click on Send (ms) the recipient's page showed
+    `expected` as its balance and got the live event, how long htmx then waited to ask
+    for the balances and how long that took, and when the payer's page said completed."""
+    _send(payer, to)
+    recipient.wait_for_function(
+        "t => t in JSON.parse(sessionStorage.getItem('bench.balances') || '{}')",
+        arg=expected, timeout=SLOW_MS)
+    clicked = int(payer.evaluate("sessionStorage.getItem('bench.clickedAt')"))
+    completed = int(payer.evaluate("sessionStorage.getItem('bench.completedAt')"))
+    shown = _page_log(recipient, "bench.balances")[expected]
+    received = next((at for name, at in _page_log(recipient, "bench.events") or []
+                     if name == RECEIVED and at >= clicked), None)
+    requests = _page_log(recipient, "bench.requests") or []
+    start = None if received is None else next(
+        (at for phase, at in requests if phase == "start" and at >= received), None)
+    end = None if start is None else next(
+        (at for phase, at in requests if phase == "end" and at >= start), None)
+    return {
+        "sees": float(shown - clicked),
+        "completed": float(completed - clicked),
+        "event": None if received is None else float(received - clicked),
+        "refresh_wait": None if received is None or start is None else float(start - received),
+        "request": None if start is None or end is None else float(end - start),
+    }
+
+
+def _page_log(page: Page, key: str) -> Any:
+    """What WATCH wrote under `key` in the page's sessionStorage (None if nothing)."""
+    return page.evaluate("key => JSON.parse(sessionStorage.getItem(key))", key)
 
 
 def _send(payer: Page, to: str) -> None:
@@ -177,6 +219,10 @@ def _send(payer: Page, to: str) -> None:
     payer.get_by_role("button", name=re.compile(r"^Send ")).click()
     expect(payer.get_by_test_id("send-result")).to_have_attribute(
         "data-status", "completed", timeout=SLOW_MS)
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 1) if values else None
 
 
 def _eth(wei: int) -> str:
