@@ -44,6 +44,10 @@ class Target:
         verdict = "not measured" if met is None else "ok" if met else "MISSED"
         return f"target {'<=' if self.at_most else '>='} {self.limit:g}{self.unit}: {verdict}"
 
+    def figure(self, value: float | None) -> str:
+        """ "0.8 ms", or "-" when not measured."""
+        return "-" if value is None else f"{value}{self.unit}"
+
     def record(self, value: float | None, measured: str) -> dict[str, object]:
         """What results.json keeps of this target: the figure, where it comes from, met."""
         return {"target": self.name, "limit": self.limit, "unit": self.unit.strip(),
@@ -60,4 +64,4 @@ P50_ONE_PAIR = Target("latency p50 with one pair", 5.0, " ms")
 P99_ONE_PAIR = Target("latency p99 with one pair", 25.0, " ms")
 FULL_OVER_NORMAL = Target("SQLite FULL / NORMAL throughput", 0.8, "", at_most=False)
 POSTGRES_OVER_SQLITE = Target("PostgreSQL / SQLite throughput", 0.5, "", at_most=False)
-WALLET_P50 = Target("wallet path p50 (Send click to the other page's balance)", 100.0, " ms")
+WALLET_P50 = Target("wallet path p50 (Send to the balance shown)", 100.0, " ms")
