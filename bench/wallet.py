@@ -2,13 +2,14 @@
 balance showing the payment, live (Socket.IO event, htmx refresh; no reload).
 
 The whole stack of the end-to-end tests (tests/fullstack.py: anvil, nats-server, node,
-oracle, `connext web`) and Chromium driven by Playwright, two browser contexts (two
-people, two wallets). The payer gets test funds from the faucet; after a warm-up payment,
-each payment is filled in and reviewed, then timed from the click on "Send ..." (the payer
-page's click event) to the moment the recipient's page shows the new balance (a
-MutationObserver in that page), both read from the pages' clocks (Date.now(), one system
-clock, 1 ms resolution). Kept too: when the payer's page showed "completed", and when the
-recipient's page got the live event (after it, the time is htmx fetching the balances).
+oracle, `connext web` on its default server or CONNEXT_WEB_SERVER's) and Chromium driven
+by Playwright, two browser contexts (two people, two wallets). The payer gets test funds
+from the faucet; after a warm-up payment, each payment is filled in and reviewed, then
+timed from the click on "Send ..." (the payer page's click event) to the moment the
+recipient's page shows the new balance (a MutationObserver in that page), both read from
+the pages' clocks (Date.now(), one system clock, 1 ms resolution). Kept too: when the
+payer's page showed "completed", when the recipient's page got the live event, how long
+htmx then waited before asking for the balances and how long that request took.
 It reports; it never asserts a figure.
 """
 
@@ -119,7 +120,8 @@ def measure_wallet(payments: int = PAYMENTS) -> dict[str, Any]:
             payer, recipient = (_person(browser.new_context(base_url=stack.web_url))
                                 for _ in range(2))
             setup_seconds = time.perf_counter() - started
-            return _pay(payer, recipient, payments, setup_seconds)
+            return {"web_server": os.environ.get("CONNEXT_WEB_SERVER") or "werkzeug",
+                    **_pay(payer, recipient, payments, setup_seconds)}
         finally:
             browser.close()
 
