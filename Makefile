@@ -73,8 +73,11 @@ start: deps
 	@echo "starting the local stack; the wallet opens at http://localhost:3000"
 	$(BIN)/connext start
 
-bench: deps
-	$(BIN)/python -m bench
+# Every benchmark (docs/BENCH.md); `make bench BENCH="stores wallet"` runs only those
+# sections and keeps the others' figures in bench/results.json. Chromium (system-deps) is
+# for the wallet section, which skips with the reason without it.
+bench: deps system-deps
+	$(BIN)/python -m bench $(BENCH)
 
 contracts: deps
 	$(BIN)/python -m connext.contracts.build

@@ -16,7 +16,6 @@ import asyncio
 import logging
 import multiprocessing
 import statistics
-import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -32,7 +31,7 @@ from connext.protocol.signing import Signer
 from connext.protocol.types import ETH
 
 from .crypto import measure_crypto
-from .stack import Stack, running_stack
+from .stack import Stack, bench_workdir, running_stack
 
 STREAM_COUNTS = (1, 20)
 SECONDS = 6.0
@@ -48,8 +47,7 @@ WORKER_TIMEOUT = 300.0
 
 def measure_vouchers(stream_counts: tuple[int, ...] = STREAM_COUNTS,
                      seconds: float = SECONDS) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix="connext-bench-vouchers-"))
-    with running_stack(workdir) as stack:
+    with bench_workdir("connext-bench-vouchers-") as workdir, running_stack(workdir) as stack:
         runs = [_run(streams, stack, workdir / f"streams-{streams}", seconds)
                 for streams in stream_counts]
     crypto = measure_crypto(0.5)
