@@ -38,6 +38,8 @@ from .stack import Stack, bench_workdir, running_stack
 
 AMOUNT = 10**9
 """Wei per payment: the node's default minimum (`min_payment`)."""
+WARM_UP = 10**17
+"""Wei of the first payment of each pair (the node collateralizes 11x that)."""
 SIZES = (1, 10, 50)
 SECONDS = 30.0
 """A run stops starting payments after this long, so a slow machine bounds `make bench`."""
@@ -100,8 +102,11 @@ async def _run_pairs(pairs: int, payments_per_pair: int, seconds: float, stack: 
             return await _open_pair(stack, workdir, index)
 
     clients = await asyncio.gather(*(open_pair(index) for index in range(pairs)))
-    # one warm-up payment per pair collateralizes the recipients' channels
-    await asyncio.gather(*(s.transfer(r.address, ETH, AMOUNT) for s, r in clients))
+    # One warm-up payment per pair collateralizes the recipients' channels for the whole
+    # run: the node deposits what a payment needs plus ten more like it, so a warm-up of
+    # WARM_UP covers every AMOUNT after it (with AMOUNT alone the node would deposit on
+    # chain every ten payments, and the bench would measure collateral, not routing).
+    await asyncio.gather(*(s.transfer(r.address, ETH, WARM_UP) for s, r in clients))
     setup_seconds = time.perf_counter() - setup_started
 
     latencies: list[float] = []

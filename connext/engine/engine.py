@@ -420,7 +420,8 @@ class ChannelEngine:
         previous = body.get("previous")
         async with self._admitted(update):
             stored = await self.channel(update.channel_address)
-            if stored is not None and previous is not None:
+            if (stored is not None and previous is not None
+                    and update.nonce == stored.state.nonce + 2):  # one behind: catch up
                 stored = await self._catch_up(stored, update_from_json(previous, "previous."))
             state = None if stored is None else stored.state
             transfers: ActiveTransfers = {} if stored is None else stored.transfers
