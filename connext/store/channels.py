@@ -5,7 +5,6 @@ Python; a commit stores the update, its transfers, events and routing steps at o
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,6 +20,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
 )
 from sqlalchemy import update as sql_update
 
@@ -99,14 +99,14 @@ class ChannelRecords(RoutingRecords):
     """Channels: the latest double-signed state, its history, our pending proposal and
     the transfers, written by compare-and-swap on the stored nonce."""
 
-    @functools.cached_property
-    def _upsert_pending(self) -> Any:
-        """Insert or replace our proposal in a channel (built once per store's dialect)."""
-        upsert = self._insert(db.pending_updates)
-        return upsert.on_conflict_do_update(
-            index_elements=[db.pending_updates.c.channel_address],
-            set_={c: upsert.excluded[c] for c in ("nonce", "update_json", "created_at")},
-        )
+    _upsert_pending = text(
+        "INSERT INTO pending_updates (channel_address, nonce, update_json, created_at) "
+        "VALUES (:channel_address, :nonce, :update_json, :created_at) "
+        "ON CONFLICT (channel_address) DO UPDATE SET nonce = excluded.nonce, "
+        "update_json = excluded.update_json, created_at = excluded.created_at"
+    ).bindparams(bindparam("created_at", type_=db.UtcDateTime()))
+    """Insert or replace our proposal in a channel. As text: the same on both backends,
+    and cached (SQLAlchemy cannot cache an on_conflict_do_update with `excluded`)."""
 
     # --- channels ------------------------------------------------------------------------
 
