@@ -47,11 +47,12 @@ PAYMENTS = 1000
 KILLS = 5
 DEPOSIT = ETHER
 WARM_UP = ETHER // 10
-"""One payment per user before the kills: the node collateralizes every channel with it
-plus its target, so the hot path never waits for a deposit on chain."""
-ANSWER_WAIT = 15.0
-"""Seconds one call waits for its payment to settle (a payment cut off by a kill settles
-after the restart); then the app asks again."""
+"""Before the kills user i pays (i + 1) * WARM_UP around the ring: each payment is more
+than the node holds in its payee's channel, so the node collateralizes every channel with
+it plus its target, and the hot path never waits for a deposit on chain."""
+ANSWER_WAIT = 5.0
+"""Seconds one call waits for its payment to settle; then the app asks again (a payment
+cut off by a kill settles after the restart: the next call finds it and waits on)."""
 PAYMENT_TIMEOUT = 180.0
 """Seconds the app keeps asking (same payment id) until the SDK says how it ended."""
 SEED = int(os.environ.get("KILL_PAYMENTS_SEED", "2026"))
@@ -126,9 +127,11 @@ def test_node_killed_during_1000_payments_at_full_speed_loses_and_duplicates_not
                 ledger.received[to].update([str(event.get("routingId"))])
             user.on("transfer.received", on_received)
         ring = [(user, users[(i + 1) % USERS]) for i, user in enumerate(users)]
-        for payer, payee in ring:
-            await pay(ledger, payer, payee, "warm-up", WARM_UP)
+        for i, (payer, payee) in enumerate(ring):
+            await pay(ledger, payer, payee, "warm-up", (i + 1) * WARM_UP)
         assert all(p.answers == [COMPLETED] for p in ledger.payments.values())
+        for user in users:  # far more than the hot payments can move (at most 0.2 ETH)
+            assert (await user.channel()).balance_of(ETH).alice >= ETHER // 2
         hot = ledger.started
 
         async def payer_loop(payer: Client, payee: Client, count: int) -> None:
