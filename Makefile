@@ -65,7 +65,7 @@ test-compose: deps system-deps compose-deps
 	$(BIN)/pytest -p no:cacheprovider -m compose tests/integration/test_compose_up.py
 
 # The long kill loop: the node SIGKILLed 100 times during payments, links, withdrawals and
-# reclaims (make test runs the same loop with 20 kills).
+# reclaims (make test runs the same loop with 10 kills).
 soak: deps
 	KILL_LOOP_KILLS=100 $(BIN)/pytest -p no:cacheprovider tests/integration/test_kill_loop.py
 

@@ -21,15 +21,19 @@ CONNEXT = str(Path(sys.executable).parent / "connext")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_stack(data_dir: Path, chain_port: int, nats_port: int,
-                node_port: int, web_port: int) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
+def launch_stack(data_dir: Path, chain_port: int, nats_port: int,
+                 node_port: int, web_port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [CONNEXT, "start", "--chain-port", str(chain_port), "--nats-port", str(nats_port),
          "--node-port", str(node_port), "--web-port", str(web_port),
          "--oracle-port", str(free_port()), "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+def wait_for_banner(process: subprocess.Popen[str]) -> str:
+    """What `connext start` printed up to "Press Ctrl-C to stop." (everything is up)."""
     assert process.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + 120
@@ -39,9 +43,32 @@ def start_stack(data_dir: Path, chain_port: int, nats_port: int,
             break
         lines.append(line)
         if "Press Ctrl-C to stop." in line:
-            return process, "".join(lines)
+            return "".join(lines)
     process.kill()
+    process.wait()
     raise AssertionError("stack did not come up:\n" + "".join(lines))
+
+
+def start_stack(data_dir: Path, chain_port: int, nats_port: int,
+                node_port: int, web_port: int) -> tuple[subprocess.Popen[str], str]:
+    process = launch_stack(data_dir, chain_port, nats_port, node_port, web_port)
+    return process, wait_for_banner(process)
+
+
+def wait_for_node(process: subprocess.Popen[str], node_port: int) -> None:
+    """Until the stack's node answers /healthz (the stack goes on with the oracle and the
+    wallet app meanwhile)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{node_port}/healthz",
+                                        timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    # the banner wait reports what the stack printed
 
 
 def visit_wallet(web_port: int) -> tuple[str, str]:
@@ -63,8 +90,21 @@ def stop_stack(process: subprocess.Popen[str]) -> str:
 def test_start_deploys_mints_prints_and_stops_cleanly_then_reuses(tmp_path: Path) -> None:
     chain_port, nats_port, node_port = free_port(), free_port(), free_port()
     web_port = free_port()
-    process, banner = start_stack(tmp_path, chain_port, nats_port, node_port, web_port)
+    process = launch_stack(tmp_path, chain_port, nats_port, node_port, web_port)
+    example: subprocess.Popen[str] | None = None
     try:
+        # the SDK example pays between two fresh clients on this stack; it needs only the
+        # chain, NATS and the node, so it runs while the stack starts the rest
+        wait_for_node(process, node_port)
+        example = subprocess.Popen(
+            [sys.executable, str(ROOT / "examples" / "pay.py")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            env={**os.environ, "CONNEXT_CHAIN_URL": f"http://127.0.0.1:{chain_port}",
+                 "CONNEXT_NATS_URL": f"nats://127.0.0.1:{nats_port}",
+                 "CONNEXT_NODE_URL": f"http://127.0.0.1:{node_port}",
+                 "CONNEXT_DATA_DIR": str(tmp_path)},
+        )
+        banner = wait_for_banner(process)
         assert f"http://127.0.0.1:{chain_port}" in banner
         assert f"nats://127.0.0.1:{nats_port}" in banner
         deployment = json.loads((tmp_path / "deployments.json").read_text())["31337"]
@@ -87,20 +127,16 @@ def test_start_deploys_mints_prints_and_stops_cleanly_then_reuses(tmp_path: Path
         home, wallet = visit_wallet(web_port)
         assert "Your wallet" in home and wallet
 
-        # the SDK example pays between two fresh clients on this stack
-        example = subprocess.run(
-            [sys.executable, str(ROOT / "examples" / "pay.py")],
-            capture_output=True, text=True, timeout=180, cwd=ROOT,
-            env={**os.environ, "CONNEXT_CHAIN_URL": f"http://127.0.0.1:{chain_port}",
-                 "CONNEXT_NATS_URL": f"nats://127.0.0.1:{nats_port}",
-                 "CONNEXT_NODE_URL": f"http://127.0.0.1:{node_port}",
-                 "CONNEXT_DATA_DIR": str(tmp_path)},
-        )
-        assert example.returncode == 0, example.stderr[-3000:]
-        assert "payment: completed" in example.stdout
-        assert "confirmed" in example.stdout
+        stdout, stderr = example.communicate(timeout=180)
+        assert example.returncode == 0, stderr[-3000:]
+        assert "payment: completed" in stdout
+        assert "confirmed" in stdout
     finally:
-        out = stop_stack(process)
+        if example is not None and example.poll() is None:
+            example.kill()
+            example.wait()
+        if process.returncode is None:  # else it never came up, and wait_for_banner said so
+            out = stop_stack(process)
     assert "stopped" in out
     assert not port_is_open(chain_port) and not port_is_open(nats_port)
     assert not port_is_open(node_port) and not port_is_open(web_port)

@@ -8,7 +8,7 @@ restarted. Afterwards everyone cashes out, and per asset, to the wei:
   counting the payments its client reports completed (asked once everything settled);
 - every payment the SDK reported completed was received exactly once.
 
-`KILL_LOOP_KILLS` sets the number of kills (20 in `make test`, 100 in `make soak`).
+`KILL_LOOP_KILLS` sets the number of kills (10 in `make test`, 100 in `make soak`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from connext.protocol.types import ETH
 from .conftest import ClientFactory, NodeProcess
 from .test_payments import ETHER, eventually
 
-KILLS = int(os.environ.get("KILL_LOOP_KILLS", "20"))
+KILLS = int(os.environ.get("KILL_LOOP_KILLS", "10"))
 USERS = 5
 DEPOSIT = ETHER
 TIMEOUT = 60.0
