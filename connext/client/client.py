@@ -246,6 +246,7 @@ class Client:
             policy=self._policy,
         )
         self.engine.on_commit(self._on_commit)
+        self.engine.on_void(self._propose_again)
         await self.streams.load()
         for method, handler in self.engine.handlers().items():
             self._bind(method, handler)
@@ -621,6 +622,28 @@ class Client:
                                              channel_address=self.channel_address)
             if landed is None or landed.initiator != self.address:
                 raise
+
+    async def _propose_again(self, voided: Update) -> None:
+        """A transfer we proposed was made void (the node signed another update at its
+        nonce, e.g. while we could not hear its answer): propose the same transfer again on
+        the channel as it is now, so a payment the SDK reported pending still happens (the
+        engine refuses it as a duplicate if it landed after all). One that can no longer
+        be made (expired, no balance) is dropped: nothing was paid."""
+        details = voided.details
+        if voided.type is not UpdateType.CREATE or not isinstance(details, CreateDetails):
+            return
+        log.info("transfer 0x%s was made void by the node's update at its nonce; proposing "
+                 "it again", details.transfer_id.hex())
+        try:
+            await self._propose_create(details.transfer_id, lambda s, _t: create_update(
+                s, self.address, transfer_id=details.transfer_id,
+                transfer_definition=details.transfer_definition, asset_id=details.asset_id,
+                amount=details.balance.amount[0], initial_state=details.initial_state,
+                transfer_timeout=details.transfer_timeout, meta=details.meta,
+            ))
+        except errors.ProtocolError as exc:
+            log.warning("transfer 0x%s cannot be proposed again (%s): it was not made",
+                        details.transfer_id.hex(), exc)
 
     # --- link payments ---------------------------------------------------------------------
 

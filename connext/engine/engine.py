@@ -110,6 +110,9 @@ class Committed:
 
 
 Listener = Callable[[Committed], Coroutine[Any, Any, None]]
+VoidListener = Callable[[Update], Coroutine[Any, Any, None]]
+"""Told of a proposal of ours that can never land (the node signed another update at its
+nonce): what it meant to do, e.g. a payment, must be proposed again to happen at all."""
 RulesProvider = Callable[[], Rules]
 Policy = Callable[[Update, Applied], Awaitable[None]]
 """A party's own conditions on an update the counterparty proposes, beyond the protocol's
@@ -155,6 +158,7 @@ class ChannelEngine:
         self._waiting: set[Address] = set()  # a counterparty's update waits for ours
         self._cache: dict[Address, StoredChannel] = {}
         self._listeners: list[Listener] = []
+        self._void_listeners: list[VoidListener] = []
         self.disputed: set[Address] = set()
         """Channels disputed on chain: no update is proposed or countersigned in them any
         more (a later state would not count, or would have to be disputed again)."""
@@ -164,6 +168,15 @@ class ChannelEngine:
     def on_commit(self, listener: Listener) -> None:
         """Call `listener` after every stored double-signed update (in its own task)."""
         self._listeners.append(listener)
+
+    def on_void(self, listener: VoidListener) -> None:
+        """Call `listener` with each proposal of ours found void (in its own task)."""
+        self._void_listeners.append(listener)
+
+    def _voided(self, update: Update) -> None:
+        for listener in self._void_listeners:
+            task = asyncio.get_running_loop().create_task(listener(update))
+            task.add_done_callback(_log_task_failure)
 
     def handlers(self) -> dict[str, Callable[[Address, dict[str, Any]], Awaitable[dict[str, Any]]]]:
         """Messaging handlers by method: (sender address, body) -> reply body."""
@@ -277,7 +290,20 @@ class ChannelEngine:
         async with self.lock(channel_address):
             stored = await self.channel(channel_address)
             pending = None if stored is None else stored.pending_update
-            if stored is None or pending is None or pending.nonce != stored.state.nonce + 1:
+            if stored is None or pending is None:
+                return None
+            if pending.nonce <= stored.state.nonce:
+                # The channel moved past it: it landed, or (the counterparty signed another
+                # update at its nonce) it never will. Either way it is done here; what it
+                # meant to do is proposed again (a landed create is then refused as a
+                # duplicate transfer, so nothing happens twice).
+                await self.store.run(self.store.clear_pending, channel_address)
+                self._cache[channel_address] = replace(stored, pending_update=None)
+                if pending.initiator == self.address and not _same_update(
+                        stored.latest_update, pending):
+                    self._voided(pending)
+                return None
+            if pending.nonce != stored.state.nonce + 1:
                 return None
             return await self._run(stored, pending, resend=True)
 
@@ -418,6 +444,7 @@ class ChannelEngine:
             # (whose handler is waiting for this answer).
             return {"update": update_to_json(cached.latest_update)}
         previous = body.get("previous")
+        voided: Update | None = None
         async with self._admitted(update):
             stored = await self.channel(update.channel_address)
             if (stored is not None and previous is not None
@@ -432,10 +459,12 @@ class ChannelEngine:
                     # we signed another update at this nonce and may not sign two
                     raise ChannelBusy("an update of ours at this nonce is unsettled; retry")
                 # The node proposing at this nonce proves it never took our pending update
-                # (it signs one state per nonce too): ours is void, take theirs.
+                # (it signs one state per nonce too): ours is void, take theirs, and let
+                # what ours meant to do be proposed again once theirs is in.
                 await self.store.run(self.store.clear_pending, update.channel_address)
                 assert stored is not None
                 self._cache[update.channel_address] = replace(stored, pending_update=None)
+                voided = pending
             if state is not None and update.nonce <= state.nonce:
                 latest = stored.latest_update if stored is not None else None
                 if latest is not None and _same_update(latest, update):
@@ -455,6 +484,8 @@ class ChannelEngine:
             signed = update.with_signature(party, self.signer.sign(applied.digest))
             await self._commit(state, signed, applied, routings)
         self._notify(Committed(signed, applied, initiated_by_us=False, previous=state))
+        if voided is not None:
+            self._voided(voided)
         return {"update": update_to_json(signed)}
 
     @contextlib.asynccontextmanager

@@ -46,7 +46,14 @@ from connext.protocol.encoding import checksum
 from connext.protocol.serialization import update_from_json
 from connext.protocol.signing import Signer
 from connext.protocol.transfers import HASHLOCK, lock_hash
-from connext.protocol.types import ETH, Address, ChannelState, NetworkContext, Update
+from connext.protocol.types import (
+    ETH,
+    Address,
+    ChannelState,
+    CreateDetails,
+    NetworkContext,
+    Update,
+)
 from connext.store import ChannelStore
 
 HASHLOCK_ADDR = checksum(b"\xa1" * 20)
@@ -375,3 +382,59 @@ def test_a_refused_update_frees_the_users_nonce_but_never_the_nodes(tmp_path: Pa
         asyncio.run(scenario())
     finally:
         parties.close()
+
+
+def test_a_proposal_the_node_made_void_is_reported_and_can_be_made_again(
+    tmp_path: Path,
+) -> None:
+    """The user's create never reaches the node (every try lost); the node then proposes
+    its own update at that nonce, which the user takes, voiding its own. The engine tells
+    the user's client which proposal was voided (the client proposes it again: otherwise
+    a payment the SDK called pending would silently never happen), once, and proposing
+    it again on the new state makes the payment exactly once."""
+    wire = Wire()
+    parties = Parties(tmp_path, wire)
+    voided: list[Update] = []
+
+    async def scenario() -> tuple[int, int, int, int]:
+        await parties.open()
+        user = parties.engine(USER)
+
+        async def on_void(update: Update) -> None:
+            voided.append(update)
+
+        user.on_void(on_void)
+        before = (await parties.state(USER)).balance_of(ETH)
+        wire.faults = lambda: "lose request"
+        with pytest.raises(MessagingTimeout):
+            await parties.pay(USER, 700)
+        lost = await user.channel(parties.channel)
+        assert lost is not None and lost.pending_update is not None
+        wire.faults = lambda: "deliver"
+        await parties.pay(NODE, 300)  # the node's update at the nonce of the user's
+        await asyncio.sleep(0.05)  # the listener runs in its own task
+        assert len(voided) == 1 and voided[0] == lost.pending_update
+        again = voided[0].details
+        assert isinstance(again, CreateDetails)
+        await user.propose(parties.channel, lambda state, _t: create_update(
+            state, USER.address, transfer_id=again.transfer_id,
+            transfer_definition=again.transfer_definition, asset_id=again.asset_id,
+            amount=again.balance.amount[0], initial_state=again.initial_state,
+            transfer_timeout=again.transfer_timeout))
+        with pytest.raises(errors.DuplicateTransfer):  # and never twice
+            await user.propose(parties.channel, lambda state, _t: create_update(
+                state, USER.address, transfer_id=again.transfer_id,
+                transfer_definition=again.transfer_definition, asset_id=again.asset_id,
+                amount=again.balance.amount[0], initial_state=again.initial_state,
+                transfer_timeout=again.transfer_timeout))
+        after = (await parties.state(USER)).balance_of(ETH)
+        node = (await parties.state(NODE)).balance_of(ETH)
+        assert len(voided) == 1
+        return before.bob - after.bob, before.alice - after.alice, after.bob, node.bob
+
+    try:
+        user_paid, node_paid, user_balance, node_view = asyncio.run(scenario())
+    finally:
+        parties.close()
+    assert (user_paid, node_paid) == (700, 300)  # both locked once
+    assert user_balance == node_view
