@@ -86,7 +86,7 @@ class SecretWatcher:
         block = await asyncio.to_thread(self.w3.eth.get_block, block_number)
         at = int(block["timestamp"])
         await self.store.run(self.store.add_registered_secret, lock, preimage, at,
-                                block_number)
+                             block_number)
         self.registered[lock] = at
         self.preimages[lock] = preimage
         log.info("preimage of lock 0x%s was registered on chain at %d", lock.hex(), at)

@@ -137,7 +137,7 @@ class TransactionManager:
         tx_hash = bytes(signed.hash)
         # record the hash first: a crash right after sending still knows what to look for
         await self.store.run(self.store.mark_transaction_submitted, record.id, tx_hash,
-                                max_fee)
+                             max_fee)
         try:
             await asyncio.to_thread(self.w3.eth.send_raw_transaction, signed.raw_transaction)
         except ValueError as exc:  # e.g. "nonce too low" when an earlier send did land
@@ -167,7 +167,7 @@ class TransactionManager:
                 return receipt
             if current.hashes and await self._nonce_taken_by_other(current):
                 await self.store.run(self.store.mark_transaction_failed, record.id,
-                                        "its nonce was used by another transaction")
+                                     "its nonce was used by another transaction")
                 raise RuntimeError(f"transaction {record.id} was replaced on chain")
             if not current.hashes or time.monotonic() - sent_at > self.resend_after:
                 bump += 1

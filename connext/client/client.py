@@ -422,7 +422,7 @@ class Client:
 
     async def history(self, *, after_id: int = 0, limit: int = 100) -> list[Any]:
         return await self.store.run(self.store.events, self.channel_address,
-                                       after_id=after_id, limit=limit)
+                                    after_id=after_id, limit=limit)
 
     async def restore(self) -> ChannelState:
         """Rebuild our copy of the channel from the node, verifying every signature."""
@@ -619,7 +619,7 @@ class Client:
             await self.engine.propose(self.channel_address, build)
         except errors.DuplicateTransfer:
             landed = await self.store.run(self.store.get_transfer, transfer_id,
-                                             channel_address=self.channel_address)
+                                          channel_address=self.channel_address)
             if landed is None or landed.initiator != self.address:
                 raise
 
@@ -663,7 +663,7 @@ class Client:
         result = await self._route(asset_id, amount, "Hashlock", initial, timeout, meta, None,
                                    routing_id)
         locked = await self.store.run(self.store.transfer_record, result.transfer_id,
-                                         channel_address=self.channel_address)
+                                      channel_address=self.channel_address)
         return LinkPayment(result.routing_id, result.transfer_id, secret, asset_id, amount,
                            _link_status(result.status, locked=locked is not None))
 

@@ -58,7 +58,7 @@ async def ours(client: Client, transfer_id: bytes) -> tuple[Transfer, str] | Non
     """Our transfer with this id, as created, with its outcome; None if we never signed
     it. An unsettled proposal of ours counts (its fate is not known yet: pending)."""
     record = await client.store.run(client.store.transfer_record, transfer_id,
-                                     channel_address=client.channel_address)
+                                    channel_address=client.channel_address)
     if record is not None and record.transfer.initiator == client.address:
         created = record.transfer
         if record.created_balance is not None:

@@ -316,7 +316,7 @@ class Streams:
             self._keys[stream_id] = key
             best = vouchers[-1]
             await client.store.run(client.store.save_voucher, stream_id, best.amount,
-                                    best.signature)
+                                   best.signature)
             self._highest[stream_id] = (best.amount, best.signature)
         await client._tell("stream.voucher", {"streamId": hexb(stream_id),
                                               "amount": str(best.amount),

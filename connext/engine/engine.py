@@ -317,7 +317,7 @@ class ChannelEngine:
         if update.type is not UpdateType.CREATE or not isinstance(details, CreateDetails):
             return
         existing = await self.store.run(self.store.get_transfer, details.transfer_id,
-                                           channel_address=update.channel_address)
+                                        channel_address=update.channel_address)
         if existing is not None:
             raise errors.DuplicateTransfer(
                 f"transfer 0x{details.transfer_id.hex()} was created in this channel before")

@@ -45,7 +45,7 @@ class IdleReclaim:
         idle_since = datetime.now(UTC) - timedelta(seconds=self.config.idle_reclaim_after)
         started = 0
         for state in await self.store.run(self.store.list_channels,
-                                             party=self.engine.address, idle_since=idle_since):
+                                          party=self.engine.address, idle_since=idle_since):
             if state.channel_address in self.engine.disputed:
                 continue
             for asset_id, balance in zip(state.asset_ids, state.balances, strict=True):

@@ -270,7 +270,7 @@ class Router:
             raise errors.InvalidAmount("the payment does not cover the node's fee")
         forward_id = forward_transfer_id(routing_id)
         if await self.store.run(self.store.get_transfer, forward_id,
-                                   channel_address=channel.channel_address) is not None:
+                                channel_address=channel.channel_address) is not None:
             # forwarded before a restart: never twice, even if it is resolved since
             await self._mark_forwarded(routing_id, channel.channel_address)
             return None
@@ -351,7 +351,7 @@ class Router:
             return
         log.info("cannot forward %s: %s", routing_id.hex(), exc)
         await self.store.run(self.store.update_routing_status, routing_id, "failed",
-                                error=exc.message)
+                             error=exc.message)
         self.on_event("payment.failed", {"routingId": "0x" + routing_id.hex(),
                                          "reason": exc.code})
         await self.cancel_sender(incoming)
@@ -425,7 +425,7 @@ class Router:
             self.on_failure("uncollected")
             await self.cancel_sender(incoming)
             await self.store.run(self.store.update_routing_status, routing_id, "failed",
-                                    error="the sender's lock expired before it settled")
+                                 error="the sender's lock expired before it settled")
             return True
         self.on_event(f"payment.{status.value}", {
             "routingId": "0x" + routing_id.hex(), "assetId": incoming.asset_id,
@@ -502,8 +502,8 @@ class Router:
         if await self.find_channel(redeemer) is None:
             raise errors.ChannelNotSetUp(f"{redeemer} has no channel with this node")
         if not await self.store.run(self.store.claim_routing, routing_id,
-                                       RoutingStatus.LINK, RoutingStatus.PENDING,
-                                       recipient=redeemer):
+                                    RoutingStatus.LINK, RoutingStatus.PENDING,
+                                    recipient=redeemer):
             current = await self.store.run(self.store.get_routing, routing_id)
             assert current is not None
             _check_open(current)
@@ -524,8 +524,8 @@ class Router:
             except errors.ProtocolError:
                 # nothing was signed: give the claim back, the link stays open
                 await self.store.run(self.store.claim_routing, routing_id,
-                                        RoutingStatus.PENDING, RoutingStatus.LINK,
-                                        recipient=None)
+                                     RoutingStatus.PENDING, RoutingStatus.LINK,
+                                     recipient=None)
                 raise
             if forward is not None:
                 try:
@@ -549,8 +549,8 @@ class Router:
         if routing.status is not RoutingStatus.REFUNDING:
             _check_open(routing)
             if not await self.store.run(self.store.claim_routing, routing_id,
-                                           RoutingStatus.LINK, RoutingStatus.REFUNDING,
-                                           recipient=None):
+                                        RoutingStatus.LINK, RoutingStatus.REFUNDING,
+                                        recipient=None):
                 current = await self.store.run(self.store.get_routing, routing_id)
                 assert current is not None
                 if current.status is not RoutingStatus.REFUNDING:
@@ -586,7 +586,7 @@ class Router:
         routing = await self.store.run(self.store.get_routing, routing_id)
         if routing is None:
             for transfer in await self.store.run(self.store.transfers_by_routing_id,
-                                                    routing_id):
+                                                 routing_id):
                 if (transfer.responder == self.address
                         and self._link_signer(transfer) is not None
                         and await self._incoming(transfer.channel_address,
@@ -596,7 +596,7 @@ class Router:
         if routing is None:
             raise errors.UnknownLink()
         incoming = await self.store.run(self.store.get_transfer, routing.sender_transfer_id,
-                                           channel_address=routing.sender_channel)
+                                        channel_address=routing.sender_channel)
         signer = None if incoming is None else self._link_signer(incoming)
         if incoming is None or signer is None or incoming.responder != self.address:
             raise errors.UnknownLink()
@@ -605,7 +605,7 @@ class Router:
     async def _mark_refunded(self, routing_id: bytes) -> None:
         with contextlib.suppress(StaleWrite):
             await self.store.run(self.store.update_routing_status, routing_id, "cancelled",
-                                    expected=(RoutingStatus.REFUNDING, RoutingStatus.CANCELLED))
+                                 expected=(RoutingStatus.REFUNDING, RoutingStatus.CANCELLED))
 
     # --- sweeping ----------------------------------------------------------------------------
 
@@ -645,7 +645,7 @@ class Router:
         counted and retried on the next sweep; the others go on."""
         now = int(time.time())
         for routing in await self.store.run(self.store.routings_with_status,
-                                               ("pending", "forwarded", "link", "refunding")):
+                                            ("pending", "forwarded", "link", "refunding")):
             if only_channel is not None and only_channel not in (
                 routing.sender_channel, routing.recipient_channel
             ):
@@ -729,7 +729,7 @@ class Router:
         forward_id = forward_transfer_id(routing.routing_id)
         if routing.recipient_channel is not None:
             stored = await self.store.run(self.store.get_transfer, forward_id,
-                                             channel_address=routing.recipient_channel)
+                                          channel_address=routing.recipient_channel)
             if stored is not None:
                 return stored.initial_state
         recipient = routing.recipient or incoming.meta.get(RECIPIENT)

@@ -365,7 +365,7 @@ class Node:
         """A transfer of one of our channels was resolved on chain: if it was a forward of
         ours, the sender pays us with the same resolver."""
         forward = await self.store.run(self.store.get_transfer, transfer_id,
-                                          channel_address=channel_address)
+                                       channel_address=channel_address)
         if forward is not None and forward.initiator == self.address:
             await self.router.settle_with_resolver(forward, resolver)
 
@@ -444,8 +444,8 @@ class Node:
     async def _withdrawals_to_answer(self) -> list[Transfer]:
         """Users' withdrawals we have not answered yet (the recovery's work list)."""
         records = await self.store.run(self.store.transfers_of,
-                                          self.deployment.definitions["Withdraw"],
-                                          self.address, active=True)
+                                       self.deployment.definitions["Withdraw"],
+                                       self.address, active=True)
         return [r.transfer for r in records if r.transfer.responder == self.address]
 
     async def _answer_withdrawal(self, transfer: Transfer) -> None:

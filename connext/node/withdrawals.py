@@ -157,8 +157,8 @@ class Withdrawals:
         chain yet (a restart cut it off); returns how many were sent."""
         sent = 0
         for record in await store.run(store.transfers_of, definition,
-                                              self.engine.address, active=False,
-                                              resolved_since=since):
+                                      self.engine.address, active=False,
+                                      resolved_since=since):
             transfer, created = record.transfer, record.created_balance
             if (transfer.resolver is None or created is None or transfer.balance.amount[0] != 0
                     or transfer.transfer_id in self._inflight):
