@@ -15,6 +15,7 @@ from typing import Any
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
+from web3.types import BlockIdentifier
 
 from ..protocol.encoding import channel_state_struct_hash, keccak
 from ..protocol.types import ETH, Address, ChannelState, CoreTransferState
@@ -152,8 +153,20 @@ class ChannelContract:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def is_deployed(self) -> bool:
-        return len(self.w3.eth.get_code(self.address)) > 0
+    def is_deployed(self, block: BlockIdentifier = "latest") -> bool:
+        return len(self.w3.eth.get_code(self.address, block_identifier=block)) > 0
+
+    def deposit_totals(self, asset_id: Address = ETH) -> tuple[int, int]:
+        """(alice's, bob's) deposits so far, every read at one block. Read at whatever
+        block is latest at each call, a deposit that deploys the channel, mined between
+        two reads, shows as "not deployed" beside the balance it brought: its amount
+        would count as bob's, and a deposit update claiming that is refused for good."""
+        block = self.w3.eth.block_number
+        if not self.is_deployed(block):
+            return 0, self._balance(asset_id, block)
+        functions = self.contract.functions
+        return (int(functions.total_deposits_alice(asset_id).call(block_identifier=block)),
+                int(functions.total_deposits_bob(asset_id).call(block_identifier=block)))
 
     def total_deposits_alice(self, asset_id: Address = ETH) -> int:
         """Alice's deposits so far (0 before deployment: she deposits through the proxy)."""
@@ -189,8 +202,8 @@ class ChannelContract:
         expiry, defunded = self.contract.functions.transfer_dispute(transfer_hash).call()
         return TransferDispute(int(expiry), bool(defunded))
 
-    def _balance(self, asset_id: Address) -> int:
+    def _balance(self, asset_id: Address, block: BlockIdentifier = "latest") -> int:
         if asset_id == ETH:
-            return int(self.w3.eth.get_balance(self.address))
+            return int(self.w3.eth.get_balance(self.address, block_identifier=block))
         token = contract(self.w3, "TestToken", asset_id)
-        return int(token.functions.balanceOf(self.address).call())
+        return int(token.functions.balanceOf(self.address).call(block_identifier=block))

@@ -23,9 +23,7 @@ class ChainDeposits:
 
     def totals(self, channel_address: Address, alice: Address, bob: Address,
                asset_id: Address) -> tuple[int, int]:
-        channel = ChannelContract(self.w3, channel_address, alice, bob)
-        alice_total = channel.total_deposits_alice(asset_id) if channel.is_deployed() else 0
-        return alice_total, channel.total_deposits_bob(asset_id)
+        return ChannelContract(self.w3, channel_address, alice, bob).deposit_totals(asset_id)
 
     async def total_deposits(self, state: ChannelState, asset_id: Address) -> tuple[int, int]:
         return await asyncio.to_thread(

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
-from web3.types import Wei
+from web3.types import BlockIdentifier, Wei
 
+from connext.chain.channel import ChannelContract
 from connext.protocol.types import ETH
 
 from .helpers import ETHER, ChannelUnderTest, events, token_balance
@@ -124,3 +125,29 @@ def test_a_call_to_a_function_the_channel_lacks_is_refused_not_swallowed(
             {"to": channel.address, "value": Wei(1), "data": bytes.fromhex("12345678")}
         )
     assert channel.contract.total_deposits_bob(ETH) == 0
+
+
+def test_deposit_totals_are_read_at_one_block_even_when_a_deposit_is_mined_meanwhile(
+    channel: ChannelUnderTest, factory: Contract
+) -> None:
+    """Alice's first deposit deploys the channel. Mined between the reads of one totals
+    query (deployed? then the balance), it used to show as "not deployed" beside a balance
+    that held her deposit too: her amount counted as bob's, the node's deposit update
+    claimed that, the user refused it, and the node (which signs one update per nonce)
+    could never update that channel again. Every read now is at one block."""
+    alice, bob = channel.alice, channel.bob
+    bob.sender.send_eth(channel.address, ETHER)
+
+    class MinedMeanwhile(ChannelContract):
+        def is_deployed(self, block: BlockIdentifier = "latest") -> bool:
+            answer = super().is_deployed(block)
+            alice.sender.transact(  # mined right after the first read
+                factory.functions.create_channel_and_deposit(alice.address, bob.address,
+                                                             ETH, 2 * ETHER),
+                value=2 * ETHER,
+            )
+            return answer
+
+    raced = MinedMeanwhile(channel.w3, channel.address, alice.address, bob.address)
+    assert raced.deposit_totals(ETH) == (0, ETHER)  # as it was before the deposit
+    assert channel.contract.deposit_totals(ETH) == (2 * ETHER, ETHER)  # and after it
