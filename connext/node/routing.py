@@ -237,18 +237,9 @@ class Router:
 
     async def _record(self, incoming: Transfer, routing_id: bytes, *, is_link: bool) -> Routing:
         """The routing record of a sender's transfer to us (created when missing)."""
-        record = self._new_routing(incoming, routing_id, is_link=is_link)
         with contextlib.suppress(AlreadyExists):
-            return await self.store.run(
-                self.store.create_routing,
-                routing_id=routing_id,
-                sender_channel=record.sender_channel,
-                sender_transfer_id=record.sender_transfer_id,
-                asset_id=record.asset_id,
-                amount=record.amount,
-                recipient=record.recipient,
-                status=record.status,
-            )
+            return await self.store.run(self.store.record_routing,
+                                        self._new_routing(incoming, routing_id, is_link=is_link))
         routing = await self.store.run(self.store.get_routing, routing_id)
         assert routing is not None
         return routing

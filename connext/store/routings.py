@@ -59,13 +59,19 @@ class RoutingRecords(StoreBase):
     ) -> Routing:
         """Record a payment to forward (status pending, or link for a link payment that
         waits for a claim); `AlreadyExists` if it is known."""
-        record = NewRouting(routing_id, sender_channel, sender_transfer_id, asset_id, amount,
-                            recipient, RoutingStatus(status))
+        return self.record_routing(
+            NewRouting(routing_id, sender_channel, sender_transfer_id, asset_id, amount,
+                       recipient, RoutingStatus(status)),
+            recipient_asset_id=recipient_asset_id, recipient_amount=recipient_amount)
+
+    def record_routing(self, record: NewRouting, *, recipient_asset_id: Address | None = None,
+                       recipient_amount: int | None = None) -> Routing:
+        """`create_routing` of a `NewRouting`; `AlreadyExists` if it is known."""
         with self._write() as conn:
             if not self._insert_routing(conn, record, _now(), recipient_asset_id=recipient_asset_id,
                                         recipient_amount=recipient_amount):
-                raise AlreadyExists(f"routing 0x{routing_id.hex()} is already recorded")
-            return _routing(_get_routing_row(conn, routing_id))
+                raise AlreadyExists(f"routing 0x{record.routing_id.hex()} is already recorded")
+            return _routing(_get_routing_row(conn, record.routing_id))
 
     def _insert_routing(self, conn: Connection, record: NewRouting, now: datetime, *,
                         recipient_asset_id: Address | None = None,
