@@ -17,8 +17,9 @@ from ..protocol.channel import Applied
 from ..protocol.transfers import DEFINITIONS, WITHDRAW
 from ..protocol.types import Address, CreateDetails, Update, UpdateType
 from ..ratelimit import SlidingWindow, TooMany
+from ..store import ChannelStore
 from .config import NodeConfig
-from .routing import RECIPIENT, ROUTING_ID, link_signer_of
+from .routing import RECIPIENT, ROUTING_ID, is_address, link_signer_of, routing_id_from_meta
 from .withdrawals import commitment_of
 
 
@@ -37,8 +38,9 @@ class RateLimit:
 
 class NodePolicy:
     def __init__(self, config: NodeConfig, definition_names: dict[Address, str],
-                 address: Address) -> None:
+                 address: Address, store: ChannelStore) -> None:
         self.config = config
+        self.store = store
         self.definition_names = definition_names
         self.address = address
         self.setups = RateLimit(config.setups_per_hour, "channel setups")
@@ -65,6 +67,7 @@ class NodePolicy:
                     f"a withdrawal pays the node a fee of {limits.withdrawal_fee}")
             self.withdrawals.check(update.initiator)
         elif ROUTING_ID in details.meta:
+            await self._check_routing_meta(update, details)
             if amount < limits.min_payment:
                 raise errors.AmountBelowMinimum(
                     f"the node routes payments of at least {limits.min_payment}")
@@ -72,6 +75,22 @@ class NodePolicy:
             if (definition is not None and definition.expiry_field is not None
                     and (RECIPIENT in details.meta or link_signer_of(transfer) is not None)):
                 self._check_expiry(definition.expiry(details.initial_state))
+
+    async def _check_routing_meta(self, update: Update, details: CreateDetails) -> None:
+        """A routed payment names a routing id of its own (32 bytes, not another transfer's:
+        the node settles the payment with the transfer its routing record names) and, if it
+        names a recipient, an address."""
+        routing_id = routing_id_from_meta(details.meta)
+        if routing_id is None:
+            raise errors.InvalidUpdate("the routing id is not 32 bytes of 0x-hex")
+        recipient = details.meta.get(RECIPIENT)
+        if RECIPIENT in details.meta and not is_address(recipient):
+            raise errors.InvalidUpdate("the payment's recipient is not an address")
+        routing = await self.store.run(self.store.get_routing, routing_id)
+        if routing is not None and (routing.sender_channel != update.channel_address
+                                    or routing.sender_transfer_id != details.transfer_id):
+            raise errors.RoutingIdTaken(
+                f"routing id 0x{routing_id.hex()} belongs to another payment")
 
     def _check_expiry(self, expiry: int) -> None:
         """A routed condition must expire (else a silent sender could keep the node's

@@ -38,7 +38,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,7 +94,15 @@ def link_signer_of(transfer: Transfer) -> bytes | None:
 
 
 def routing_id_of(transfer: Transfer) -> bytes | None:
-    value = transfer.meta.get(ROUTING_ID)
+    return routing_id_from_meta(transfer.meta)
+
+
+def is_address(value: Any) -> bool:
+    return isinstance(value, str) and _ADDRESS.fullmatch(value) is not None
+
+
+def routing_id_from_meta(meta: Mapping[str, Any]) -> bytes | None:
+    value = meta.get(ROUTING_ID)
     if not isinstance(value, str) or not value.startswith("0x") or len(value) != 66:
         return None
     try:
@@ -195,6 +203,14 @@ class Router:
         routing = await self.store.run(self.store.get_routing, routing_id)
         if routing is None:
             routing = await self._record(incoming, routing_id, is_link=is_link)
+        if (routing.sender_channel != incoming.channel_address
+                or routing.sender_transfer_id != incoming.transfer_id):
+            # another transfer under a routing id taken already (two creates raced past the
+            # policy's check): never forwarded, never settled; its sender is refunded
+            log.warning("transfer 0x%s reuses routing id 0x%s; refunding it",
+                        incoming.transfer_id.hex(), routing_id.hex())
+            await self.cancel_sender(incoming, record=False)
+            return
         if routing.status is not RoutingStatus.PENDING:
             return  # a link waits for a claim; anything else is past forwarding
         recipient = routing.recipient if is_link else incoming.meta.get(RECIPIENT)
@@ -224,7 +240,7 @@ class Router:
     def _new_routing(self, incoming: Transfer, routing_id: bytes, *,
                      is_link: bool) -> NewRouting:
         recipient = incoming.meta.get(RECIPIENT)
-        named = isinstance(recipient, str) and _ADDRESS.fullmatch(recipient) is not None
+        named = is_address(recipient)
         return NewRouting(
             routing_id=routing_id,
             sender_channel=incoming.channel_address,
@@ -440,9 +456,12 @@ class Router:
                                recipient_channel=forward.channel_address,
                                recipient_transfer_id=forward.transfer_id)
 
-    async def cancel_sender(self, incoming: Transfer, *, strict: bool = False) -> None:
+    async def cancel_sender(self, incoming: Transfer, *, strict: bool = False,
+                            record: bool = True) -> None:
         """Refund the sender: cancel its transfer to us (we are its responder). An offline
-        sender is refunded later (the sweep retries), unless `strict`: then it raises."""
+        sender is refunded later (the sweep retries), unless `strict`: then it raises.
+        `record`: mark the payment's routing cancelled (not for a transfer that only
+        borrowed another payment's routing id)."""
         try:
             await self.engine.propose(
                 incoming.channel_address,
@@ -459,7 +478,7 @@ class Router:
                 raise
             return
         routing_id = routing_id_of(incoming)
-        if routing_id is not None:
+        if routing_id is not None and record:
             await self.store.run(self.store.update_routing_status, routing_id, "cancelled")
 
     async def _incoming(self, channel_address: Address, transfer_id: bytes) -> Transfer | None:

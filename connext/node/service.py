@@ -100,7 +100,7 @@ class Node:
                 f"NATS does not let {self.address} publish to users: its address is not in "
                 "the auth service's node list (connext nats-auth --node, docs/NATS.md)")
         self.deposits = ChainDeposits(self.w3)
-        self.policy = NodePolicy(cfg, self.definition_names, self.address)
+        self.policy = NodePolicy(cfg, self.definition_names, self.address, self.store)
         self.engine = ChannelEngine(
             self.signer, self.store, self.messaging, self.rules, self.deposits,
             request_timeout=cfg.request_timeout, yields_on_collision=False,
