@@ -7,6 +7,7 @@ reads what the channel commits wrote.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,7 +16,7 @@ from sqlalchemy import delete, func, select
 from ..protocol.types import Address
 from . import schema as db
 from .base import StoreBase, _now
-from .records import Routing
+from .records import Event, Routing
 from .routings import _routing
 
 
@@ -102,3 +103,12 @@ class OperationRecords(StoreBase):
             (channels.c.alice == party) | (channels.c.bob == party))
         with self._read() as conn:
             return int(conn.execute(query).scalar_one())
+
+    def events_of_kinds(self, kinds: tuple[str, ...], *, limit: int = 50) -> list[Event]:
+        """The newest events of these kinds first (the node's collateral log)."""
+        query = (select(db.events).where(db.events.c.kind.in_(kinds))
+                 .order_by(db.events.c.id.desc()).limit(limit))
+        with self._read() as conn:
+            return [Event(id=row.id, channel_address=row.channel_address, kind=row.kind,
+                          payload=json.loads(row.payload_json), created_at=row.created_at)
+                    for row in conn.execute(query)]
