@@ -156,12 +156,11 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(document())
 
 
-async def start_http(node: Node) -> tuple[web.AppRunner, int]:
+def routes() -> list[web.RouteDef]:
+    """Every route of the node's HTTP API (each one is in the OpenAPI document)."""
     from .admin import admin_routes  # the operator's routes (admin.py imports from here)
 
-    app = web.Application()
-    app[NODE_KEY] = node
-    app.add_routes([
+    return [
         web.get("/healthz", healthz),
         web.get("/config", config),
         web.get("/openapi.json", openapi),
@@ -169,7 +168,13 @@ async def start_http(node: Node) -> tuple[web.AppRunner, int]:
         web.get("/metrics", metrics),
         web.get("/admin/channels", admin_channels),
         *admin_routes(),
-    ])
+    ]
+
+
+async def start_http(node: Node) -> tuple[web.AppRunner, int]:
+    app = web.Application()
+    app[NODE_KEY] = node
+    app.add_routes(routes())
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, node.config.http_host, node.config.http_port)
