@@ -143,12 +143,15 @@ class Collateral:
             return state
 
     @staticmethod
-    def _goal(profile: CollateralProfile, needed: int, held: int) -> int:
-        """The node's balance a deposit aims for: the payment (and what other forwards hold)
-        plus a buffer of ten such payments, at most the target and at least the threshold,
-        never beyond the cap."""
-        buffer = max(profile.threshold, min(BUFFER_MULTIPLE * needed, profile.target))
-        return min(profile.cap, held + needed + buffer)
+    def _buffer(profile: CollateralProfile, needed: int) -> int:
+        """What a deposit leaves for the next payments: ten like this one, at most the
+        target and at least the threshold."""
+        return max(profile.threshold, min(BUFFER_MULTIPLE * needed, profile.target))
+
+    def _goal(self, profile: CollateralProfile, needed: int, held: int) -> int:
+        """The node's balance a deposit aims for: the payment and what other forwards hold,
+        plus the buffer, never beyond the cap."""
+        return min(profile.cap, held + needed + self._buffer(profile, needed))
 
     def _top_up_later(self, channel_address: Address, asset_id: Address, needed: int) -> None:
         """The balance covers this payment but leaves less than the threshold: deposit for
@@ -169,7 +172,9 @@ class Collateral:
                     if have >= profile.threshold:
                         return
                     held = state.balance_of(asset_id).alice - have
-                    amount = self._goal(profile, needed, held) - state.balance_of(asset_id).alice
+                    # `held` includes the payment that asked for this: only the buffer on top
+                    goal = min(profile.cap, held + self._buffer(profile, needed))
+                    amount = goal - state.balance_of(asset_id).alice
                     if amount <= 0:
                         return
                     log.info("topping up %s with %d of %s (below its threshold)",
