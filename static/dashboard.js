@@ -7,8 +7,10 @@
   const ETH = "0x0000000000000000000000000000000000000000";
   const COLORS = ["#3b4cca", "#12b76a", "#f04438", "#f79009", "#7a5af8"];
 
+  // Charts draw whole units, taking 18 decimals for every asset (ETH's and the test
+  // token's); the tables show exact base units of other assets.
   function human(asset, value) {
-    return asset === ETH ? Number(BigInt(value)) / 1e18 : Number(value);
+    return Number(BigInt(value)) / 1e18;
   }
 
   function label(asset, value) {
