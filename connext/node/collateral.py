@@ -7,10 +7,12 @@ asset at a time; the chain deposit is done before the off-chain update claims it
 
 Just in time and bounded, by the channel's profile (connext/node/profiles.py): a deposit
 brings the node's balance to what the payment needs plus a buffer of up to ten more such
-payments (at most `target`, at least `threshold`), never beyond `cap`. So a dust payment
-locks dust, and no stream of payments can make the node lock more than the cap in one
-channel. A payment the balance covers but that leaves less than `threshold` behind tops
-the channel up in the background, off the payment's path.
+payments (at most `target`), never beyond `cap`. So a dust payment locks dust, and no
+stream of payments can make the node lock more than the cap in one channel. A payment the
+balance covers but that leaves less than `threshold` behind tops the channel up in the
+background, off the payment's path, to ten such payments (at least twice the threshold, at
+most the target): the next top-up is a threshold's worth of payments away, and a payment
+below a tenth of the threshold never starts one.
 
 Concurrent forwards into one channel reserve what they need while their transfer is being
 created, so twenty payments at once see each other's amounts and share one deposit instead
@@ -137,21 +139,32 @@ class Collateral:
                              asset_id)
                     await self._deposit(state, asset_id, amount)
                 state = await self.reconcile(channel_address, asset_id)
-            elif have - needed < profile.threshold and key not in self._topping_up:
+            elif self._wants_top_up(profile, needed, have - needed) and (
+                    key not in self._topping_up):
                 self._top_up_later(channel_address, asset_id, needed)
             self._reserved.setdefault(key, []).append(_Reservation(needed, time.monotonic()))
             return state
 
     @staticmethod
-    def _buffer(profile: CollateralProfile, needed: int) -> int:
-        """What a deposit leaves for the next payments: ten like this one, at most the
-        target and at least the threshold."""
-        return max(profile.threshold, min(BUFFER_MULTIPLE * needed, profile.target))
+    def _goal(profile: CollateralProfile, needed: int, held: int) -> int:
+        """The node's balance a just-in-time deposit aims for: the payment and what other
+        forwards hold, plus ten more such payments (at most the target), never beyond the
+        cap."""
+        return min(profile.cap, held + needed + min(BUFFER_MULTIPLE * needed, profile.target))
 
-    def _goal(self, profile: CollateralProfile, needed: int, held: int) -> int:
-        """The node's balance a deposit aims for: the payment and what other forwards hold,
-        plus the buffer, never beyond the cap."""
-        return min(profile.cap, held + needed + self._buffer(profile, needed))
+    @staticmethod
+    def _wants_top_up(profile: CollateralProfile, needed: int, left: int) -> bool:
+        """Whether a payment that leaves `left` behind calls for a top-up: below the
+        threshold, and the payment at least a tenth of it (dust never makes the node lock
+        more than dust: a buffer of ten payments is what the just-in-time rule gives)."""
+        return left < profile.threshold and BUFFER_MULTIPLE * needed >= profile.threshold
+
+    @staticmethod
+    def _top_up_buffer(profile: CollateralProfile, needed: int) -> int:
+        """What a top-up leaves free beyond the reservations: ten such payments, at least
+        twice the threshold (so the next top-up is at least a threshold's worth of payments
+        away: no deposit per payment), at most the target."""
+        return min(profile.target, max(2 * profile.threshold, BUFFER_MULTIPLE * needed))
 
     def _top_up_later(self, channel_address: Address, asset_id: Address, needed: int) -> None:
         """The balance covers this payment but leaves less than the threshold: deposit for
@@ -172,8 +185,8 @@ class Collateral:
                     if have >= profile.threshold:
                         return
                     held = state.balance_of(asset_id).alice - have
-                    # `held` includes the payment that asked for this: only the buffer on top
-                    goal = min(profile.cap, held + self._buffer(profile, needed))
+                    # `held` includes the payment that asked for this: the buffer on top
+                    goal = min(profile.cap, held + self._top_up_buffer(profile, needed))
                     amount = goal - state.balance_of(asset_id).alice
                     if amount <= 0:
                         return

@@ -1,12 +1,14 @@
 """A user tries to make the node lock or churn collateral: many payments just above the
 collateralize threshold to an accomplice (each one leaving the node's balance below it),
-and a profile of its own choosing set through the admin API without the token.
+tiny payments that leave it below the threshold too, and a profile of its own choosing set
+through the admin API without the token.
 
 The node tops up by a buffer of ten such payments (at most the target), so the payments
-cause a few deposits, not one each; it never holds more than the cap in the accomplice's
-channel; the forged profile is refused and a payment above the cap still is; an honest
-user's payment in the middle of it all is paid out to the wei; and the node's own funds
-(on chain plus its side of every channel) change by exactly the gas it paid.
+cause a few deposits, not one each, and payments below a tenth of the threshold start no
+top-up at all; it never holds more than the cap in the accomplice's channel; the forged
+profile is refused and a payment above the cap still is; an honest user's payment in the
+middle of it all is paid out to the wei; and the node's own funds (on chain plus its side
+of every channel) change by exactly the gas it paid.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ THRESHOLD = ETHER // 100  # 0.01
 TARGET = ETHER // 5  # 0.2
 CAP = 3 * ETHER // 10  # 0.3
 JUST_ABOVE = THRESHOLD + THRESHOLD // 10  # 0.011: leaves the node below the threshold
+TINY = THRESHOLD // 20  # below a tenth of the threshold
 PAYMENTS = 20
 
 
@@ -68,8 +71,8 @@ def test_payments_just_above_the_threshold_and_a_forged_profile_cannot_churn_col
         factory = clients.deployment.network.channel_factory
         start = int(w3.eth.block_number) + 1
         node_before = eth(w3, node.address)
-        everyone = [await clients.connect() for _ in range(5)]
-        attacker, accomplice, other, honest_payer, honest_payee = everyone
+        everyone = [await clients.connect() for _ in range(6)]
+        attacker, accomplice, other, small, honest_payer, honest_payee = everyone
         for client in everyone:
             await client.setup()
         await attacker.deposit(ETH, ETHER)
@@ -94,6 +97,17 @@ def test_payments_just_above_the_threshold_and_a_forged_profile_cannot_churn_col
         assert sum(deposits) - volume == node_sides(node, accomplice) <= CAP
         assert await accomplice.balances() == {ETH: volume}
 
+        # payments below a tenth of the threshold never start a top-up: each leaves the
+        # node below the threshold, and the node keeps only what the just-in-time rule
+        # gives (the payment and ten more like it)
+        tiny_start = int(w3.eth.block_number) + 1
+        for _ in range(10):
+            paid = await attacker.transfer(small.address, ETH, TINY, wait=60)
+            assert paid.status == "completed"
+        await asyncio.sleep(1)  # time for a top-up, were one started
+        assert collateral_deposits(w3, node, factory, small.address, tiny_start) == [11 * TINY]
+        assert node_sides(node, small) == TINY
+
         # a forged profile: no token, wrong tokens; nothing changes
         huge = {"threshold": "0", "target": str(10**24), "reclaimThreshold": str(10**24),
                 "cap": str(10**24)}
@@ -113,7 +127,7 @@ def test_payments_just_above_the_threshold_and_a_forged_profile_cannot_churn_col
         assert withdrawn(w3, honest_payee.channel_address, honest_payee.address) == (
             ETHER // 20)
         assert await honest_payer.balances() == {ETH: ETHER // 10 - ETHER // 20}
-        assert await attacker.balances() == {ETH: ETHER - volume}
+        assert await attacker.balances() == {ETH: ETHER - volume - 10 * TINY}
 
         # the node's funds: what left its account is on its side of the channels, less gas
         assert eth(w3, node.address) + node_sides(node, *everyone) == (
