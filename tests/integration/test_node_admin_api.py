@@ -2,7 +2,8 @@
 refuses a request without the token (or with a wrong one), answers in the documented
 shapes, refuses bad profiles with a clear error and changes nothing; the document is valid
 OpenAPI 3.1 and describes exactly the routes the node serves; `connext node status` prints
-the same summary; the metrics carry volume, fees, liquidity and collateral transactions."""
+the same summary; the metrics carry volume, fees, liquidity and collateral transactions; a
+low on-chain balance is reported in the API, the metrics and the log."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import urllib.request
 from typing import Any
 
 import jsonschema_rs
+import pytest
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
+from connext.chain.deploy import Deployment
 from connext.node.http import routes
 from connext.node.openapi import document
 from connext.protocol.types import ETH
@@ -40,6 +43,16 @@ BAD_PROFILES: list[tuple[Any, str]] = [
     ({**GOOD, "owner": "me"}, "unknown fields: owner"),
     (["not", "an", "object"], "the body must be a JSON object"),
 ]
+
+
+LOW_BELOW = 10**30  # more of the test token than the node has: its liquidity is low
+
+
+@pytest.fixture
+def node_extra_env(deployment: Deployment) -> dict[str, str]:
+    assert deployment.test_token is not None
+    return {"CONNEXT_LOW_LIQUIDITY": json.dumps({deployment.test_token: str(LOW_BELOW)}),
+            "CONNEXT_LIQUIDITY_INTERVAL": "1"}
 
 
 def _schema(doc: dict[str, Any], path: str) -> Any:
@@ -106,6 +119,15 @@ def test_admin_routes_refuse_without_the_token_and_answer_in_the_documented_shap
     assert summary["address"] == node.address and summary["channels"] == 2
     assert summary["payments"]["byStatus"] == {"resolved": 1}
     assert summary["volume24h"] == [{"assetId": ETH, "payments": 1, "amount": str(ETHER // 10)}]
+    # liquidity: the node's side of its channels, and the low one reported (API, log)
+    token = clients.deployment.test_token
+    assert summary["lowLiquidity"] == [token]
+    by_asset = {x["assetId"]: x for x in summary["liquidity"]}
+    assert by_asset[token]["low"] is True and by_asset[token]["lowBelow"] == str(LOW_BELOW)
+    assert by_asset[ETH]["low"] is False
+    node_sides = sum(int(c["balances"][0][0]) for c in channels["channels"])
+    assert by_asset[ETH]["inChannels"] == str(node_sides) and by_asset[ETH]["channels"] == 2
+    assert "low liquidity" in node.output() and token in node.output()
     _, payments = admin(node, "GET", "/admin/payments?limit=5")
     assert [(p["status"], p["amount"]) for p in payments["payments"]] == [
         ("resolved", str(ETHER // 10))]
@@ -169,3 +191,4 @@ def test_admin_routes_refuse_without_the_token_and_answer_in_the_documented_shap
     assert "# TYPE connext_swaps_total counter" in text  # the swaps code counts there
     assert metric(text, f"connext_liquidity_onchain{asset}") > 0
     assert f"connext_liquidity_low{asset} 0.0" in text
+    assert f'connext_liquidity_low{{asset="{token}"}} 1.0' in text
