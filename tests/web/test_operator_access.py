@@ -1,7 +1,7 @@
 """Who may see the operator dashboard (/node): nobody when the wallet app has no node admin
 token; otherwise only a session that gave that token (with the form's CSRF token), until it
-logs out or the token changes; guessing is limited. (The dashboard's content, with a real
-node, is tested in Chromium: tests/e2e/test_operator_dashboard.py.)"""
+logs out or the token changes (its live socket too); guessing is limited. (The dashboard's
+content, with a real node, is tested in Chromium: tests/e2e/test_operator_dashboard.py.)"""
 
 from __future__ import annotations
 
@@ -66,6 +66,15 @@ def test_only_a_session_that_gave_the_token_passes_until_it_logs_out(tmp_path: P
         passed = client.get("/node")
         assert passed.status_code == 502 and "does not answer" in passed.get_data(as_text=True)
         assert client.get("/node/data.json").status_code == 502
+        # the live socket of the dashboard: only for this session, never for another one
+        from app import socketio
+
+        live = socketio.test_client(app, namespace="/node", flask_test_client=client)
+        assert live.is_connected(namespace="/node")
+        live.disconnect(namespace="/node")
+        stranger = socketio.test_client(app, namespace="/node",
+                                        flask_test_client=app.test_client())
+        assert not stranger.is_connected(namespace="/node")
         client.post("/node/logout", data={"csrf_token": csrf(client)})
         assert client.get("/node").status_code == 401
         assert login(client, TOKEN) == 302
