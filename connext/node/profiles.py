@@ -2,8 +2,9 @@
 and asset (set through the admin API, kept in the store) or else the asset's profile from
 the node's configuration.
 
-The profiles in use are cached here (the store is read once at start and written through
-on every change), so the payment path never waits for the database to learn a profile.
+The profiles in use are cached here (the store is read at start, written through on every
+change, and with replicas read again every reclaim round), so the payment path never waits
+for the database to learn a profile.
 A profile is checked before it is stored: a bad one is refused and changes nothing.
 """
 
@@ -93,9 +94,12 @@ class Profiles:
         self._channels: dict[tuple[Address, Address], CollateralProfile] = {}
 
     async def load(self) -> None:
-        for stored in await self.store.run(self.store.channel_profiles):
-            self._channels[(stored.channel_address, stored.asset_id)] = CollateralProfile(
+        """Read every per-channel profile from the store (at start, and with replicas on
+        every reclaim round: what another node process set reaches this one)."""
+        self._channels = {
+            (stored.channel_address, stored.asset_id): CollateralProfile(
                 stored.threshold, stored.target, stored.reclaim_threshold, stored.cap)
+            for stored in await self.store.run(self.store.channel_profiles)}
 
     def for_channel(self, channel_address: Address, asset_id: Address) -> CollateralProfile:
         own = self._channels.get((channel_address, asset_id))

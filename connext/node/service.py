@@ -19,6 +19,7 @@ from ..chain.channel import ChannelDispute
 from ..chain.contracts import connect
 from ..chain.deploy import Deployment, load_deployment
 from ..chain.deposits import ChainDeposits
+from ..chain.scanning import every
 from ..chain.secrets import SecretWatcher
 from ..chain.txmanager import TransactionManager
 from ..chain.watcher import DepositWatcher
@@ -192,6 +193,9 @@ class Node:
         self._tasks.append(asyncio.create_task(self.secrets.run()))
         self._tasks.append(asyncio.create_task(self.idle.run()))
         self._tasks.append(asyncio.create_task(self.liquidity.run()))
+        if cfg.shared_database:  # profiles another replica set reach this one
+            self._tasks.append(asyncio.create_task(every(
+                cfg.reclaim_interval, self.profiles.load, "reloading collateral profiles")))
         disputed = await self.watchtower.recover()
         if disputed:
             log.warning("%d channels are disputed on chain: they take no more updates",
