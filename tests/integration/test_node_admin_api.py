@@ -18,6 +18,7 @@ import jsonschema_rs
 import pytest
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
+from connext import cli
 from connext.chain.deploy import Deployment
 from connext.node.http import routes
 from connext.node.openapi import document
@@ -77,7 +78,7 @@ def test_the_document_is_valid_openapi_and_describes_exactly_the_served_routes()
 
 
 def test_admin_routes_refuse_without_the_token_and_answer_in_the_documented_shapes(
-    clients: ClientFactory, node: NodeProcess,
+    clients: ClientFactory, node: NodeProcess, capsys: pytest.CaptureFixture[str],
 ) -> None:
     async def scenario() -> None:
         payer, payee = await clients.connect(), await clients.connect()
@@ -173,12 +174,11 @@ def test_admin_routes_refuse_without_the_token_and_answer_in_the_documented_shap
     assert f"node {node.address}" in shown.stdout and "channels: 2" in shown.stdout
     assert re.search(r"payments: 1 \(resolved 1\)", shown.stdout)
     assert "last 24 h in " + ETH + ": 1 resolved, 0.100000 ETH" in shown.stdout
-    as_json = subprocess.run([CONNEXT, "node", "status", "--json"], env=env,
-                             capture_output=True, text=True, timeout=60)
-    assert json.loads(as_json.stdout)["channels"] == 2
-    refused = subprocess.run([CONNEXT, "node", "status", "--token", "wrong"], env=env,
-                             capture_output=True, text=True, timeout=60)
-    assert refused.returncode == 1 and "refused the admin token" in refused.stderr
+    url = f"http://127.0.0.1:{node.http_port}"  # the same command in this process
+    assert cli.main(["node", "status", "--json", "--url", url, "--token", ADMIN_TOKEN]) == 0
+    assert json.loads(capsys.readouterr().out)["channels"] == 2
+    assert cli.main(["node", "status", "--url", url, "--token", "wrong"]) == 1
+    assert "refused the admin token" in capsys.readouterr().err
 
     # the metrics name what the admin API shows
     with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/metrics",
