@@ -232,7 +232,7 @@ async def set_profile(request: web.Request) -> web.Response:
     node, channel, asset = await _profile_target(request)
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except ValueError:  # not JSON, not UTF-8, or a number too long to read
         raise _bad_request("the body must be JSON") from None
     try:
         profile = profile_from_json(body)

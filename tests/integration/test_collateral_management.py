@@ -42,12 +42,12 @@ def node_extra_env() -> dict[str, str]:
 
 
 def admin(node: NodeProcess, method: str, path: str, body: Any = None,
-          token: str | None = ADMIN_TOKEN) -> tuple[int, Any]:
-    """(status, JSON body) of an admin API request to the node."""
+          token: str | None = ADMIN_TOKEN, raw: bytes | None = None) -> tuple[int, Any]:
+    """(status, JSON body) of an admin API request to the node (`raw`: the body as is)."""
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    data = None if body is None else json.dumps(body).encode()
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(f"http://127.0.0.1:{node.http_port}{path}", data=data,
                                      method=method, headers=headers)
     try:

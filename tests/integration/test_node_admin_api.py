@@ -148,6 +148,9 @@ def test_admin_routes_refuse_without_the_token_and_answer_in_the_documented_shap
     for bad, reason in BAD_PROFILES:
         status, answer = admin(node, "PUT", profile_path, bad)
         assert status == 400 and reason in answer["error"], (bad, answer)
+    for raw in (b"{not json", b"\xff\xfe", b'{"cap": ' + b"9" * 5000 + b"}"):
+        status, answer = admin(node, "PUT", profile_path, raw=raw)
+        assert status == 400 and answer == {"error": "the body must be JSON"}, raw[:20]
     status, answer = admin(node, "PUT", f"/admin/profiles/0x{'12' * 20}/{ETH}", GOOD)
     assert status == 404  # not a channel of the node's
     status, answer = admin(node, "PUT", f"/admin/profiles/not-an-address/{ETH}", GOOD)
