@@ -159,6 +159,7 @@ class Router:
         on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: None,
         enforcement: Enforcement | None = None,
         on_failure: Callable[[str], None] = lambda task: None,
+        release_collateral: Callable[[Address, Address, int], None] = lambda c, a, n: None,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -171,6 +172,8 @@ class Router:
         self.on_event = on_event
         self.enforcement = enforcement
         self.on_failure = on_failure
+        self.release_collateral = release_collateral
+        """Ends what `collateralize` reserved for a forward, once it is created or given up."""
         self._inflight: set[bytes] = set()
         self._sweeping: set[bytes] = set()
         """Routings a sweep is working on: another sweep (a user came online) skips them."""
@@ -287,6 +290,13 @@ class Router:
 
     async def _deliver(self, forward: _Forward) -> None:
         """Create the mirrored transfer in the recipient's channel; mark it forwarded."""
+        try:
+            await self._create_forward(forward)
+        finally:
+            self.release_collateral(forward.channel_address, forward.incoming.asset_id,
+                                    forward.amount)
+
+    async def _create_forward(self, forward: _Forward) -> None:
         incoming = forward.incoming
         forward_id = forward_transfer_id(forward.routing_id)
         meta = {
@@ -434,9 +444,10 @@ class Router:
             await self.store.run(self.store.update_routing_status, routing_id, "failed",
                                  error="the sender's lock expired before it settled")
             return True
+        fee = 0 if not paid or self._definition(incoming) is STREAM else self.fee_fixed
         self.on_event(f"payment.{status.value}", {
             "routingId": "0x" + routing_id.hex(), "assetId": incoming.asset_id,
-            "amount": str(amount),
+            "amount": str(amount), "fee": str(fee),
         })
         return True
 

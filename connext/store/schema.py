@@ -301,3 +301,17 @@ stream_vouchers = Table(
 )
 """The highest voucher of each stream this party pays or is paid by (cumulative amount and
 the payer's signature): the payee settles with it, the payer signs on from it."""
+
+collateral_profiles = Table(
+    "collateral_profiles",
+    metadata,
+    Column("channel_address", String(ADDRESS), primary_key=True),
+    Column("asset_id", String(ADDRESS), primary_key=True),
+    Column("threshold", Uint256(), nullable=False),
+    Column("target", Uint256(), nullable=False),
+    Column("reclaim_threshold", Uint256(), nullable=False),
+    Column("cap", Uint256(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+"""Collateral profiles the operator set for one channel and asset (admin API): they win
+over the node's per-asset profile from its configuration."""
