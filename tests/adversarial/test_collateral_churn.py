@@ -91,7 +91,8 @@ def test_payments_just_above_the_threshold_and_a_forged_profile_cannot_churn_col
         # a buffer of ten payments each time: the first deposit and at most two top-ups
         volume = PAYMENTS * JUST_ABOVE
         assert 1 <= len(deposits) <= volume // (10 * JUST_ABOVE - THRESHOLD) + 1, deposits
-        assert "below its threshold" in node.output()  # a top-up, off the payments' path
+        # (whether the second deposit is a background top-up or a just-in-time one depends
+        # on which of two concurrent payments takes the channel's collateral lock first)
         accomplice_channel = ChannelContract(w3, accomplice.channel_address, node.address,
                                              accomplice.address)
         assert accomplice_channel.total_deposits_alice(ETH) == sum(deposits)
