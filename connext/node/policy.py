@@ -11,6 +11,7 @@ before anything is signed, so nothing is locked.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from ..protocol import errors
 from ..protocol.channel import Applied
@@ -18,8 +19,11 @@ from ..protocol.transfers import DEFINITIONS, WITHDRAW
 from ..protocol.types import Address, CreateDetails, Update, UpdateType
 from ..ratelimit import SlidingWindow, TooMany
 from .config import NodeConfig
-from .routing import RECIPIENT, ROUTING_ID, link_signer_of
+from .routing import RECIPIENT, ROUTING_ID, link_signer_of, routing_id_of
 from .withdrawals import commitment_of
+
+if TYPE_CHECKING:
+    from .swaps import SwapDesk
 
 
 class RateLimit:
@@ -43,6 +47,8 @@ class NodePolicy:
         self.address = address
         self.setups = RateLimit(config.setups_per_hour, "channel setups")
         self.withdrawals = RateLimit(config.withdrawals_per_hour, "withdrawals")
+        self.swaps: SwapDesk | None = None
+        """Checks the swap quote a routed payment carries (connext/node/swaps.py)."""
 
     async def check(self, update: Update, applied: Applied) -> None:
         """The engine's policy hook: raise to refuse the counterparty's update."""
@@ -72,6 +78,8 @@ class NodePolicy:
             if (definition is not None and definition.expiry_field is not None
                     and (RECIPIENT in details.meta or link_signer_of(transfer) is not None)):
                 self._check_expiry(definition.expiry(details.initial_state))
+            if self.swaps is not None:
+                await self.swaps.check_payment(transfer, routing_id_of(transfer))
 
     def _check_expiry(self, expiry: int) -> None:
         """A routed condition must expire (else a silent sender could keep the node's

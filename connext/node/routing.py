@@ -48,6 +48,7 @@ from ..protocol.channel import Applied, create_update, resolve_update
 from ..protocol.encoding import keccak
 from ..protocol.identifiers import forward_transfer_id
 from ..protocol.signing import recover_address_bytes
+from ..protocol.swaps import SwapQuote
 from ..protocol.transfers import DEFINITIONS, HASHLOCK, STREAM, TransferDefinition
 from ..protocol.transfers.base import evidence_hash
 from ..protocol.types import Address, ChannelState, CreateDetails, Transfer, Update, UpdateType
@@ -135,6 +136,8 @@ class _Forward:
     channel_address: Address
     amount: int
     initial_state: bytes
+    asset_id: Address
+    """The sender's asset, or a swap's asset out."""
 
 
 class Router:
@@ -151,6 +154,8 @@ class Router:
         on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: None,
         enforcement: Enforcement | None = None,
         on_failure: Callable[[str], None] = lambda task: None,
+        swap_quote: Callable[[Transfer], SwapQuote | None] = lambda transfer: None,
+        swap_terms: Callable[[Transfer], SwapQuote | None] = lambda transfer: None,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -163,6 +168,10 @@ class Router:
         self.on_event = on_event
         self.enforcement = enforcement
         self.on_failure = on_failure
+        self.swap_quote = swap_quote
+        """The checked swap quote a payment carries (None: one asset; raises if invalid)."""
+        self.swap_terms = swap_terms
+        """The same, None for anything invalid (what a routing record notes)."""
         self._inflight: set[bytes] = set()
         self._sweeping: set[bytes] = set()
         """Routings a sweep is working on: another sweep (a user came online) skips them."""
@@ -225,6 +234,7 @@ class Router:
                      is_link: bool) -> NewRouting:
         recipient = incoming.meta.get(RECIPIENT)
         named = isinstance(recipient, str) and _ADDRESS.fullmatch(recipient) is not None
+        quote = self.swap_terms(incoming)
         return NewRouting(
             routing_id=routing_id,
             sender_channel=incoming.channel_address,
@@ -233,6 +243,8 @@ class Router:
             amount=incoming.balance.amount[0],
             recipient=recipient if named and not is_link else None,
             status=RoutingStatus.LINK if is_link else RoutingStatus.PENDING,
+            recipient_asset_id=None if quote is None else quote.asset_out,
+            recipient_amount=None if quote is None else quote.amount_out,
         )
 
     async def _record(self, incoming: Transfer, routing_id: bytes, *, is_link: bool) -> Routing:
@@ -248,8 +260,12 @@ class Router:
                        recipient: Any) -> _Forward | None:
         """Check the forward can be made and collateralize the recipient's channel; None
         when it was made before (a restart): the routing is then marked forwarded. Nothing
-        is signed here, so a failure leaves no transfer behind."""
-        if not isinstance(recipient, str) or recipient in (self.address, incoming.initiator):
+        is signed here, so a failure leaves no transfer behind. A payment with a swap quote
+        forwards the quote's asset and amount out (to the payer itself: a swap in its own
+        channel), and only while the quote is valid."""
+        quote = self.swap_quote(incoming)
+        if (not isinstance(recipient, str) or recipient == self.address
+                or (recipient == incoming.initiator and quote is None)):
             raise errors.InvalidUpdate("the payment names no valid recipient")
         channel = await self.find_channel(recipient)
         if channel is None:
@@ -257,6 +273,9 @@ class Router:
         # a stream pays what its vouchers say on both hops: no fee can come out of it
         fee = 0 if self._definition(incoming) is STREAM else self.fee_fixed
         amount = incoming.balance.amount[0] - fee
+        asset_id = incoming.asset_id
+        if quote is not None:  # the quote's fee is the node's fee
+            asset_id, amount = quote.asset_out, quote.amount_out
         if amount <= 0:
             raise errors.InvalidAmount("the payment does not cover the node's fee")
         forward_id = forward_transfer_id(routing_id)
@@ -265,9 +284,13 @@ class Router:
             # forwarded before a restart: never twice, even if it is resolved since
             await self._mark_forwarded(routing_id, channel.channel_address)
             return None
+        if quote is not None and int(time.time()) >= quote.expiry:
+            # the price held until the expiry: later, the payment is refunded
+            raise errors.QuoteExpired("the quote expired before the payment could be forwarded")
         outgoing_state = self._forward_state(incoming)
-        channel = await self.collateralize(channel, incoming.asset_id, amount)
-        return _Forward(incoming, routing_id, channel.channel_address, amount, outgoing_state)
+        channel = await self.collateralize(channel, asset_id, amount)
+        return _Forward(incoming, routing_id, channel.channel_address, amount, outgoing_state,
+                        asset_id)
 
     async def _deliver(self, forward: _Forward) -> None:
         """Create the mirrored transfer in the recipient's channel; mark it forwarded."""
@@ -290,7 +313,7 @@ class Router:
                     self.address,
                     transfer_id=forward_id,
                     transfer_definition=incoming.transfer_definition,
-                    asset_id=incoming.asset_id,
+                    asset_id=forward.asset_id,
                     amount=forward.amount,
                     initial_state=forward.initial_state,
                     transfer_timeout=incoming.transfer_timeout,
@@ -377,8 +400,10 @@ class Router:
             return
         paid = outgoing.balance.amount[1] > 0
         resolver = outgoing.resolver if paid else self._definition(incoming).cancel_resolver
+        swapped = outgoing.asset_id != incoming.asset_id
         await self._settle(incoming, routing_id, resolver, paid=paid,
-                           amount=outgoing.balance.amount[1],
+                           amount=(incoming.balance.amount[0] if swapped and paid
+                                   else outgoing.balance.amount[1]),
                            recipient_channel=outgoing.channel_address,
                            recipient_transfer_id=outgoing.transfer_id)
 
@@ -615,6 +640,7 @@ class Router:
                     continue
                 recipient = transfer.meta.get(RECIPIENT)
                 is_link = self._link_signer(transfer) is not None
+                quote = self.swap_terms(transfer)
                 with contextlib.suppress(AlreadyExists):
                     await self.store.run(
                         self.store.create_routing,
@@ -624,6 +650,8 @@ class Router:
                         asset_id=transfer.asset_id,
                         amount=transfer.balance.amount[0],
                         recipient=recipient if isinstance(recipient, str) else None,
+                        recipient_asset_id=None if quote is None else quote.asset_out,
+                        recipient_amount=None if quote is None else quote.amount_out,
                         status=RoutingStatus.LINK if is_link else RoutingStatus.PENDING,
                     )
                     found += 1

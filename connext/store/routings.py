@@ -82,8 +82,11 @@ class RoutingRecords(StoreBase):
             "sender_channel": record.sender_channel,
             "sender_transfer_id": hexb(record.sender_transfer_id),
             "asset_id": record.asset_id, "amount": record.amount,
-            "recipient": record.recipient, "recipient_asset_id": recipient_asset_id,
-            "recipient_amount": recipient_amount, "created_at": now, "updated_at": now,
+            "recipient": record.recipient,
+            "recipient_asset_id": recipient_asset_id or record.recipient_asset_id,
+            "recipient_amount": (record.recipient_amount if recipient_amount is None
+                                 else recipient_amount),
+            "created_at": now, "updated_at": now,
         }).first() is not None
 
     @functools.cached_property

@@ -21,6 +21,7 @@ from .base import (
 from .chain import ChainRecords
 from .channels import ROUTING_ID_META, ChannelRecords
 from .events import SEEN_MESSAGES_KEPT_MS, EventRecords
+from .quotes import QuoteRecords
 
 __all__ = [
     "MIGRATION_LOCK_KEY",
@@ -34,5 +35,5 @@ __all__ = [
 ]
 
 
-class ChannelStore(ChannelRecords, ChainRecords, EventRecords):
+class ChannelStore(ChannelRecords, ChainRecords, EventRecords, QuoteRecords):
     """A party's persistent state over one database URL. Use `ChannelStore.open(url)`."""
