@@ -62,7 +62,7 @@ class SwapConfig:
     rates_max_age: float = 300.0
     quote_ttl: int = 60
     """Seconds a quote stays valid (a payer may ask for less)."""
-    quotes_per_hour: int = 600
+    quotes_per_hour: int = 3600
     """Quotes one identity may ask for per hour (0: no limit)."""
 
     def check(self) -> None:

@@ -39,10 +39,10 @@ def test_paying_in_test_delivers_eth_live_and_cash_out_delivers_eth_on_chain(
     expect(bob.get_by_test_id("balance-TEST")).to_have_text("0")  # every asset shows
 
     alice.goto("/send")
-    alice.get_by_label("Recipient", exact=True).fill(address_of(bob))
+    alice.get_by_label("Recipient").fill(address_of(bob))
     alice.get_by_label("Amount").fill("1")
     alice.get_by_label("Asset").select_option(label="TEST")
-    alice.get_by_label("Recipient gets").select_option(label="ETH")
+    alice.get_by_label("Deliver as").select_option(label="ETH")
     alice.get_by_role("button", name="Review").click()
     expect(alice.get_by_test_id("review-amount")).to_have_text("1 TEST")
     expect(alice.get_by_test_id("review-deliver")).to_have_text(f"{eth_text(out)} ETH")
@@ -78,3 +78,24 @@ def test_paying_in_test_delivers_eth_live_and_cash_out_delivers_eth_on_chain(
     assert w3.eth.get_balance(external) == cash_out
     expect(alice.get_by_test_id("balance-TEST")).to_have_text("97")
     expect(alice.get_by_test_id("balance-ETH")).to_have_text("0")
+
+
+def test_the_demo_page_shows_a_swap_on_its_way_between_its_two_wallets(
+        people: Callable[[], Page], screenshot: Callable[[Page, str], None]) -> None:
+    out, fee = amount_out_for(ETHER, base_rate(TEST_TO_ETH, 18, 18), fee_bps=FEE_BPS)
+    page = people()
+    page.goto("/demo")
+    shop = page.get_by_test_id("demo-0")
+    shop.get_by_label("Asset").first.select_option(label="TEST")
+    shop.get_by_role("button", name="Faucet").click()
+    expect(page.get_by_test_id("demo-0-balance-TEST")).to_have_text("100", timeout=SLOW)
+    shop = page.get_by_test_id("demo-0")
+    shop.get_by_label("Pay Bob").fill("1")
+    shop.locator("select[name=asset]").last.select_option(label="TEST")
+    shop.get_by_label("Bob gets").select_option("ETH")
+    shop.get_by_role("button", name="Pay").click()
+    expect(page.get_by_test_id("demo-1-balance-ETH")).to_have_text(eth_text(out), timeout=SLOW)
+    expect(page.get_by_test_id("demo-0-balance-TEST")).to_have_text("99")
+    expect(page.get_by_test_id("demo-0")).to_contain_text(
+        f"Bob got {eth_text(out)} ETH (swapped by the node at its quote, fee {eth_text(fee)} ETH)")
+    screenshot(page, "demo-swap")
