@@ -51,7 +51,9 @@ def measure_swaps(pairs: int = PAIRS, payments_per_pair: int = PAYMENTS_PER_PAIR
 
 async def _both_runs(stack: Stack, workdir: Path, pairs: int, payments_per_pair: int,
                      seconds: float) -> tuple[dict[str, Any], dict[str, Any]]:
-    clients = await asyncio.gather(*(_open_pair(stack, workdir, i) for i in range(pairs)))
+    minting = asyncio.Lock()  # one deployer account mints: its transactions in turn
+    clients = await asyncio.gather(*(_open_pair(stack, workdir, i, minting)
+                                     for i in range(pairs)))
     # collateralize every recipient's ETH once, so neither run measures chain deposits
     await asyncio.gather(*(s.transfer(r.address, ETH, WARM_UP) for s, r in clients))
     try:
@@ -64,7 +66,8 @@ async def _both_runs(stack: Stack, workdir: Path, pairs: int, payments_per_pair:
     return plain, swapped
 
 
-async def _open_pair(stack: Stack, workdir: Path, index: int) -> tuple[Client, Client]:
+async def _open_pair(stack: Stack, workdir: Path, index: int,
+                     minting: asyncio.Lock) -> tuple[Client, Client]:
     token = stack.deployment.test_token
     assert token is not None
     pair = []
@@ -79,8 +82,9 @@ async def _open_pair(stack: Stack, workdir: Path, index: int) -> tuple[Client, C
         )
         await client.setup()
         pair.append(client)
-    await asyncio.to_thread(mint_test_token, stack.anvil.url, stack.anvil.private_keys[0],
-                            token, pair[0].address, 10**20)
+    async with minting:
+        await asyncio.to_thread(mint_test_token, stack.anvil.url, stack.anvil.private_keys[0],
+                                token, pair[0].address, 10**20)
     await pair[0].deposit(ETH, 10**20)
     await pair[0].deposit(token, 10**20)
     return pair[0], pair[1]
