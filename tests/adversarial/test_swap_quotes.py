@@ -41,7 +41,7 @@ def node_extra_env() -> dict[str, str]:
 
 
 async def raw_payment(payer: Client, recipient: str, asset: str, amount: int,
-                      meta: dict[str, Any]) -> PaymentResult:
+                      meta: dict[str, Any], wait: float | None = 30.0) -> PaymentResult:
     """A hashlock payment to `recipient` with whatever meta the attacker likes: the create
     the SDK would send, without its checks of the quote."""
     preimage = os.urandom(32)
@@ -49,7 +49,7 @@ async def raw_payment(payer: Client, recipient: str, asset: str, amount: int,
     meta = {"recipient": recipient,
             "encryptedPreimage": hexb(ecies.encrypt(public_key, preimage)), **meta}
     initial = HASHLOCK.encode_state(lock_hash(preimage), int(time.time()) + 3600)
-    return await payer._route(asset, amount, "Hashlock", initial, 3600, meta, 30.0,
+    return await payer._route(asset, amount, "Hashlock", initial, 3600, meta, wait,
                               os.urandom(32))
 
 
@@ -136,7 +136,7 @@ def test_bent_quotes_are_refused_and_only_the_honest_swap_is_paid_out_on_chain(
             refused = await payer.quote(token, ETH, ETHER)
             recipient.hold_claims = True
             pending = await raw_payment(payer, recipient.address, token, ETHER,
-                                        {**carrying(refused)})
+                                        carrying(refused), wait=None)
             held = forward_transfer_id(pending.routing_id)
             await until(lambda: _holds(recipient, held), what="the forward")
             await recipient.cancel(held)
