@@ -10,6 +10,7 @@ import asyncio
 import json
 from dataclasses import replace
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
@@ -34,7 +35,18 @@ SWAPS = [
 
 
 @pytest.fixture
-def node_extra_env() -> dict[str, str]:
+def rates_file(tmp_path: Path) -> Path:
+    path = tmp_path / "rates.json"
+    path.write_text(json.dumps({"TEST/ETH": "0.001"}))
+    return path
+
+
+@pytest.fixture
+def node_extra_env(request: pytest.FixtureRequest, rates_file: Path) -> dict[str, str]:
+    if "feed" in request.node.name:  # the pair's rate comes from the operator's file
+        return {"CONNEXT_SWAPS": json.dumps([{"from": "TEST", "to": "ETH"}]),
+                "CONNEXT_RATES_SOURCE": str(rates_file), "CONNEXT_RATES_INTERVAL": "0.2",
+                "CONNEXT_RATES_MAX_AGE": "2"}
     return {"CONNEXT_SWAPS": json.dumps(SWAPS), "CONNEXT_QUOTE_TTL": "60"}
 
 
@@ -167,6 +179,47 @@ def test_a_pays_test_b_receives_eth_at_the_quote_and_bad_quotes_move_nothing(
         (token, ETHER, ETH, out), (token, ETHER, ETH, out), (token, 2 * ETHER, ETH, own_out)])
     assert {u["routingId"] for u in uses if u is not None} == {
         "0x" + r.routing_id.hex() for r in swapped}
+
+
+def test_rates_from_the_operators_feed_are_followed_and_a_signed_quote_holds_its_price(
+    clients: ClientFactory, node: NodeProcess, rates_file: Path,
+) -> None:
+    token = clients.deployment.test_token
+    assert token is not None
+
+    async def quote_once_the_rate_is(client: Client, amount_out: int) -> SwapQuote:
+        for _ in range(100):
+            try:
+                quote = await client.quote(token, ETH, ETHER)
+                if quote.amount_out == amount_out:
+                    return quote
+            except errors.RateUnavailable:
+                pass
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"the node never quoted {amount_out}")
+
+    async def scenario() -> None:
+        a, b = [await clients.connect() for _ in range(2)]
+        try:
+            for client in (a, b):
+                await client.setup()
+            await a.deposit(token, 2 * ETHER)
+            old = await quote_once_the_rate_is(a, ETHER // 1000)
+            rates_file.write_text(json.dumps({"TEST/ETH": "1/500"}))
+            await quote_once_the_rate_is(a, ETHER // 500)
+            # the rate doubled since: the quote signed before pays what it says, no more
+            assert (await a.transfer(b.address, token, ETHER, quote=old)).status == "completed"
+            assert await b.balances() == {ETH: ETHER // 1000}
+            # a feed that stops updating stops quoting once its rates are too old
+            rates_file.write_text("{not json")
+            await asyncio.sleep(2.5)
+            with pytest.raises(errors.RateUnavailable):
+                await a.quote(token, ETH, ETHER)
+        finally:
+            for client in (a, b):
+                await client.close()
+
+    asyncio.run(scenario())
 
 
 async def _node_view(node: NodeProcess, client: Client) -> dict[str, object]:
