@@ -128,6 +128,7 @@ class NodeConfig:
             raise ValueError(f"CONNEXT_NODE_METRICS must be one of {', '.join(METRICS_ACCESS)}")
         if self.dispute_unsettled_after < 0:
             raise ValueError("CONNEXT_DISPUTE_UNSETTLED_AFTER must not be negative")
+        self.swaps.check()
 
     def collateral_for(self, asset_id: Address) -> CollateralProfile:
         return self.collateral.get(asset_id, DEFAULT_COLLATERAL)
