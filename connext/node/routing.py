@@ -156,6 +156,7 @@ class Router:
         on_failure: Callable[[str], None] = lambda task: None,
         swap_quote: Callable[[Transfer], SwapQuote | None] = lambda transfer: None,
         swap_terms: Callable[[Transfer], SwapQuote | None] = lambda transfer: None,
+        swap_claim_window: int = 900,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -172,6 +173,8 @@ class Router:
         """The checked swap quote a payment carries (None: one asset; raises if invalid)."""
         self.swap_terms = swap_terms
         """The same, None for anything invalid (what a routing record notes)."""
+        self.swap_claim_window = swap_claim_window
+        """A swap's forward expires at most this long after it is made."""
         self._inflight: set[bytes] = set()
         self._sweeping: set[bytes] = set()
         """Routings a sweep is working on: another sweep (a user came online) skips them."""
@@ -288,6 +291,8 @@ class Router:
             # the price held until the expiry: later, the payment is refunded
             raise errors.QuoteExpired("the quote expired before the payment could be forwarded")
         outgoing_state = self._forward_state(incoming)
+        if quote is not None:
+            outgoing_state = self._swap_claim_window(incoming, outgoing_state)
         channel = await self.collateralize(channel, asset_id, amount)
         return _Forward(incoming, routing_id, channel.channel_address, amount, outgoing_state,
                         asset_id)
@@ -384,6 +389,17 @@ class Router:
         if expiry <= int(time.time()):
             raise errors.InvalidUpdate("the payment expires too soon to forward")
         return definition.with_expiry(incoming.initial_state, expiry)
+
+    def _swap_claim_window(self, incoming: Transfer, state: bytes) -> bytes:
+        """A swap's forward expires within the claim window: the recipient claims it (or
+        refuses it) soon, not whenever the price has moved its way during the payment's
+        whole timeout. Shorter than the sender's lock, so the reveal delta only grows."""
+        definition = self._definition(incoming)
+        latest = int(time.time()) + self.swap_claim_window
+        expiry = definition.expiry(state)
+        if expiry != 0 and expiry <= latest:
+            return state
+        return definition.with_expiry(state, latest)
 
     # --- settle back -----------------------------------------------------------------------
 

@@ -145,6 +145,7 @@ class Node:
             on_failure=self._background_failure,
             swap_quote=self.swaps.quote_of,
             swap_terms=self.swaps.terms_of,
+            swap_claim_window=cfg.swaps.claim_window,
         )
         self.engine.companion = self.router.companion
         self.withdrawals = Withdrawals(self.engine, self.onchain, self.notify)

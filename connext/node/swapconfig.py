@@ -64,6 +64,11 @@ class SwapConfig:
     """Seconds a quote stays valid (a payer may ask for less)."""
     quotes_per_hour: int = 3600
     """Quotes one identity may ask for per hour (0: no limit)."""
+    claim_window: int = 900
+    """A swapped payment's forward expires at most this many seconds after it is made:
+    a recipient cannot hold it for the payment's whole timeout and claim it or refuse it
+    as the price moves (at most this long an option on the price). Keep it above the
+    clients' reveal margin (300 s by default)."""
 
     def check(self) -> None:
         symbols = [a.symbol for a in self.assets]
@@ -89,9 +94,11 @@ class SwapConfig:
                                  "CONNEXT_RATES_SOURCE")
             if pair.fee_fixed < 0 or not 0 <= pair.fee_bps < BPS:
                 raise ValueError(f"CONNEXT_SWAPS: {pair.name} fees must be >= 0 (bps < 10000)")
-        if self.quote_ttl <= 0 or self.rates_interval <= 0 or self.rates_max_age <= 0:
-            raise ValueError("CONNEXT_QUOTE_TTL, CONNEXT_RATES_INTERVAL and "
-                             "CONNEXT_RATES_MAX_AGE must be positive")
+        if (self.quote_ttl <= 0 or self.rates_interval <= 0 or self.rates_max_age <= 0
+                or self.claim_window <= 0):
+            raise ValueError("CONNEXT_QUOTE_TTL, CONNEXT_RATES_INTERVAL, "
+                             "CONNEXT_RATES_MAX_AGE and CONNEXT_SWAP_CLAIM_WINDOW must be "
+                             "positive")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SwapConfig:
@@ -121,6 +128,7 @@ class SwapConfig:
             rates_max_age=float(env.get("CONNEXT_RATES_MAX_AGE", str(cls.rates_max_age))),
             quote_ttl=int(env.get("CONNEXT_QUOTE_TTL", str(cls.quote_ttl))),
             quotes_per_hour=int(env.get("CONNEXT_QUOTES_PER_HOUR", str(cls.quotes_per_hour))),
+            claim_window=int(env.get("CONNEXT_SWAP_CLAIM_WINDOW", str(cls.claim_window))),
         )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -17,8 +18,10 @@ import pytest
 from connext.chain.contracts import connect
 from connext.client import Client
 from connext.protocol import errors
+from connext.protocol.identifiers import forward_transfer_id
 from connext.protocol.signing import Signer
 from connext.protocol.swaps import SwapQuote, amount_out_for
+from connext.protocol.transfers import HASHLOCK
 from connext.protocol.types import ETH
 from connext.store import ChannelStore
 
@@ -28,6 +31,7 @@ ETHER = 10**18
 RATE = "0.0005"  # ETH per TEST
 FEE_BPS = 30
 FEE_FIXED = 1000  # wei of ETH
+CLAIM_WINDOW = 120
 SWAPS = [
     {"from": "TEST", "to": "ETH", "rate": RATE, "feeBps": FEE_BPS, "fee": str(FEE_FIXED)},
     {"from": "ETH", "to": "TEST", "rate": "1999", "feeBps": FEE_BPS},
@@ -47,7 +51,8 @@ def node_extra_env(request: pytest.FixtureRequest, rates_file: Path) -> dict[str
         return {"CONNEXT_SWAPS": json.dumps([{"from": "TEST", "to": "ETH"}]),
                 "CONNEXT_RATES_SOURCE": str(rates_file), "CONNEXT_RATES_INTERVAL": "0.2",
                 "CONNEXT_RATES_MAX_AGE": "2"}
-    return {"CONNEXT_SWAPS": json.dumps(SWAPS), "CONNEXT_QUOTE_TTL": "60"}
+    return {"CONNEXT_SWAPS": json.dumps(SWAPS), "CONNEXT_QUOTE_TTL": "60",
+            "CONNEXT_SWAP_CLAIM_WINDOW": str(CLAIM_WINDOW)}
 
 
 def expected_out(amount_in: int) -> tuple[int, int]:
@@ -84,10 +89,21 @@ def test_a_pays_test_b_receives_eth_at_the_quote_and_bad_quotes_move_nothing(
             assert (quote.amount_out, quote.fee) == (out, fee)
             assert (quote.amount_out, quote.fee) == amount_out_for(
                 ETHER, Fraction(RATE), fee_fixed=FEE_FIXED, fee_bps=FEE_BPS)
+            paid_at = int(time.time())
             result = await a.transfer(b.address, token, ETHER, quote=quote, wait=30)
             assert result.status == "completed"
             assert await a.balances() == {token: 9 * ETHER}
             assert await b.balances() == {ETH: out}
+            # B could have held it only for the claim window, not for A's hour-long lock
+            forward = await b.store.run(b.store.get_transfer,
+                                        forward_transfer_id(result.routing_id),
+                                        channel_address=b.channel_address)
+            sent = await a.store.run(a.store.get_transfer, result.transfer_id,
+                                     channel_address=a.channel_address)
+            assert forward is not None and sent is not None
+            assert HASHLOCK.decode_state(sent.initial_state)[1] >= paid_at + 3000
+            assert paid_at < HASHLOCK.decode_state(forward.initial_state)[1] <= (
+                int(time.time()) + CLAIM_WINDOW)
 
             # the node's books: +1 TEST in A's channel, -out ETH in B's, the quote recorded
             a_view = await _node_view(node, a)
