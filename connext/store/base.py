@@ -38,7 +38,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
 from ..counters import COUNTS
-from .errors import SchemaError
+from .errors import SchemaError, StoreClosed
+from .fast import driver
 from .group import GroupCommit
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,13 @@ _KEY_LOOKUPS = frozenset({
     "transaction_by_hash",
 })
 """Reads of one row (or one channel) by key: cheap enough for `run` to do in the loop."""
+_LOOP_WRITES = frozenset({
+    "commit_update", "save_pending", "clear_pending", "record_routing", "create_routing",
+    "update_routing_status", "claim_routing", "set_public_key", "append_event",
+    "remember_message", "save_voucher",
+})
+"""Short writes that `run` hands to the group committer's own thread (group.py `submit`):
+one hop there and one back, shared by every write of the transaction."""
 
 def sync_level(explicit: str | None = None, *, default: str = "normal") -> str:
     """The SQLite durability to use: `explicit`, else `CONNEXT_SQLITE_SYNC`, else default."""
@@ -91,7 +99,10 @@ class StoreBase:
         self._inline_reads = False
         """Set by `open` for SQLite files (an in-memory database is one shared connection)."""
         self._local = threading.local()
-        """`conn`: the write connection while this thread is inside a grouped write."""
+        """`conn`: the write connection while this thread is inside a grouped write;
+        `reader`: this thread's own read connection to a SQLite file (`_raw_read`)."""
+        self._pg = engine.dialect.name == "postgresql"
+        self._readers: list[sqlite3.Connection] = []
         # SQLite has one writer per file; when two connections of this process collide, the
         # loser sleeps in SQLite's busy handler (1, 2, 5, 10... ms). Queueing our own writers
         # on a lock instead keeps each write at its real cost.
@@ -123,7 +134,7 @@ class StoreBase:
             sqlite_file = parsed.get_backend_name() == "sqlite" and not in_memory
             store._inline_reads = sqlite_file
             if sqlite_file and level == "full":
-                store._group = GroupCommit(engine, {_WRITE: True}).start()
+                store._group = GroupCommit(engine, {_WRITE: True}, store._local).start()
         except BaseException:
             store.close()
             raise
@@ -136,6 +147,9 @@ class StoreBase:
                 self._closed = True
                 if self._group is not None:
                     self._group.stop()
+                for reader in self._readers:
+                    reader.close()
+                self._readers.clear()
                 self._engine.dispose()
 
     async def run(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -144,9 +158,14 @@ class StoreBase:
         On SQLite, a short lookup by key runs right here (a WAL reader never waits for a
         writer, and the hop to a thread would cost more than the read). Anything else runs
         in a thread of the store's own pool, wide enough that concurrent writes meet in one
-        group commit instead of queueing for the few threads of the default executor."""
-        if self._inline_reads and getattr(method, "__name__", "") in _KEY_LOOKUPS:
+        group commit instead of queueing for the few threads of the default executor; the
+        payment path's short writes go to the group committer's thread instead."""
+        name = getattr(method, "__name__", "")
+        if self._inline_reads and name in _KEY_LOOKUPS:
             return method(*args, **kwargs)
+        if self._group is not None and name in _LOOP_WRITES:
+            return await asyncio.wrap_future(
+                self._group.submit(functools.partial(method, *args, **kwargs)))
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(_EXECUTOR, functools.partial(method, *args, **kwargs))
 
@@ -199,6 +218,45 @@ class StoreBase:
             return
         with self._engine.connect() as conn, conn.begin():
             yield conn
+
+    @contextmanager
+    def _raw_read(self) -> Iterator[Any]:
+        """A read transaction on the driver's connection (fast.py): a snapshot for several
+        statements. On a SQLite file, each thread keeps a connection of its own for it."""
+        COUNTS.db_reads += 1
+        inside = getattr(self._local, "conn", None)
+        if inside is not None:  # a read within our own grouped write sees that write
+            yield driver(inside)
+            return
+        if not self._inline_reads:
+            with self._engine.connect() as conn, conn.begin():
+                yield driver(conn)
+            return
+        raw = self._reader()
+        raw.execute("BEGIN")
+        COUNTS.db_statements += 2
+        try:
+            yield raw
+        finally:
+            raw.execute("COMMIT")
+
+    def _reader(self) -> sqlite3.Connection:
+        raw: sqlite3.Connection | None = getattr(self._local, "reader", None)
+        if raw is None:
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            database = self._engine.url.database
+            assert database is not None
+            raw = sqlite3.connect(database, timeout=SQLITE_BUSY_TIMEOUT_S,
+                                  isolation_level=None, check_same_thread=False)
+            raw.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+            with self._close_lock:
+                if self._closed:
+                    raw.close()
+                    raise StoreClosed("the store is closed")
+                self._readers.append(raw)
+            self._local.reader = raw
+        return raw
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -281,7 +339,8 @@ def _create_engine(url: URL, *, pool_size: int, synchronous: str = "normal") -> 
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql(
+        COUNTS.db_statements += 1
+        driver(conn).execute(  # on the driver: SQLAlchemy's execute costs more than BEGIN
             "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN"
         )
 

@@ -10,17 +10,14 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    Connection,
     Row,
-    bindparam,
     delete,
     insert,
     or_,
     select,
-    text,
 )
 from sqlalchemy import update as sql_update
 
@@ -47,6 +44,7 @@ from . import schema as db
 from .base import _dumps, _now
 from .errors import NotFound, StaleWrite
 from .events import _append_event
+from .fast import Sql, driver, read_stamp, stamp
 from .records import (
     NewRouting,
     RoutingChange,
@@ -59,39 +57,58 @@ log = logging.getLogger(__name__)
 
 ROUTING_ID_META = "routingId"
 
-# Statements of the payment path, built once: building a statement and its cache key costs
-# more than running it. Parameters are named p_* (a name of a column is reserved).
-_CAS = (
-    sql_update(db.channels)
-    .where(db.channels.c.channel_address == bindparam("p_address"),
-           db.channels.c.nonce == bindparam("p_expected"))
-    .values(nonce=bindparam("p_nonce"), state_json=bindparam("p_state"),
-            update_json=bindparam("p_update"), updated_at=bindparam("p_now"))
+# The payment path's statements, on the driver's connection (fast.py).
+_CAS = Sql(
+    "UPDATE channels SET nonce = :nonce, state_json = :state, update_json = :update, "
+    "updated_at = :now WHERE channel_address = :address AND nonce = :expected"
 )
 """The compare-and-swap: an UPDATE that only matches the row still at the expected nonce."""
-_INSERT_UPDATE = insert(db.channel_updates)
-_INSERT_TRANSFER = insert(db.transfers)
-_DELETE_PENDING = delete(db.pending_updates).where(
-    db.pending_updates.c.channel_address == bindparam("p_address"))
-_MARK_RESOLVED = (
-    sql_update(db.transfers)
-    .where(db.transfers.c.channel_address == bindparam("p_address"),
-           db.transfers.c.transfer_id == bindparam("p_transfer_id"),
-           db.transfers.c.resolved_nonce.is_(None))
-    .values(resolved_nonce=bindparam("p_nonce"), final_balance_json=bindparam("p_balance"),
-            resolver=bindparam("p_resolver"), resolve_meta_json=bindparam("p_meta"),
-            resolved_at=bindparam("p_now"))
+_INSERT_UPDATE = Sql(
+    "INSERT INTO channel_updates (channel_address, nonce, type, update_json, created_at) "
+    "VALUES (:address, :nonce, :type, :update, :now)"
 )
-_CHANNEL_NONCE = select(db.channels.c.nonce).where(
-    db.channels.c.channel_address == bindparam("p_address"))
-_TRANSFER_BY_ID = (
-    select(db.transfers).where(db.transfers.c.transfer_id == bindparam("p_transfer_id"))
-    .order_by(db.transfers.c.id.desc()).limit(1)
+_INSERT_TRANSFER = Sql(
+    "INSERT INTO transfers (channel_address, transfer_id, routing_id, transfer_definition, "
+    "initiator, responder, asset_id, created_nonce, transfer_json, created_at) VALUES "
+    "(:channel_address, :transfer_id, :routing_id, :transfer_definition, :initiator, "
+    ":responder, :asset_id, :created_nonce, :transfer_json, :created_at)"
 )
-_TRANSFER_IN_CHANNEL = (
-    select(db.transfers).where(db.transfers.c.transfer_id == bindparam("p_transfer_id"),
-                               db.transfers.c.channel_address == bindparam("p_address"))
-    .order_by(db.transfers.c.id.desc()).limit(1)
+_DELETE_PENDING = Sql("DELETE FROM pending_updates WHERE channel_address = :address")
+_MARK_RESOLVED = Sql(
+    "UPDATE transfers SET resolved_nonce = :nonce, final_balance_json = :balance, "
+    "resolver = :resolver, resolve_meta_json = :meta, resolved_at = :now "
+    "WHERE channel_address = :address AND transfer_id = :transfer_id "
+    "AND resolved_nonce IS NULL"
+)
+_CHANNEL_NONCE = Sql("SELECT nonce FROM channels WHERE channel_address = :address")
+_CHANNEL = Sql(
+    "SELECT state_json, update_json, nonce FROM channels WHERE channel_address = :address")
+_ACTIVE_TRANSFERS = Sql(
+    # active *at this nonce*: consistent with the state even if a commit lands between the
+    # two reads (PostgreSQL's READ COMMITTED gives each statement its own snapshot)
+    "SELECT transfer_json FROM transfers WHERE channel_address = :address "
+    "AND created_nonce <= :nonce AND (resolved_nonce IS NULL OR resolved_nonce > :nonce) "
+    "ORDER BY created_nonce, id"
+)
+_PENDING = Sql("SELECT update_json FROM pending_updates WHERE channel_address = :address")
+_UPSERT_PENDING = Sql(
+    "INSERT INTO pending_updates (channel_address, nonce, update_json, created_at) "
+    "VALUES (:address, :nonce, :update, :now) "
+    "ON CONFLICT (channel_address) DO UPDATE SET nonce = excluded.nonce, "
+    "update_json = excluded.update_json, created_at = excluded.created_at"
+)
+"""Insert or replace our proposal in a channel."""
+_TRANSFER_COLUMNS = (
+    "transfer_json, final_balance_json, resolver, resolve_meta_json, created_nonce, "
+    "resolved_nonce, routing_id, created_at, resolved_at"
+)
+_TRANSFER_BY_ID = Sql(
+    f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE transfer_id = :transfer_id "
+    "ORDER BY id DESC LIMIT 1"
+)
+_TRANSFER_IN_CHANNEL = Sql(
+    f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE transfer_id = :transfer_id "
+    "AND channel_address = :address ORDER BY id DESC LIMIT 1"
 )
 
 
@@ -99,35 +116,22 @@ class ChannelRecords(RoutingRecords):
     """Channels: the latest double-signed state, its history, our pending proposal and
     the transfers, written by compare-and-swap on the stored nonce."""
 
-    _upsert_pending = text(
-        "INSERT INTO pending_updates (channel_address, nonce, update_json, created_at) "
-        "VALUES (:channel_address, :nonce, :update_json, :created_at) "
-        "ON CONFLICT (channel_address) DO UPDATE SET nonce = excluded.nonce, "
-        "update_json = excluded.update_json, created_at = excluded.created_at"
-    ).bindparams(bindparam("created_at", type_=db.UtcDateTime()))
-    """Insert or replace our proposal in a channel. As text: the same on both backends,
-    and cached (SQLAlchemy cannot cache an on_conflict_do_update with `excluded`)."""
-
     # --- channels ------------------------------------------------------------------------
 
     def get_channel(self, channel_address: Address) -> StoredChannel | None:
         """The latest double-signed state, its update, our pending proposal, and the
         transfers active in that state; None for an unknown channel."""
-        with self._read() as conn:
-            row = conn.execute(
-                select(db.channels.c.state_json, db.channels.c.update_json, db.channels.c.nonce)
-                .where(db.channels.c.channel_address == channel_address)
-            ).one_or_none()
+        with self._raw_read() as raw:
+            row = _CHANNEL.run(raw, self._pg, {"address": channel_address}).fetchone()
             if row is None:
                 return None
-            return self._stored_channel(conn, row)
+            return self._stored_channel(raw, row)
 
     def channel_nonce(self, channel_address: Address) -> int | None:
         """The stored nonce of a channel (cheap: lets callers validate a cached copy)."""
-        with self._read() as conn:
-            nonce: int | None = conn.execute(
-                _CHANNEL_NONCE, {"p_address": channel_address}).scalar_one_or_none()
-            return nonce
+        with self._raw_read() as raw:
+            row = _CHANNEL_NONCE.run(raw, self._pg, {"address": channel_address}).fetchone()
+        return None if row is None else int(row[0])
 
     def find_channel(self, alice: Address, bob: Address, chain_id: int) -> StoredChannel | None:
         """The channel between these parties on this chain, if any."""
@@ -140,7 +144,7 @@ class ChannelRecords(RoutingRecords):
             ).one_or_none()
             if row is None:
                 return None
-            return self._stored_channel(conn, row)
+            return self._stored_channel(driver(conn), tuple(row))
 
     def list_channels(self, *, party: Address | None = None,
                       idle_since: datetime | None = None) -> list[ChannelState]:
@@ -155,33 +159,23 @@ class ChannelRecords(RoutingRecords):
         with self._read() as conn:
             return [state_from_json(json.loads(r.state_json)) for r in conn.execute(query)]
 
-    def _stored_channel(self, conn: Connection, row: Row[Any]) -> StoredChannel:
-        state = state_from_json(json.loads(row.state_json))
-        latest = update_from_json(json.loads(row.update_json))
-        # Active *at this nonce*: consistent with the state even if a commit lands between
-        # the two reads (PostgreSQL's READ COMMITTED gives each statement its own snapshot).
-        active = conn.execute(
-            select(db.transfers.c.transfer_json)
-            .where(
-                db.transfers.c.channel_address == state.channel_address,
-                db.transfers.c.created_nonce <= row.nonce,
-                or_(db.transfers.c.resolved_nonce.is_(None),
-                    db.transfers.c.resolved_nonce > row.nonce),
-            )
-            .order_by(db.transfers.c.created_nonce, db.transfers.c.id)
-        )
+    def _stored_channel(self, raw: Any, row: Sequence[Any]) -> StoredChannel:
+        """The channel of a (state_json, update_json, nonce) row, read on the driver
+        connection `raw` (in the same snapshot)."""
+        state_json, update_json, nonce = row
+        state = state_from_json(json.loads(state_json))
+        latest = update_from_json(json.loads(update_json))
         by_id: dict[bytes, Transfer] = {}
-        for r in active:
-            transfer = transfer_from_json(json.loads(r.transfer_json))
+        for (transfer_json,) in _ACTIVE_TRANSFERS.run(raw, self._pg, {
+                "address": state.channel_address, "nonce": nonce}).fetchall():
+            transfer = transfer_from_json(json.loads(transfer_json))
             by_id[transfer.transfer_id] = transfer
-        pending = conn.execute(
-            select(db.pending_updates.c.update_json)
-            .where(db.pending_updates.c.channel_address == state.channel_address)
-        ).scalar_one_or_none()
+        pending = _PENDING.run(raw, self._pg, {"address": state.channel_address}).fetchone()
         return StoredChannel(
             state=state,
             latest_update=latest,
-            pending_update=None if pending is None else update_from_json(json.loads(pending)),
+            pending_update=None if pending is None
+            else update_from_json(json.loads(pending[0])),
             transfers=by_id,
         )
 
@@ -210,6 +204,7 @@ class ChannelRecords(RoutingRecords):
         address = state.channel_address
         state_json = _dumps(state_to_json(state))
         update_json = _dumps(update_to_json(update))
+        pg = self._pg
         with self._write() as conn:
             if expected_nonce == 0:
                 # INSERT's rowcount is unreliable (psycopg says -1): count RETURNING rows
@@ -230,24 +225,27 @@ class ChannelRecords(RoutingRecords):
                     .returning(db.channels.c.nonce)
                 ).all())
             else:
-                written = conn.execute(_CAS, {
-                    "p_address": address, "p_expected": expected_nonce, "p_nonce": state.nonce,
-                    "p_state": state_json, "p_update": update_json, "p_now": now,
+                written = _CAS.run(driver(conn), pg, {
+                    "address": address, "expected": expected_nonce, "nonce": state.nonce,
+                    "state": state_json, "update": update_json, "now": stamp(pg, now),
                 }).rowcount
             if written != 1:
                 raise StaleWrite(
                     f"channel {address} is not at nonce {expected_nonce}: "
                     f"nonce {update.nonce} was not stored"
                 )
-            conn.execute(_INSERT_UPDATE, {
-                "channel_address": address, "nonce": update.nonce, "type": update.type.value,
-                "update_json": update_json, "created_at": now,
+            raw = driver(conn)
+            _INSERT_UPDATE.run(raw, pg, {
+                "address": address, "nonce": update.nonce, "type": update.type.value,
+                "update": update_json, "now": stamp(pg, now),
             })
             if created is not None:
-                conn.execute(_INSERT_TRANSFER, _transfer_row(created, now))
+                row = _transfer_row(created, now)
+                row["created_at"] = stamp(pg, now)
+                _INSERT_TRANSFER.run(raw, pg, row)
             if resolved is not None:
-                self._mark_resolved(conn, resolved, update, now)
-            conn.execute(_DELETE_PENDING, {"p_address": address})
+                self._mark_resolved(raw, resolved, update, now)
+            _DELETE_PENDING.run(raw, pg, {"address": address})
             for kind, payload in events:
                 _append_event(conn, address, kind, payload, now)
             for change in routings:
@@ -256,19 +254,19 @@ class ChannelRecords(RoutingRecords):
                 else:
                     _step_routing(conn, change, now)
 
-    def _mark_resolved(self, conn: Connection, resolved: Transfer, update: Update,
+    def _mark_resolved(self, raw: Any, resolved: Transfer, update: Update,
                        now: datetime) -> None:
         assert resolved.resolver is not None
         assert isinstance(update.details, ResolveDetails)
         meta = update.details.meta
-        done = conn.execute(_MARK_RESOLVED, {
-            "p_address": resolved.channel_address,
-            "p_transfer_id": hexb(resolved.transfer_id),
-            "p_nonce": update.nonce,
-            "p_balance": _dumps(transfer_balance_to_json(resolved.balance)),
-            "p_resolver": hexb(resolved.resolver),
-            "p_meta": _dumps(dict(meta)),
-            "p_now": now,
+        done = _MARK_RESOLVED.run(raw, self._pg, {
+            "address": resolved.channel_address,
+            "transfer_id": hexb(resolved.transfer_id),
+            "nonce": update.nonce,
+            "balance": _dumps(transfer_balance_to_json(resolved.balance)),
+            "resolver": hexb(resolved.resolver),
+            "meta": _dumps(dict(meta)),
+            "now": stamp(self._pg, now),
         }).rowcount
         if done != 1:
             raise NotFound(
@@ -354,32 +352,30 @@ class ChannelRecords(RoutingRecords):
         """
         if update.channel_address != channel_address:
             raise ValueError("the update is for another channel")
+        update_json = _dumps(update_to_json(update))
+        pg = self._pg
         with self._write() as conn:
-            stored = conn.execute(_CHANNEL_NONCE,
-                                  {"p_address": channel_address}).scalar_one_or_none()
-            current = 0 if stored is None else stored
+            raw = driver(conn)
+            stored = _CHANNEL_NONCE.run(raw, pg, {"address": channel_address}).fetchone()
+            current = 0 if stored is None else int(stored[0])
             if update.nonce != current + 1:
                 raise StaleWrite(
                     f"channel {channel_address} is at nonce {current}: a proposal for nonce "
                     f"{update.nonce} is stale"
                 )
-            conn.execute(self._upsert_pending, {
-                "channel_address": channel_address, "nonce": update.nonce,
-                "update_json": _dumps(update_to_json(update)), "created_at": _now(),
+            _UPSERT_PENDING.run(raw, pg, {
+                "address": channel_address, "nonce": update.nonce,
+                "update": update_json, "now": stamp(pg, _now()),
             })
 
     def get_pending(self, channel_address: Address) -> Update | None:
-        with self._read() as conn:
-            raw = conn.execute(
-                select(db.pending_updates.c.update_json)
-                .where(db.pending_updates.c.channel_address == channel_address)
-            ).scalar_one_or_none()
-        return None if raw is None else update_from_json(json.loads(raw))
+        with self._raw_read() as raw:
+            row = _PENDING.run(raw, self._pg, {"address": channel_address}).fetchone()
+        return None if row is None else update_from_json(json.loads(row[0]))
 
     def clear_pending(self, channel_address: Address) -> None:
         with self._write() as conn:
-            conn.execute(delete(db.pending_updates)
-                         .where(db.pending_updates.c.channel_address == channel_address))
+            _DELETE_PENDING.run(driver(conn), self._pg, {"address": channel_address})
 
     def update_history(
         self, channel_address: Address, *, since_nonce: int = 0, limit: int | None = None
@@ -412,15 +408,15 @@ class ChannelRecords(RoutingRecords):
         self, transfer_id: bytes, *, channel_address: Address | None = None
     ) -> StoredTransfer | None:
         """The transfer with its lifecycle (active or resolved at which nonce), or None."""
-        with self._read() as conn:
+        with self._raw_read() as raw:
             if channel_address is None:
-                row = conn.execute(_TRANSFER_BY_ID,
-                                   {"p_transfer_id": hexb(transfer_id)}).one_or_none()
+                row = _TRANSFER_BY_ID.run(raw, self._pg,
+                                          {"transfer_id": hexb(transfer_id)}).fetchone()
             else:
-                row = conn.execute(_TRANSFER_IN_CHANNEL, {
-                    "p_transfer_id": hexb(transfer_id), "p_address": channel_address,
-                }).one_or_none()
-        return None if row is None else _stored_transfer(row)
+                row = _TRANSFER_IN_CHANNEL.run(raw, self._pg, {
+                    "transfer_id": hexb(transfer_id), "address": channel_address,
+                }).fetchone()
+        return None if row is None else _stored_transfer(_TransferRow(*row))
 
     def transfers(
         self, channel_address: Address, *, active: bool | None = None
@@ -534,7 +530,27 @@ def _routing_id_from_meta(meta: Mapping[str, Any]) -> str | None:
     return value.lower()
 
 
-def _stored_transfer(row: Row[Any]) -> StoredTransfer:
+class _TransferRow(NamedTuple):
+    """The columns of `_TRANSFER_COLUMNS`, as a driver returns them."""
+
+    transfer_json: str
+    final_balance_json: str | None
+    resolver: str | None
+    resolve_meta_json: str | None
+    created_nonce: int
+    resolved_nonce: int | None
+    routing_id: str | None
+    created_at: Any
+    resolved_at: Any
+
+
+def _created_at(value: Any) -> datetime:
+    stamp = read_stamp(value)
+    assert stamp is not None
+    return stamp
+
+
+def _stored_transfer(row: Row[Any] | _TransferRow) -> StoredTransfer:
     transfer = transfer_from_json(json.loads(row.transfer_json))
     created_balance = transfer.balance
     if row.final_balance_json is not None:
@@ -551,7 +567,7 @@ def _stored_transfer(row: Row[Any]) -> StoredTransfer:
         resolved_nonce=row.resolved_nonce,
         routing_id=None if row.routing_id is None else bytes.fromhex(row.routing_id[2:]),
         resolve_meta=resolve_meta,
-        created_at=row.created_at,
-        resolved_at=row.resolved_at,
+        created_at=_created_at(row.created_at),
+        resolved_at=read_stamp(row.resolved_at),
         created_balance=created_balance,
     )

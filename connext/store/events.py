@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     delete,
-    insert,
     select,
 )
 from sqlalchemy import update as sql_update
@@ -26,11 +25,18 @@ from ..protocol.types import (
 )
 from . import schema as db
 from .base import StoreBase, _dumps, _now
+from .fast import Sql, driver, stamp
 from .records import (
     Event,
 )
 
 log = logging.getLogger(__name__)
+
+_INSERT_EVENT = Sql(
+    "INSERT INTO events (channel_address, kind, payload_json, created_at) "
+    "VALUES (:address, :kind, :payload, :now) RETURNING id"
+)
+_PUBLIC_KEY = Sql("SELECT public_key FROM public_keys WHERE address = :address")
 
 SEEN_MESSAGES_KEPT_MS = 3_600_000
 """Seen message ids are kept an hour (any messaging time window is far shorter)."""
@@ -138,11 +144,9 @@ class EventRecords(StoreBase):
             )
 
     def get_public_key(self, address: Address) -> bytes | None:
-        with self._read() as conn:
-            value = conn.execute(
-                select(db.public_keys.c.public_key).where(db.public_keys.c.address == address)
-            ).scalar_one_or_none()
-        return None if value is None else bytes(value)
+        with self._raw_read() as raw:
+            row = _PUBLIC_KEY.run(raw, self._pg, {"address": address}).fetchone()
+        return None if row is None else bytes(row[0])
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -155,9 +159,9 @@ def _append_event(
     payload: Mapping[str, Any],
     now: datetime,
 ) -> int:
-    key = conn.execute(insert(db.events).values(
-        channel_address=channel_address, kind=kind, payload_json=_dumps(dict(payload)),
-        created_at=now,
-    )).inserted_primary_key
-    assert key is not None
-    return int(key[0])
+    pg = conn.dialect.name == "postgresql"
+    row = _INSERT_EVENT.run(driver(conn), pg, {
+        "address": channel_address, "kind": kind, "payload": _dumps(dict(payload)),
+        "now": stamp(pg, now),
+    }).fetchone()
+    return int(row[0])

@@ -8,12 +8,11 @@ import functools
 import logging
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
     Row,
-    bindparam,
     select,
 )
 from sqlalchemy import update as sql_update
@@ -27,6 +26,7 @@ from ..protocol.types import (
 from . import schema as db
 from .base import StoreBase, _now
 from .errors import AlreadyExists, NotFound, StaleWrite
+from .fast import Sql, driver, read_stamp, stamp, uint
 from .records import (
     NewRouting,
     Routing,
@@ -36,7 +36,23 @@ from .records import (
 
 log = logging.getLogger(__name__)
 
-_ROUTING_BY_ID = select(db.routings).where(db.routings.c.routing_id == bindparam("p_routing_id"))
+_ROUTING_COLUMNS = (
+    "routing_id", "status", "sender_channel", "sender_transfer_id", "asset_id", "amount",
+    "recipient", "recipient_channel", "recipient_transfer_id", "recipient_asset_id",
+    "recipient_amount", "error", "created_at", "updated_at",
+)
+_ROUTING_BY_ID = Sql(
+    f"SELECT {', '.join(_ROUTING_COLUMNS)} FROM routings WHERE routing_id = :routing_id")
+_INSERT_ROUTING = Sql(
+    f"INSERT INTO routings ({', '.join(_ROUTING_COLUMNS[:-3])}, created_at, updated_at) "
+    f"VALUES ({', '.join(':' + c for c in _ROUTING_COLUMNS[:-3])}, :now, :now) "
+    "ON CONFLICT DO NOTHING RETURNING routing_id"
+)
+_CLAIM_ROUTING = Sql(
+    "UPDATE routings SET status = :to_status, recipient = :recipient, updated_at = :now "
+    "WHERE routing_id = :routing_id AND status = :from_status"
+)
+_ROUTING_STATUS = Sql("SELECT status FROM routings WHERE routing_id = :routing_id")
 
 
 class RoutingRecords(StoreBase):
@@ -77,27 +93,24 @@ class RoutingRecords(StoreBase):
                         recipient_asset_id: Address | None = None,
                         recipient_amount: int | None = None) -> bool:
         """Insert a routing record; False (nothing written) when its id is known."""
-        return conn.execute(self._insert_routing_statement, {
+        pg = self._pg
+        return _INSERT_ROUTING.run(driver(conn), pg, {
             "routing_id": hexb(record.routing_id), "status": record.status.value,
             "sender_channel": record.sender_channel,
             "sender_transfer_id": hexb(record.sender_transfer_id),
-            "asset_id": record.asset_id, "amount": record.amount,
-            "recipient": record.recipient,
+            "asset_id": record.asset_id, "amount": uint(pg, record.amount),
+            "recipient": record.recipient, "recipient_channel": None,
+            "recipient_transfer_id": None,
             "recipient_asset_id": recipient_asset_id or record.recipient_asset_id,
-            "recipient_amount": (record.recipient_amount if recipient_amount is None
-                                 else recipient_amount),
-            "created_at": now, "updated_at": now,
-        }).first() is not None
-
-    @functools.cached_property
-    def _insert_routing_statement(self) -> Any:
-        return (self._insert(db.routings).on_conflict_do_nothing()
-                .returning(db.routings.c.routing_id))
+            "recipient_amount": uint(pg, record.recipient_amount if recipient_amount is None
+                                     else recipient_amount),
+            "now": stamp(pg, now),
+        }).fetchone() is not None
 
     def get_routing(self, routing_id: bytes) -> Routing | None:
-        with self._read() as conn:
-            row = conn.execute(_ROUTING_BY_ID, {"p_routing_id": hexb(routing_id)}).one_or_none()
-        return None if row is None else _routing(row)
+        with self._raw_read() as raw:
+            row = _ROUTING_BY_ID.run(raw, self._pg, {"routing_id": hexb(routing_id)}).fetchone()
+        return None if row is None else _routing(_RoutingRow(*row))
 
     def update_routing_status(
         self,
@@ -130,11 +143,11 @@ class RoutingRecords(StoreBase):
             stmt = stmt.where(db.routings.c.status.in_(_statuses(expected)))
         with self._write() as conn:
             if conn.execute(stmt.values(**values)).rowcount != 1:
-                current = conn.execute(
-                    select(db.routings.c.status).where(db.routings.c.routing_id == hexb(routing_id))
-                ).scalar_one_or_none()
-                if current is None:
+                status = _ROUTING_STATUS.run(driver(conn), self._pg,
+                                             {"routing_id": hexb(routing_id)}).fetchone()
+                if status is None:
                     raise NotFound(f"no routing 0x{routing_id.hex()}")
+                current = status[0]
                 raise StaleWrite(
                     f"routing 0x{routing_id.hex()} is {current}, not {_statuses(expected)}"
                 )
@@ -151,15 +164,11 @@ class RoutingRecords(StoreBase):
         """Compare-and-set: move the routing from `from_status` to `to_status` and set its
         recipient (None clears it), only if it is in `from_status` now. True when this call
         made the move; of concurrent calls (any process sharing the database) one wins."""
-        stmt = (
-            sql_update(db.routings)
-            .where(db.routings.c.routing_id == hexb(routing_id),
-                   db.routings.c.status == RoutingStatus(from_status).value)
-            .values(status=RoutingStatus(to_status).value, recipient=recipient,
-                    updated_at=_now())
-        )
+        params = {"routing_id": hexb(routing_id), "from_status": RoutingStatus(from_status).value,
+                  "to_status": RoutingStatus(to_status).value, "recipient": recipient,
+                  "now": stamp(self._pg, _now())}
         with self._write() as conn:
-            return bool(conn.execute(stmt).rowcount == 1)
+            return bool(_CLAIM_ROUTING.run(driver(conn), self._pg, params).rowcount == 1)
 
     def routings_with_status(
         self, statuses: RoutingStatus | str | Collection[RoutingStatus | str]
@@ -196,36 +205,83 @@ def _statuses(
 
 
 def _step_routing(conn: Connection, step: RoutingStep, now: datetime) -> None:
-    values: dict[str, Any] = {"status": step.status.value, "updated_at": now}
-    if step.recipient_channel is not None:
-        values["recipient_channel"] = step.recipient_channel
-    if step.recipient_transfer_id is not None:
-        values["recipient_transfer_id"] = hexb(step.recipient_transfer_id)
-    stmt = sql_update(db.routings).where(db.routings.c.routing_id == hexb(step.routing_id))
-    if step.expected is not None:
-        stmt = stmt.where(db.routings.c.status.in_(_statuses(step.expected)))
-    conn.execute(stmt.values(**values))
+    pg = conn.dialect.name == "postgresql"
+    expected = None if step.expected is None else _statuses(step.expected)
+    params: dict[str, Any] = {
+        "routing_id": hexb(step.routing_id), "status": step.status.value,
+        "now": stamp(pg, now), "recipient_channel": step.recipient_channel,
+        "recipient_transfer_id": None if step.recipient_transfer_id is None
+        else hexb(step.recipient_transfer_id),
+    }
+    for i, status in enumerate(expected or ()):
+        params[f"expected{i}"] = status
+    _step_statement(None if expected is None else len(expected)).run(driver(conn), pg, params)
 
 
-def _get_routing_row(conn: Connection, routing_id: bytes) -> Row[Any]:
-    return conn.execute(_ROUTING_BY_ID, {"p_routing_id": hexb(routing_id)}).one()
+@functools.cache
+def _step_statement(expected: int | None) -> Sql:
+    """A routing's step (fields left none are kept), only from one of `expected` statuses
+    when that many are given."""
+    where = ""
+    if expected == 0:
+        where = " AND 1 = 0"
+    elif expected is not None:
+        where = " AND status IN (" + ", ".join(f":expected{i}" for i in range(expected)) + ")"
+    return Sql(
+        "UPDATE routings SET status = :status, updated_at = :now, "
+        "recipient_channel = COALESCE(:recipient_channel, recipient_channel), "
+        "recipient_transfer_id = COALESCE(:recipient_transfer_id, recipient_transfer_id) "
+        "WHERE routing_id = :routing_id" + where
+    )
 
 
-def _routing(row: Row[Any]) -> Routing:
+def _get_routing_row(conn: Connection, routing_id: bytes) -> _RoutingRow:
+    pg = conn.dialect.name == "postgresql"
+    row = _ROUTING_BY_ID.run(driver(conn), pg, {"routing_id": hexb(routing_id)}).fetchone()
+    assert row is not None
+    return _RoutingRow(*row)
+
+
+class _RoutingRow(NamedTuple):
+    """The columns of `_ROUTING_COLUMNS`, as a driver returns them."""
+
+    routing_id: str
+    status: str
+    sender_channel: str
+    sender_transfer_id: str
+    asset_id: str
+    amount: Any
+    recipient: str | None
+    recipient_channel: str | None
+    recipient_transfer_id: str | None
+    recipient_asset_id: str | None
+    recipient_amount: Any
+    error: str | None
+    created_at: Any
+    updated_at: Any
+
+
+def _routing(row: Row[Any] | _RoutingRow) -> Routing:
     return Routing(
         routing_id=bytes.fromhex(row.routing_id[2:]),
         status=RoutingStatus(row.status),
         sender_channel=row.sender_channel,
         sender_transfer_id=bytes.fromhex(row.sender_transfer_id[2:]),
         asset_id=row.asset_id,
-        amount=row.amount,
+        amount=int(row.amount),
         recipient=row.recipient,
         recipient_channel=row.recipient_channel,
         recipient_transfer_id=None if row.recipient_transfer_id is None
         else bytes.fromhex(row.recipient_transfer_id[2:]),
         recipient_asset_id=row.recipient_asset_id,
-        recipient_amount=row.recipient_amount,
+        recipient_amount=None if row.recipient_amount is None else int(row.recipient_amount),
         error=row.error,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        created_at=_stamp_of(row.created_at),
+        updated_at=_stamp_of(row.updated_at),
     )
+
+
+def _stamp_of(value: Any) -> datetime:
+    stamp = read_stamp(value)
+    assert stamp is not None
+    return stamp
