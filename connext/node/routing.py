@@ -421,11 +421,14 @@ class Router:
                            amount=(incoming.balance.amount[0] if swapped and paid
                                    else outgoing.balance.amount[1]),
                            recipient_channel=outgoing.channel_address,
-                           recipient_transfer_id=outgoing.transfer_id)
+                           recipient_transfer_id=outgoing.transfer_id,
+                           swapped_out=((outgoing.asset_id, outgoing.balance.amount[1])
+                                        if swapped and paid else None))
 
     async def _settle(self, incoming: Transfer, routing_id: bytes, resolver: bytes, *,
                       paid: bool, amount: int, recipient_channel: Address | None = None,
-                      recipient_transfer_id: bytes | None = None) -> bool:
+                      recipient_transfer_id: bytes | None = None,
+                      swapped_out: tuple[Address, int] | None = None) -> bool:
         """Resolve the sender's transfer with `resolver`; False when the sender did not
         answer (the sweep retries, and enforces the lock on chain if it must)."""
         if self.enforcement is not None and self.enforcement.disputed(incoming.channel_address):
@@ -462,6 +465,9 @@ class Router:
         self.on_event(f"payment.{status.value}", {
             "routingId": "0x" + routing_id.hex(), "assetId": incoming.asset_id,
             "amount": str(amount),
+            # a swap: what the recipient got, in the other asset (metrics count swaps by it)
+            **({"recipientAssetId": swapped_out[0], "recipientAmount": str(swapped_out[1])}
+               if swapped_out is not None else {}),
         })
         return True
 
