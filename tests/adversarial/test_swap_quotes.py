@@ -27,6 +27,7 @@ from connext.protocol.signing import Signer
 from connext.protocol.swaps import SwapQuote, quote_to_json
 from connext.protocol.transfers import HASHLOCK, lock_hash
 from connext.protocol.types import ETH
+from connext.store import ChannelStore
 
 from ..integration.conftest import ClientFactory, NodeProcess
 from .kit import connect_hostile, until
@@ -177,3 +178,52 @@ async def _settled(client: Client) -> bool:
 
 def _side(state: dict[str, Any], asset: str, side: int) -> int:
     return int(state["balances"][state["assetIds"].index(asset)][side])
+
+
+def test_a_swap_the_node_cannot_collateralize_refunds_the_payer_to_the_wei(
+    clients: ClientFactory, node: NodeProcess,
+) -> None:
+    """The node is short of the asset out on chain when a swap needs it: nothing is
+    forwarded, the payer's TEST comes back, and once the node is funded again the same
+    kind of swap goes through; the payer cashes out exactly what it did not pay."""
+    token = clients.deployment.test_token
+    assert token is not None
+
+    async def scenario() -> None:
+        w3 = connect(clients.anvil.url)
+        payer = await connect_hostile(clients, "payer")
+        recipient = await connect_hostile(clients, "recipient")
+        try:
+            for client in (payer, recipient):
+                await client.setup()
+            await payer.deposit(token, 5 * ETHER)
+            quote = await payer.quote(token, ETH, ETHER)
+            clients.anvil.set_balance(node.address, 10**15)  # gas, but no ETH to lock
+            short = await payer.transfer(recipient.address, token, ETHER, quote=quote, wait=60)
+            assert short.status == "cancelled"
+            assert await payer.balances() == {token: 5 * ETHER}
+            assert await recipient.balances() == {}
+            assert await payer.active_transfers() == {}
+
+            clients.anvil.set_balance(node.address, 10**24)
+            failed = ChannelStore.open(node.env["CONNEXT_NODE_DATABASE_URL"])
+            try:  # refused for want of ETH to lock, recorded with the swap it was
+                (routing,) = failed.routings_with_status(("failed", "cancelled"))
+            finally:
+                failed.close()
+            assert routing.error is not None and "cannot provide" in routing.error
+            assert (routing.recipient_asset_id, routing.recipient_amount) == (
+                ETH, quote.amount_out)
+            again = await payer.quote(token, ETH, ETHER)
+            assert (await payer.transfer(recipient.address, token, ETHER, quote=again,
+                                         wait=60)).status == "completed"
+            assert await recipient.balances() == {ETH: again.amount_out}
+            cash_out = Signer.random().address
+            assert (await payer.withdraw(cash_out, token, 4 * ETHER)).status == "confirmed"
+            test_token = contract(w3, "TestToken", token)
+            assert test_token.functions.balanceOf(cash_out).call() == 4 * ETHER
+        finally:
+            for client in (payer, recipient):
+                await client.close()
+
+    asyncio.run(scenario())
