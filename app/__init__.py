@@ -29,6 +29,7 @@ VENDOR = {
     # browser libraries come from npm (package.json) and are served, never committed
     "htmx.min.js": ROOT / "node_modules" / "htmx.org" / "dist",
     "socket.io.min.js": ROOT / "node_modules" / "socket.io-client" / "dist",
+    "chart.umd.min.js": ROOT / "node_modules" / "chart.js" / "dist",  # the operator dashboard
 }
 
 socketio = SocketIO()
@@ -54,13 +55,14 @@ def create_app(config: WebConfig | None = None,
     app.extensions["connext.wallet_limit"] = SlidingWindow(config.new_wallets_per_hour)
     csrf.init_app(app)
 
-    from . import api, live, views
+    from . import api, live, operator, views
 
     views.register(app)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # the API authenticates by bearer token, never by cookie
     socketio.init_app(app, async_mode="threading")  # same-origin only (the default)
     live.register(app, socketio)
+    operator.register(app, socketio)  # /node, the operator dashboard
 
     @app.get("/vendor/<name>")
     def vendor(name: str) -> Any:

@@ -27,6 +27,9 @@ class WebConfig:
     nats_url: str = "nats://127.0.0.1:4222"
     chain_url: str = "http://127.0.0.1:8545"
     node_url: str = "http://127.0.0.1:8000"
+    node_admin_token: str | None = None
+    """The node's admin token: the operator dashboard (/node) reads the node's admin API with
+    it, and a visitor must give it to see the dashboard. None turns the dashboard off."""
     deployment_file: Path = Path(".data/deployments.json")
     host: str = "127.0.0.1"
     port: int = 3000
@@ -69,6 +72,7 @@ class WebConfig:
             nats_url=env.get("CONNEXT_NATS_URL", cls.nats_url),
             chain_url=env.get("CONNEXT_CHAIN_URL", cls.chain_url),
             node_url=env.get("CONNEXT_NODE_URL", cls.node_url),
+            node_admin_token=env.get("CONNEXT_NODE_ADMIN_TOKEN") or None,
             deployment_file=Path(env.get("CONNEXT_DEPLOYMENT_FILE",
                                          str(cls.deployment_file))),
             host=env.get("CONNEXT_WEB_HOST", cls.host),

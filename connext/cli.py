@@ -32,6 +32,9 @@ def _node(args: argparse.Namespace) -> int:
 
     from .node import Node, NodeConfig
 
+    if args.action == "status":
+        return _node_status(args)
+
     logging.basicConfig(level=os.environ.get("CONNEXT_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = NodeConfig.from_env()
@@ -57,6 +60,23 @@ def _node(args: argparse.Namespace) -> int:
         await node.stop()
 
     asyncio.run(run())
+    return 0
+
+
+def _node_status(args: argparse.Namespace) -> int:
+    from .node.config import NodeConfig
+    from .node.status import StatusUnavailable, fetch_summary, format_summary
+
+    url = args.url
+    if url is None:
+        port = args.http_port or int(os.environ.get("CONNEXT_NODE_PORT", NodeConfig.http_port))
+        url = f"http://{args.http_host or NodeConfig.http_host}:{port}"
+    try:
+        summary = fetch_summary(url, args.token or os.environ.get("CONNEXT_ADMIN_TOKEN"))
+    except StatusUnavailable as exc:
+        print(f"connext node status: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0
 
 
@@ -264,7 +284,12 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--data-dir", default=os.environ.get("CONNEXT_DATA_DIR", ".data"))
     start.set_defaults(run=_start)
 
-    node = commands.add_parser("node", help="run the node daemon (configured by CONNEXT_*)")
+    node = commands.add_parser("node", help="run the node daemon (configured by CONNEXT_*), "
+                               "or `connext node status`: a running node's admin summary")
+    node.add_argument("action", nargs="?", choices=["run", "status"], default="run")
+    node.add_argument("--url", help="status: the node's HTTP URL (default from CONNEXT_NODE_*)")
+    node.add_argument("--token", help="status: the admin token (default CONNEXT_ADMIN_TOKEN)")
+    node.add_argument("--json", action="store_true", help="status: print the summary as JSON")
     node.add_argument("--nats-url")
     node.add_argument("--chain-url")
     node.add_argument("--database-url")

@@ -9,6 +9,7 @@ It must never leave a process behind: children are stopped by pid, newest first.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -338,10 +339,14 @@ def run_stack(config: StackConfig, ready: threading.Event | None = None,
         if deployment.test_token:
             top_up_test_token(anvil.url, deployer, deployment.test_token,
                               [account.address for account in anvil.accounts], TEST_TOKEN_MINT)
+        # the operator dashboard (/node) and `connext node status` need the admin token:
+        # the one given, else a fresh one per run, printed below
+        admin_token = os.environ.get("CONNEXT_ADMIN_TOKEN") or secrets.token_urlsafe(24)
         node = NodeDaemon(
             {
                 **LOCAL_NODE_SETTINGS,
                 **os.environ,
+                "CONNEXT_ADMIN_TOKEN": admin_token,
                 "CONNEXT_NODE_KEY": anvil.private_keys[1],
                 "CONNEXT_NATS_URL": nats.url,
                 "CONNEXT_CHAIN_URL": anvil.url,
@@ -370,6 +375,7 @@ def run_stack(config: StackConfig, ready: threading.Event | None = None,
                 "CONNEXT_NATS_URL": nats.url,
                 "CONNEXT_CHAIN_URL": anvil.url,
                 "CONNEXT_NODE_URL": f"http://127.0.0.1:{config.node_port}",
+                "CONNEXT_NODE_ADMIN_TOKEN": admin_token,
                 "CONNEXT_DEPLOYMENT_FILE": str(deployment_file.resolve()),
                 "CONNEXT_FAUCET_KEY": deployer,
                 "CONNEXT_ORACLE_URL": f"http://127.0.0.1:{config.oracle_port}",
@@ -383,6 +389,8 @@ def run_stack(config: StackConfig, ready: threading.Event | None = None,
         print(describe(deployment, anvil.url, nats.url, f"http://127.0.0.1:{config.node_port}",
                        anvil.accounts[1].address), flush=True)
         print(f"  oracle (demo)      http://127.0.0.1:{config.oracle_port}", flush=True)
+        print(f"  operator dashboard http://localhost:{config.web_port}/node (admin token "
+              f"{admin_token})", flush=True)
         print(f"\nopen the wallet: http://localhost:{config.web_port}\nPress Ctrl-C to stop.",
               flush=True)
         if ready is not None:

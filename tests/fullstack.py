@@ -42,6 +42,8 @@ class FullStack:
         self.oracle_log = self.root / "oracle.log"
         self.oracle: NodeDaemon | None = None
         self.web_secret = secrets.token_hex(32)
+        self.admin_token = secrets.token_hex(16)
+        """The node's admin token, which the wallet's operator dashboard (/node) uses."""
         self.deployment_file = self.root / "deployments.json"
         self.node_log = self.root / "node.log"
         self.web_log = self.root / "web.log"
@@ -107,6 +109,7 @@ class FullStack:
             "CONNEXT_DEPLOYMENT_FILE": str(self.deployment_file),
             "CONNEXT_NODE_PORT": str(self.node_port),
             "CONNEXT_SWAPS": LOCAL_SWAPS,  # the wallet's swaps, as on `make start`
+            "CONNEXT_ADMIN_TOKEN": self.admin_token,
             "PYTHONUNBUFFERED": "1",
         }
 
@@ -118,6 +121,7 @@ class FullStack:
             "CONNEXT_NATS_URL": self.nats.url,
             "CONNEXT_CHAIN_URL": self.anvil.url,
             "CONNEXT_NODE_URL": self.node_url,
+            "CONNEXT_NODE_ADMIN_TOKEN": self.admin_token,
             "CONNEXT_DEPLOYMENT_FILE": str(self.deployment_file),
             "CONNEXT_WEB_HOST": "127.0.0.1",
             "CONNEXT_WEB_PORT": str(self.web_port),

@@ -35,6 +35,7 @@ from ..protocol.encoding import (
     uint_word,
 )
 from ..protocol.errors import InvalidSignature
+from ..protocol.serialization import compact_json
 from ..protocol.signing import Signer, recover_address_bytes
 from ..protocol.types import Address
 from .errors import InvalidEnvelopeSignature, MalformedMessage, MessageTooLarge
@@ -158,9 +159,7 @@ def to_json(envelope: Envelope) -> dict[str, Any]:
 
 def encode(envelope: Envelope) -> bytes:
     """The wire bytes of an envelope."""
-    return json.dumps(
-        to_json(envelope), separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return compact_json(to_json(envelope))
 
 
 # --- parsing ----------------------------------------------------------------------------

@@ -103,6 +103,11 @@ class NodeConfig:
     """Seconds between rounds of taking idle collateral back."""
     idle_reclaim_after: float = 24 * 3600.0
     """A channel without updates for this long gives its collateral back to the node."""
+    liquidity_interval: float = 30.0
+    """Seconds between reads of the node's own on-chain balance per asset."""
+    low_liquidity: Mapping[Address, int] = field(default_factory=dict)
+    """Per asset, the on-chain balance below which the node reports low liquidity (log,
+    metric, admin API); default: the asset's collateral target."""
     sweep_interval: float = 1.0
     """Seconds between sweeps for expired payments and undelivered forwards."""
     request_timeout: float = 10.0
@@ -128,10 +133,21 @@ class NodeConfig:
             raise ValueError(f"CONNEXT_NODE_METRICS must be one of {', '.join(METRICS_ACCESS)}")
         if self.dispute_unsettled_after < 0:
             raise ValueError("CONNEXT_DISPUTE_UNSETTLED_AFTER must not be negative")
+        for asset, profile in self.collateral.items():
+            if min(profile.threshold, profile.target, profile.reclaim_threshold) < 0 or (
+                    profile.cap <= 0):
+                raise ValueError(f"CONNEXT_COLLATERAL of {asset}: amounts must not be "
+                                 "negative and the cap must be positive")
+        if self.reclaim_interval <= 0 or self.liquidity_interval <= 0:
+            raise ValueError("CONNEXT_RECLAIM_INTERVAL and CONNEXT_LIQUIDITY_INTERVAL must be "
+                             "positive")
         self.swaps.check()
 
     def collateral_for(self, asset_id: Address) -> CollateralProfile:
         return self.collateral.get(asset_id, DEFAULT_COLLATERAL)
+
+    def low_liquidity_for(self, asset_id: Address) -> int:
+        return self.low_liquidity.get(asset_id, self.collateral_for(asset_id).target)
 
     def limits_for(self, asset_id: Address) -> AssetLimits:
         return self.limits.get(asset_id, DEFAULT_LIMITS)
@@ -197,6 +213,10 @@ class NodeConfig:
                                            str(cls.reclaim_interval))),
             idle_reclaim_after=float(env.get("CONNEXT_IDLE_RECLAIM_AFTER",
                                              str(cls.idle_reclaim_after))),
+            liquidity_interval=float(env.get("CONNEXT_LIQUIDITY_INTERVAL",
+                                             str(cls.liquidity_interval))),
+            low_liquidity={asset: int(amount) for asset, amount
+                           in json.loads(env.get("CONNEXT_LOW_LIQUIDITY") or "{}").items()},
             shared_database=env.get("CONNEXT_NODE_REPLICAS", "1") != "1",
             sqlite_sync=sync_level(env.get("CONNEXT_SQLITE_SYNC"), default=cls.sqlite_sync),
             swaps=SwapConfig.from_env(env),

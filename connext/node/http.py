@@ -5,7 +5,8 @@ default). A channel's signed state is for its parties only: the
 channel route needs the admin token or a request signed by one of the channel's two
 parties (headers below, docs/NODE.md), since a double-signed state is what a dispute is
 made of. Admin routes need `Authorization: Bearer <admin token>` and are disabled when no
-token is configured. Nothing here changes a channel: that is NATS's job.
+token is configured; the operator's routes are in admin.py, the OpenAPI document of all of
+them in openapi.py. Nothing here changes a channel: that is NATS's job.
 """
 
 from __future__ import annotations
@@ -149,16 +150,31 @@ def _checksum(address: str) -> str:
                                  content_type="application/json") from exc
 
 
-async def start_http(node: Node) -> tuple[web.AppRunner, int]:
-    app = web.Application()
-    app[NODE_KEY] = node
-    app.add_routes([
+async def openapi(request: web.Request) -> web.Response:
+    from .openapi import document
+
+    return web.json_response(document())
+
+
+def routes() -> list[web.RouteDef]:
+    """Every route of the node's HTTP API (each one is in the OpenAPI document)."""
+    from .admin import admin_routes  # the operator's routes (admin.py imports from here)
+
+    return [
         web.get("/healthz", healthz),
         web.get("/config", config),
+        web.get("/openapi.json", openapi),
         web.get("/channels/{address}", channel),
         web.get("/metrics", metrics),
         web.get("/admin/channels", admin_channels),
-    ])
+        *admin_routes(),
+    ]
+
+
+async def start_http(node: Node) -> tuple[web.AppRunner, int]:
+    app = web.Application()
+    app[NODE_KEY] = node
+    app.add_routes(routes())
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, node.config.http_host, node.config.http_port)

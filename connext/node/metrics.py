@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -45,6 +45,28 @@ class NodeMetrics:
             registry=self.registry)
         self.collateral_reclaimed = Counter(
             "connext_collateral_reclaimed", "Base units of collateral the node took back",
+            ["asset"], registry=self.registry)
+        # --- operations (admin API and dashboard show the same numbers) ---
+        self.fees = Counter("connext_fees", "Base units of fees the node kept from routed payments",
+                            ["asset"], registry=self.registry)
+        self.swaps = Counter(
+            "connext_swaps", "Routed payments delivered in another asset than they were paid in",
+            ["from_asset", "to_asset"], registry=self.registry)
+        """Incremented by the swaps code: `metrics.swaps.labels(from_asset=a, to_asset=b).inc()`."""
+        self.collateral_transactions = Counter(
+            "connext_collateral_transactions",
+            "Collateral transactions of the node (kind: deposit or reclaim)",
+            ["asset", "kind"], registry=self.registry)
+        self.liquidity_onchain = Gauge(
+            "connext_liquidity_onchain", "Base units the node's own account holds on chain",
+            ["asset"], registry=self.registry)
+        self.liquidity_in_channels = Gauge(
+            "connext_liquidity_in_channels",
+            "Base units the node holds on its side of its channels", ["asset"],
+            registry=self.registry)
+        self.liquidity_low = Gauge(
+            "connext_liquidity_low",
+            "1 when the node's on-chain balance of the asset is below its low-liquidity level",
             ["asset"], registry=self.registry)
         self.request_seconds = Histogram(
             "connext_request_seconds", "Time to answer a request", ["method"],

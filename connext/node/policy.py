@@ -18,8 +18,16 @@ from ..protocol.channel import Applied
 from ..protocol.transfers import DEFINITIONS, WITHDRAW
 from ..protocol.types import Address, CreateDetails, Update, UpdateType
 from ..ratelimit import SlidingWindow, TooMany
+from ..store import ChannelStore
 from .config import NodeConfig
-from .routing import RECIPIENT, ROUTING_ID, link_signer_of, routing_id_of
+from .routing import (
+    RECIPIENT,
+    ROUTING_ID,
+    is_address,
+    link_signer_of,
+    routing_id_from_meta,
+    routing_id_of,
+)
 from .withdrawals import commitment_of
 
 if TYPE_CHECKING:
@@ -41,8 +49,9 @@ class RateLimit:
 
 class NodePolicy:
     def __init__(self, config: NodeConfig, definition_names: dict[Address, str],
-                 address: Address) -> None:
+                 address: Address, store: ChannelStore) -> None:
         self.config = config
+        self.store = store
         self.definition_names = definition_names
         self.address = address
         self.setups = RateLimit(config.setups_per_hour, "channel setups")
@@ -71,6 +80,7 @@ class NodePolicy:
                     f"a withdrawal pays the node a fee of {limits.withdrawal_fee}")
             self.withdrawals.check(update.initiator)
         elif ROUTING_ID in details.meta:
+            await self._check_routing_meta(update, details)
             if amount < limits.min_payment:
                 raise errors.AmountBelowMinimum(
                     f"the node routes payments of at least {limits.min_payment}")
@@ -80,6 +90,22 @@ class NodePolicy:
                 self._check_expiry(definition.expiry(details.initial_state))
             if self.swaps is not None:
                 await self.swaps.check_payment(transfer, routing_id_of(transfer))
+
+    async def _check_routing_meta(self, update: Update, details: CreateDetails) -> None:
+        """A routed payment names a routing id of its own (32 bytes, not another transfer's:
+        the node settles the payment with the transfer its routing record names) and, if it
+        names a recipient, an address."""
+        routing_id = routing_id_from_meta(details.meta)
+        if routing_id is None:
+            raise errors.InvalidUpdate("the routing id is not 32 bytes of 0x-hex")
+        recipient = details.meta.get(RECIPIENT)
+        if RECIPIENT in details.meta and not is_address(recipient):
+            raise errors.InvalidUpdate("the payment's recipient is not an address")
+        routing = await self.store.run(self.store.get_routing, routing_id)
+        if routing is not None and (routing.sender_channel != update.channel_address
+                                    or routing.sender_transfer_id != details.transfer_id):
+            raise errors.RoutingIdTaken(
+                f"routing id 0x{routing_id.hex()} belongs to another payment")
 
     def _check_expiry(self, expiry: int) -> None:
         """A routed condition must expire (else a silent sender could keep the node's

@@ -38,7 +38,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,7 +95,15 @@ def link_signer_of(transfer: Transfer) -> bytes | None:
 
 
 def routing_id_of(transfer: Transfer) -> bytes | None:
-    value = transfer.meta.get(ROUTING_ID)
+    return routing_id_from_meta(transfer.meta)
+
+
+def is_address(value: Any) -> bool:
+    return isinstance(value, str) and _ADDRESS.fullmatch(value) is not None
+
+
+def routing_id_from_meta(meta: Mapping[str, Any]) -> bytes | None:
+    value = meta.get(ROUTING_ID)
     if not isinstance(value, str) or not value.startswith("0x") or len(value) != 66:
         return None
     try:
@@ -157,6 +165,7 @@ class Router:
         swap_quote: Callable[[Transfer], SwapQuote | None] = lambda transfer: None,
         swap_terms: Callable[[Transfer], SwapQuote | None] = lambda transfer: None,
         swap_claim_window: int = 900,
+        release_collateral: Callable[[Address, Address, int], None] = lambda c, a, n: None,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -175,6 +184,8 @@ class Router:
         """The same, None for anything invalid (what a routing record notes)."""
         self.swap_claim_window = swap_claim_window
         """A swap's forward expires at most this long after it is made."""
+        self.release_collateral = release_collateral
+        """Ends what `collateralize` reserved for a forward, once it is created or given up."""
         self._inflight: set[bytes] = set()
         self._sweeping: set[bytes] = set()
         """Routings a sweep is working on: another sweep (a user came online) skips them."""
@@ -207,6 +218,14 @@ class Router:
         routing = await self.store.run(self.store.get_routing, routing_id)
         if routing is None:
             routing = await self._record(incoming, routing_id, is_link=is_link)
+        if (routing.sender_channel != incoming.channel_address
+                or routing.sender_transfer_id != incoming.transfer_id):
+            # another transfer under a routing id taken already (two creates raced past the
+            # policy's check): never forwarded, never settled; its sender is refunded
+            log.warning("transfer 0x%s reuses routing id 0x%s; refunding it",
+                        incoming.transfer_id.hex(), routing_id.hex())
+            await self.cancel_sender(incoming, record=False)
+            return
         if routing.status is not RoutingStatus.PENDING:
             return  # a link waits for a claim; anything else is past forwarding
         recipient = routing.recipient if is_link else incoming.meta.get(RECIPIENT)
@@ -236,7 +255,7 @@ class Router:
     def _new_routing(self, incoming: Transfer, routing_id: bytes, *,
                      is_link: bool) -> NewRouting:
         recipient = incoming.meta.get(RECIPIENT)
-        named = isinstance(recipient, str) and _ADDRESS.fullmatch(recipient) is not None
+        named = is_address(recipient)
         quote = self.swap_terms(incoming)
         return NewRouting(
             routing_id=routing_id,
@@ -299,6 +318,13 @@ class Router:
 
     async def _deliver(self, forward: _Forward) -> None:
         """Create the mirrored transfer in the recipient's channel; mark it forwarded."""
+        try:
+            await self._create_forward(forward)
+        finally:
+            self.release_collateral(forward.channel_address, forward.asset_id,
+                                    forward.amount)
+
+    async def _create_forward(self, forward: _Forward) -> None:
         incoming = forward.incoming
         forward_id = forward_transfer_id(forward.routing_id)
         meta = {
@@ -462,9 +488,12 @@ class Router:
             await self.store.run(self.store.update_routing_status, routing_id, "failed",
                                  error="the sender's lock expired before it settled")
             return True
+        # a swap's fee is the quote's, in the asset out (kept in the quote, not counted here)
+        fee = (0 if not paid or swapped_out is not None or self._definition(incoming) is STREAM
+               else self.fee_fixed)
         self.on_event(f"payment.{status.value}", {
             "routingId": "0x" + routing_id.hex(), "assetId": incoming.asset_id,
-            "amount": str(amount),
+            "amount": str(amount), "fee": str(fee),
             # a swap: what the recipient got, in the other asset (metrics count swaps by it)
             **({"recipientAssetId": swapped_out[0], "recipientAmount": str(swapped_out[1])}
                if swapped_out is not None else {}),
@@ -487,9 +516,12 @@ class Router:
                                recipient_channel=forward.channel_address,
                                recipient_transfer_id=forward.transfer_id)
 
-    async def cancel_sender(self, incoming: Transfer, *, strict: bool = False) -> None:
+    async def cancel_sender(self, incoming: Transfer, *, strict: bool = False,
+                            record: bool = True) -> None:
         """Refund the sender: cancel its transfer to us (we are its responder). An offline
-        sender is refunded later (the sweep retries), unless `strict`: then it raises."""
+        sender is refunded later (the sweep retries), unless `strict`: then it raises.
+        `record`: mark the payment's routing cancelled (not for a transfer that only
+        borrowed another payment's routing id)."""
         try:
             await self.engine.propose(
                 incoming.channel_address,
@@ -506,7 +538,7 @@ class Router:
                 raise
             return
         routing_id = routing_id_of(incoming)
-        if routing_id is not None:
+        if routing_id is not None and record:
             await self.store.run(self.store.update_routing_status, routing_id, "cancelled")
 
     async def _incoming(self, channel_address: Address, transfer_id: bytes) -> Transfer | None:

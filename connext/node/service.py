@@ -19,6 +19,7 @@ from ..chain.channel import ChannelDispute
 from ..chain.contracts import connect
 from ..chain.deploy import Deployment, load_deployment
 from ..chain.deposits import ChainDeposits
+from ..chain.scanning import every
 from ..chain.secrets import SecretWatcher
 from ..chain.txmanager import TransactionManager
 from ..chain.watcher import DepositWatcher
@@ -48,9 +49,11 @@ from ..store import ChannelStore, StoredChannel
 from .collateral import Collateral
 from .config import DEFAULT_LIMITS, AssetLimits, NodeConfig
 from .exits import NodeExits
+from .liquidity import AssetLiquidity, LiquidityWatch
 from .metrics import NodeMetrics
 from .onchain import NodeChain
 from .policy import NodePolicy
+from .profiles import Profiles
 from .reclaim import IdleReclaim
 from .routing import Enforcement, Router, routing_id_of
 from .swaps import SwapDesk
@@ -103,7 +106,7 @@ class Node:
                 f"NATS does not let {self.address} publish to users: its address is not in "
                 "the auth service's node list (connext nats-auth --node, docs/NATS.md)")
         self.deposits = ChainDeposits(self.w3)
-        self.policy = NodePolicy(cfg, self.definition_names, self.address)
+        self.policy = NodePolicy(cfg, self.definition_names, self.address, self.store)
         self.swaps = SwapDesk(
             cfg.swaps, self.signer, chain_id=self.network.chain_id,
             test_token=deployment.test_token, store=self.store,
@@ -119,10 +122,17 @@ class Node:
         self.txs = TransactionManager(self.w3, cfg.private_key, self.store)
         await self.txs.start()
         self.onchain = NodeChain(self.w3, self.txs, deployment.channel_factory)
+        self.profiles = Profiles(cfg, self.store)
+        await self.profiles.load()
         self.collateral = Collateral(
-            self.engine, cfg.collateral_for, self._deposit_on_chain,
+            self.engine, self.profiles.for_channel, self._deposit_on_chain,
             self.deposits.total_deposits,
         )
+        self.liquidity = LiquidityWatch(
+            self.w3, self.store, self.address, cfg,
+            assets=[*cfg.collateral, *cfg.limits,
+                    *([deployment.test_token] if deployment.test_token else [])],
+            on_reading=self._liquidity_reading)
         self._registering: set[bytes] = set()
         self.router = Router(
             self.engine, self.store,
@@ -146,6 +156,7 @@ class Node:
             swap_quote=self.swaps.quote_of,
             swap_terms=self.swaps.terms_of,
             swap_claim_window=cfg.swaps.claim_window,
+            release_collateral=self.collateral.release,
         )
         self.engine.companion = self.router.companion
         self.withdrawals = Withdrawals(self.engine, self.onchain, self.notify)
@@ -153,7 +164,9 @@ class Node:
                                  timeout=cfg.bounds.min_transfer_timeout,
                                  on_reclaimed=self._reclaimed)
         self.idle = IdleReclaim(self.store, self.engine, self.reclaims, cfg,
-                                on_failure=self._background_failure)
+                                on_failure=self._background_failure,
+                                profile_for=self.profiles.for_channel,
+                                busy=self.collateral.busy)
         self.watcher = DepositWatcher(
             self.w3, self.store, self.deposits, self._reconcile_user_deposit,
             start_block=deployment.block_number,
@@ -194,6 +207,10 @@ class Node:
         self._tasks.append(asyncio.create_task(self.idle.run()))
         await self.swaps.start()
         self._tasks.append(asyncio.create_task(self.swaps.run()))
+        self._tasks.append(asyncio.create_task(self.liquidity.run()))
+        if cfg.shared_database:  # profiles another replica set reach this one
+            self._tasks.append(asyncio.create_task(every(
+                cfg.reclaim_interval, self.profiles.load, "reloading collateral profiles")))
         disputed = await self.watchtower.recover()
         if disputed:
             log.warning("%d channels are disputed on chain: they take no more updates",
@@ -359,8 +376,14 @@ class Node:
 
     async def _deposit_on_chain(self, state: ChannelState, asset_id: Address,
                                 amount: int) -> None:
-        await self.onchain.deposit(state, asset_id, amount)
+        receipt = await self.onchain.deposit(state, asset_id, amount)
         self.metrics.collateral.labels(asset=asset_id).inc(amount)
+        self.metrics.collateral_transactions.labels(asset=asset_id, kind="deposit").inc()
+        await self.store.run(self.store.append_event, state.channel_address,
+                             "collateral.deposited", {
+                                 "assetId": asset_id, "amount": str(amount),
+                                 "transactionHash": "0x" + bytes(receipt["transactionHash"]).hex(),
+                             })
 
     async def _reconcile_user_deposit(self, state: ChannelState, asset_id: Address) -> None:
         if state.alice == self.address:
@@ -404,6 +427,13 @@ class Node:
 
     def _reclaimed(self, asset_id: Address, amount: int) -> None:
         self.metrics.collateral_reclaimed.labels(asset=asset_id).inc(amount)
+        self.metrics.collateral_transactions.labels(asset=asset_id, kind="reclaim").inc()
+
+    def _liquidity_reading(self, reading: AssetLiquidity) -> None:
+        asset = reading.asset_id
+        self.metrics.liquidity_onchain.labels(asset=asset).set(reading.on_chain)
+        self.metrics.liquidity_in_channels.labels(asset=asset).set(reading.in_channels)
+        self.metrics.liquidity_low.labels(asset=asset).set(1 if reading.low else 0)
 
     async def _answer_dispute(self, stored: StoredChannel, dispute: ChannelDispute) -> None:
         """The watchtower saw a stale state disputed: put our latest one on chain."""
@@ -439,6 +469,11 @@ class Node:
         elif update.type is UpdateType.RESOLVE and transfer.initiator == self.address:
             if definition == "Withdraw" and "reclaim" in transfer.meta:
                 await self.reclaims.on_resolved(applied.state, transfer, self.withdrawals)
+                if transfer.balance.amount[0] == 0 and transfer.resolver is not None:
+                    await self.store.run(self.store.append_event, transfer.channel_address,
+                                         "collateral.reclaimed", {
+                                             "assetId": transfer.asset_id,
+                                             "amount": str(transfer.meta["reclaim"])})
             elif routing_id_of(transfer) is not None:
                 await self.router.settle_sender(transfer)
                 await self._maybe_reclaim(routing_id_of(transfer))
@@ -463,6 +498,10 @@ class Node:
             self.metrics.volume.labels(asset=data.get("assetId", "")).inc(
                 int(data.get("amount", "0"))
             )
+            self.metrics.fees.labels(asset=data.get("assetId", "")).inc(int(data.get("fee", "0")))
+            if "recipientAssetId" in data:
+                self.metrics.swaps.labels(from_asset=data.get("assetId", ""),
+                                          to_asset=data["recipientAssetId"]).inc()
 
     async def notify(self, user: Address, method: str, body: dict[str, Any]) -> None:
         """Tell a user's client something (best effort; it can also ask later)."""

@@ -81,6 +81,13 @@ class DuplicateTransfer(ProtocolError):
     code = "duplicate_transfer"
 
 
+class RoutingIdTaken(ProtocolError):
+    """A routed payment under the routing id of another transfer: a routing id names one
+    payment, made by one transfer of one sender."""
+
+    code = "routing_id_taken"
+
+
 class TransferToSelf(ProtocolError):
     code = "transfer_to_self"
 

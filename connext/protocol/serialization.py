@@ -7,8 +7,11 @@ are 0x-hex, addresses checksummed. Parsing is strict: anything malformed raises
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
+
+import orjson
 
 from .encoding import checksum
 from .errors import ProtocolError
@@ -35,6 +38,21 @@ Json = dict[str, Any]
 
 class MalformedData(ProtocolError):
     code = "malformed_data"
+
+
+# --- bytes -----------------------------------------------------------------------------
+
+
+def compact_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON of a JSON-ready value, for the wire and the store (not canonical:
+    keys in the order given). orjson (several times faster than the standard library),
+    which hands back what it cannot write exactly (integers beyond 64 bits) to `json`.
+    Parsing stays with `json`: orjson reads such integers as floats, silently."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode()
 
 
 # --- leaves ---------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import os
 import sqlite3
@@ -38,6 +37,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
 from ..counters import COUNTS
+from ..protocol.serialization import compact_json
 from .errors import SchemaError, StoreClosed
 from .fast import driver
 from .group import GroupCommit
@@ -284,7 +284,7 @@ class StoreBase:
 
 
 def _dumps(data: Mapping[str, Any]) -> str:
-    return json.dumps(data, separators=(",", ":"))
+    return compact_json(data).decode()
 
 
 def _now() -> datetime:

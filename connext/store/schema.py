@@ -314,3 +314,17 @@ swap_quotes = Table(
 )
 """Swap quotes the node has taken a payment with: each pays once (the transfer that used it
 is kept, so a retransmission of that very create is still accepted)."""
+
+collateral_profiles = Table(
+    "collateral_profiles",
+    metadata,
+    Column("channel_address", String(ADDRESS), primary_key=True),
+    Column("asset_id", String(ADDRESS), primary_key=True),
+    Column("threshold", Uint256(), nullable=False),
+    Column("target", Uint256(), nullable=False),
+    Column("reclaim_threshold", Uint256(), nullable=False),
+    Column("cap", Uint256(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+"""Collateral profiles the operator set for one channel and asset (admin API): they win
+over the node's per-asset profile from its configuration."""

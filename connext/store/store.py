@@ -6,7 +6,8 @@ protocol objects faithfully; it never validates signatures or applies protocol r
 keeps no state in memory. What it keeps, by file: base.py (the database, transactions,
 migrations), channels.py (states, updates, transfers), routings.py (routed payments),
 chain.py (chain transactions, watchers, secrets), events.py (events, vouchers, seen
-messages, public keys); group.py is SQLite's group commit.
+messages, public keys), operations.py (per-channel collateral profiles, operators' reads);
+group.py is SQLite's group commit.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .base import (
 from .chain import ChainRecords
 from .channels import ROUTING_ID_META, ChannelRecords
 from .events import SEEN_MESSAGES_KEPT_MS, EventRecords
+from .operations import OperationRecords
 from .quotes import QuoteRecords
 
 __all__ = [
@@ -35,5 +37,6 @@ __all__ = [
 ]
 
 
-class ChannelStore(ChannelRecords, ChainRecords, EventRecords, QuoteRecords):
+class ChannelStore(ChannelRecords, ChainRecords, EventRecords, QuoteRecords,
+                   OperationRecords):
     """A party's persistent state over one database URL. Use `ChannelStore.open(url)`."""

@@ -25,6 +25,7 @@ TABLES = {
     "channels", "pending_updates", "channel_updates", "transfers", "routings",
     "chain_transactions", "transaction_sends", "watcher_blocks", "events", "public_keys",
     "registered_secrets", "seen_messages", "stream_vouchers", "swap_quotes",
+    "collateral_profiles",
 }
 
 

@@ -1,8 +1,8 @@
 """Swap quotes the node took a payment with (each pays once), linked to the payment's
 transfer and routing.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003_collateral_profiles
 Create Date: 2026-12-02
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision: str | None = "0002"
+revision = "0004"
+down_revision: str | None = "0003_collateral_profiles"
 branch_labels: str | None = None
 depends_on: str | None = None
 
