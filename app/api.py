@@ -36,6 +36,7 @@ from connext.protocol.serialization import (
     transfer_to_json,
     update_to_json,
 )
+from connext.protocol.swaps import quote_to_json
 from connext.protocol.types import ChannelState
 
 from . import api_input as inputs
@@ -106,7 +107,9 @@ def _field_for(code: str) -> str | None:
     field = {"insufficient_balance": "amount", "invalid_amount": "amount",
              "channel_not_set_up": "recipient", "transfer_to_self": "recipient",
              "voucher_above_budget": "amount", "voucher_not_increasing": "amount",
-             "invalid_transfer_resolver": "signature"}.get(code)
+             "invalid_transfer_resolver": "signature", "invalid_quote": "quote",
+             "quote_altered": "quote", "quote_foreign": "quote", "quote_expired": "quote",
+             "quote_used": "quote"}.get(code)
     return field if field in g.get("api_body_fields", ()) else None
 
 
@@ -505,11 +508,32 @@ def transfer(wallet: Wallet, json: models.TransferRequest) -> tuple[Response, in
         await check_balance(client, asset, json.amount)
         return await client.transfer(recipient, asset.address, json.amount,
                                      timeout=json.timeout or 3600, wait=wait or None,
-                                     meta=json.meta, payment_id=api_payment_id(json.payment_id))
+                                     meta=json.meta, payment_id=api_payment_id(json.payment_id),
+                                     quote=json.quote)
 
     result = _run(pay(), timeout=wait + RUN_MARGIN)
     return jsonify({"transferId": hexb(result.transfer_id),
                     "routingId": hexb(result.routing_id), "status": result.status}), 201
+
+
+@route(f"{WALLET}/quotes", "POST", "quote", (200, models.Quote, "The node's signed quote"))
+def quote(wallet: Wallet, json: models.QuoteRequest) -> Response:
+    """Ask the node for a swap quote
+
+    What paying `amountIn` of `assetIn` delivers in `assetOut` (the fee taken), signed by
+    the node for this wallet and valid until `expiry`; pass it as `quote` to POST
+    .../transfers (once) so the recipient receives the other asset.
+    """
+    asset_in, asset_out = asset_of(json.asset_in, "assetIn"), asset_of(json.asset_out,
+                                                                       "assetOut")
+    service = _service()
+
+    async def ask() -> Any:
+        client = await service.client(wallet)
+        return await client.quote(asset_in.address, asset_out.address, json.amount_in,
+                                  ttl=json.ttl)
+
+    return jsonify(quote_to_json(_run(ask())))
 
 
 @route(f"{WALLET}/transfers/conditional", "POST", "conditionalTransfer",

@@ -22,6 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchem
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from connext.protocol import errors
+from connext.protocol.swaps import SwapQuote, quote_from_json
+
 from .assets import InputError
 from .assets import parse_address as parse_user_address
 
@@ -33,7 +36,7 @@ MAX_WAIT = 60
 MAX_VOUCHERS = 1000
 """Vouchers one call to a stream's pay route may send (it returns once all are stored)."""
 RESERVED_META = ("recipient", "routingId", "encryptedPreimage", "link", "sender", "oracle",
-                 "stream")
+                 "stream", "quote", "recipientAsset")
 """Keys of a transfer's `meta` the network sets; a caller may not send them."""
 Json = dict[str, Any]
 
@@ -204,6 +207,23 @@ PaymentId = Annotated[str | None, _Field(_payment_id, {
                    "payment and never pays twice"})]
 Label = Annotated[str | None, _Field(_label, {"type": "string", "maxLength": 100})]
 
+def _quote(value: Any) -> SwapQuote:
+    try:
+        return quote_from_json(value)
+    except errors.InvalidQuote:
+        raise refuse("invalid_quote", "must be a quote exactly as POST .../quotes returned "
+                                      "it.") from None
+
+
+QuoteTtl = Annotated[int | None, _Field(_integer(1, 3600, "seconds"), {
+    "type": "integer", "minimum": 1, "maximum": 3600})]
+QuoteIn = Annotated[SwapQuote | None, _Field(_quote, {
+    "type": "object", "additionalProperties": True,
+    "description": "a swap quote exactly as POST /api/v1/wallets/{address}/quotes returned "
+                   "it: the recipient receives its amountOut of its assetOut (the transfer "
+                   "pays its amountIn of its assetIn); the node refuses it altered, expired "
+                   "or used"})]
+
 TIMEOUT_DOC = "seconds until an unclaimed transfer is refunded (default 3600)"
 
 
@@ -243,6 +263,15 @@ class TransferRequest(Payment):
     wait: Wait = Field(None, description="seconds to wait for the recipient (default 30; 0 "
                                          "returns at once as pending)")
     meta: Meta = None
+    quote: QuoteIn = None
+
+
+class QuoteRequest(Body):
+    asset_in: AssetRef
+    asset_out: AssetRef
+    amount_in: Amount
+    ttl: QuoteTtl = Field(None, description="seconds the quote should hold (the node's "
+                                            "limit when more or left out)")
 
 
 class ConditionalTransferRequest(Payment):
@@ -476,6 +505,23 @@ class FaucetResult(Reply):
     transactionHash: Bytes32Out
     credited: Uint = Field(description="base units credited")
     balance: Balance
+
+
+class Quote(Reply):
+    """A swap quote, signed by the node for this wallet's channel (docs/PROTOCOL.md)."""
+
+    quoteId: Bytes32Out
+    node: AddressOut
+    chainId: Uint
+    payer: AddressOut
+    channelAddress: AddressOut
+    assetIn: AddressOut
+    assetOut: AddressOut
+    amountIn: Uint
+    amountOut: Uint = Field(description="what the recipient receives, the fee taken")
+    fee: Uint = Field(description="the node's fee, in the asset out")
+    expiry: Uint = Field(description="unix seconds; a transfer must be made before it")
+    signature: HexOut
 
 
 class PaymentResult(Reply):

@@ -36,6 +36,7 @@ from connext.protocol.types import ETH, Address
 from .assets import ETHER, Asset, InputError
 from .config import WebConfig
 from .limits import FaucetLimit
+from .swaps import NodeSwaps
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -148,6 +149,8 @@ class WalletService:
         self._deployment: Deployment | None = None
         self._node_address: Address | None = None
         self._assets: dict[Address, Asset] | None = None
+        self.swaps = NodeSwaps(config.node_url)
+        """The node's supported assets and swap pairs (app/swaps.py)."""
         self.listeners: list[Callable[[Address, str, dict[str, Any]], None]] = []
 
     # --- running coroutines from Flask threads --------------------------------------------
@@ -215,7 +218,13 @@ class WalletService:
         return self._node_address
 
     def assets(self) -> dict[Address, Asset]:
-        """ETH and the deployment's test token (symbol and decimals read from the chain)."""
+        """ETH, the deployment's test token (symbol and decimals read from the chain) and
+        any other asset the node supports (as its /config names it)."""
+        known = self._assets
+        if known is not None and any(a.get("address") not in known
+                                     and isinstance(a.get("decimals"), int)
+                                     for a in self.swaps.assets()):
+            self._assets = None  # the node names an asset we do not show yet
         if self._assets is None:
             assets = {ETH: ETHER}
             token = self.deployment().test_token
@@ -224,6 +233,11 @@ class WalletService:
                 assets[token] = Asset(token, erc20.functions.symbol().call(),
                                       erc20.functions.decimals().call(),
                                       erc20.functions.name().call())
+            for supported in self.swaps.assets():
+                address = Address(str(supported.get("address")))
+                if address not in assets and isinstance(supported.get("decimals"), int):
+                    symbol = str(supported.get("symbol"))
+                    assets[address] = Asset(address, symbol, supported["decimals"], symbol)
             self._assets = assets
         return self._assets
 

@@ -27,6 +27,7 @@ from .gas import GAS_TARGETS, measure_gas_on_fresh_anvil
 from .payments import measure_payments
 from .report import table
 from .stores import measure_stores
+from .swaps import measure_swaps
 from .vouchers import measure_vouchers
 from .wallet import measure_wallet
 
@@ -181,6 +182,29 @@ def _wallet() -> Any:
     return wallet
 
 
+def _swaps() -> Any:
+    swaps = measure_swaps()
+    rows = []
+    for label, key in (("without swap (ETH -> ETH)", "without_swap"),
+                       ("with swap (TEST -> ETH)", "with_swap")):
+        run = swaps[key]
+        quote = (f"; the quote alone p50 {run['quote_latency_p50_ms']} ms"
+                 if "quote_latency_p50_ms" in run else "")
+        rows.extend([
+            (f"{label}: payments/s", f"{run['payments_per_second']:,}",
+             f"{run['payments']} payments in {run['seconds']} s"),
+            (f"{label}: latency p50 / p99", f"{run['latency_p50_ms']} ms",
+             f"p99 {run['latency_p99_ms']} ms{quote}"),
+            (f"{label}: node CPU per payment", f"{run['node_cpu_ms_per_payment']} ms",
+             f"node + clients {run['cpu_ms_per_payment']} ms"),
+        ])
+    rows.append(("swap / plain throughput", f"{swaps['swap_over_plain_throughput']}",
+                 "same pairs, recipients and collateral"))
+    print(table(f"Routed payments with a swap on the way ({swaps['pairs']} pairs, at most "
+                f"{swaps['seconds_per_run']:g} s per run)", rows))
+    return swaps
+
+
 SECTIONS: dict[str, tuple[str, Callable[[], Any]]] = {
     "gas": ("gas", _gas),
     "crypto": ("crypto", _crypto),
@@ -188,6 +212,7 @@ SECTIONS: dict[str, tuple[str, Callable[[], Any]]] = {
     "vouchers": ("vouchers", _vouchers),
     "stores": ("stores", _stores),
     "wallet": ("wallet", _wallet),
+    "swaps": ("swaps", _swaps),
 }
 """Command-line name -> (key in results.json, what measures and prints it)."""
 

@@ -269,10 +269,18 @@ class StackConfig:
         )
 
 
+LOCAL_SWAPS = (
+    '[{"from": "TEST", "to": "ETH", "rate": "0.01", "feeBps": 30},'
+    ' {"from": "ETH", "to": "TEST", "rate": "99", "feeBps": 30}]'
+)
+"""The local stack's node swaps its play token for ETH and back at fixed rates (a spread and
+0.3 % fee), so Send and Cash out can deliver the other asset."""
+
 LOCAL_NODE_SETTINGS = {
     "CONNEXT_REVEAL_DELTA": "60",
     "CONNEXT_REVEAL_MARGIN": "30",
     "CONNEXT_DISPUTE_UNSETTLED_AFTER": "300",
+    "CONNEXT_SWAPS": LOCAL_SWAPS,
 }
 """The local stack's node settles faster than a production node (docs/NODE.md has both):
 a minute of reveal delta is plenty on anvil, which mines at once. The environment wins."""

@@ -198,6 +198,15 @@
     if (e.target.querySelector && e.target.querySelector("[data-demo]")) connect();
   });
 
+  // A swap quote holds until its expiry: its review counts down, and says when it is over
+  // (confirming after that is refused by the node; nothing is sent).
+  setInterval(() => {
+    document.querySelectorAll("[data-countdown]").forEach((el) => {
+      const left = Math.max(0, Number(el.getAttribute("data-countdown")) - Math.floor(Date.now() / 1000));
+      el.textContent = left > 0 ? left + " s left" : "expired: review again for a fresh quote";
+    });
+  }, 1000);
+
   document.addEventListener("htmx:responseError", () => {
     toast("The wallet server did not answer; nothing was lost. Try again.");
   });

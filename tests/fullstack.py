@@ -19,6 +19,7 @@ from typing import Any
 from connext.chain.anvil import Anvil
 from connext.chain.deploy import Deployment, deploy, mint_test_token
 from connext.devstack import (
+    LOCAL_SWAPS,
     TEST_TOKEN_MINT,
     NatsServer,
     NodeDaemon,
@@ -107,6 +108,7 @@ class FullStack:
             "CONNEXT_NODE_DATABASE_URL": f"sqlite:///{self.root / 'node.sqlite'}",
             "CONNEXT_DEPLOYMENT_FILE": str(self.deployment_file),
             "CONNEXT_NODE_PORT": str(self.node_port),
+            "CONNEXT_SWAPS": LOCAL_SWAPS,  # the wallet's swaps, as on `make start`
             "CONNEXT_ADMIN_TOKEN": self.admin_token,
             "PYTHONUNBUFFERED": "1",
         }

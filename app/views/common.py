@@ -102,6 +102,15 @@ MESSAGES = {
     "invalid_transfer_resolver": "That receipt is not the oracle's signature over this "
                                  "payment and outcome.",
     "unknown_transfer": "That payment is no longer waiting (it was claimed or refunded).",
+    "quote_expired": "The swap quote expired before the payment was made; nothing was sent. "
+                     "Review the payment again for a fresh quote.",
+    "quote_used": "That swap quote was used already; review the payment again for a fresh "
+                  "one.",
+    "quote_altered": "That swap quote is not the node's as it was given; nothing was sent.",
+    "quote_foreign": "That swap quote was made for another wallet; nothing was sent.",
+    "invalid_quote": "That swap quote does not fit this payment; review it again.",
+    "unsupported_swap": "The node does not swap between these assets.",
+    "rate_unavailable": "The node has no current rate for this swap; try again in a moment.",
 }
 
 

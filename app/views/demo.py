@@ -15,6 +15,7 @@ from connext.pay import PaymentNeeded
 from connext.protocol.types import ETH
 
 from ..chunks import CHUNKS, PRICE, Scene
+from ..swaps import QuoteView
 from ..wallets import Wallet
 from .common import chunk_shop, config, explain, fmt, form_error, new_wallet, wallets
 from .home import wallet_view
@@ -42,6 +43,7 @@ def _panel(slot: int, **context: Any) -> dict[str, Any]:
     try:
         panel.update(service.run(wallet_view(service, wallet, activity=5)))
         panel["assets"] = list(service.assets().values())
+        panel["deliverable"] = service.swaps.deliverable(panel["assets"])
         panel["faucet"] = service.faucet_enabled
     except Exception as exc:
         panel["error"] = explain(exc)
@@ -86,17 +88,29 @@ def pay(slot: int) -> tuple[str, int]:
     try:
         asset = service.asset(request.form.get("asset"))
         amount = asset.parse(request.form.get("amount"))
+        wanted = request.form.get("deliver")
+        deliver = service.asset(wanted, "deliver") if wanted else asset
+        swap: QuoteView | None = None
 
         async def send() -> Any:
+            nonlocal swap
             client = await service.client(wallet)
             await service.client(other)  # the recipient must be online to claim at once
-            return await client.transfer(other.address, asset.address, amount, wait=30.0)
+            quote = None
+            if deliver.address != asset.address:  # swapped by the node on the way
+                quote = await client.quote(asset.address, deliver.address, amount)
+                swap = QuoteView(quote, asset, deliver)
+            return await client.transfer(other.address, asset.address, amount, wait=30.0,
+                                         quote=quote)
 
         result = service.run(send(), timeout=45)
     except Exception as exc:
         return render_template("partials/demo_panel.html",
                                panel=_panel(slot, errors=form_error(exc, "amount"))), 422
     note = f"Paid {fmt(asset, amount)}" if result.status == "completed" else result.status
+    if swap is not None and result.status == "completed":
+        note += (f"; {NAMES[1 - slot]} got {swap.deliver_text} (swapped by the node at its "
+                 f"quote, fee {swap.fee_text})")
     return render_template("partials/demo_panel.html", panel=_panel(slot, note=note)), 200
 
 

@@ -5,7 +5,8 @@ A recipient may be typed as an address or pasted as a request link. Nothing is s
 the review is confirmed; every rejected input is a message next to its field. The review
 carries a payment id (an idempotency key): confirming twice (a double click, a reload after
 a timeout) sends one payment, and a payment whose fate the node has not told yet shows as
-pending until it ends.
+pending until it ends. A payment may deliver another asset than it pays with: the review
+asks the node for a quote (rate, fee, expiry) and the confirmation pays with it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from flask import Blueprint, render_template, url_for
 from flask import request as http
 
 from ..assets import Asset, InputError, parse_address
+from ..swaps import QuoteView, quote_of_form
 from ..wallets import Wallet, WalletService
 from .common import config, current_wallet, explain, fmt, form_error, wallets
 from .home import wallet_view
@@ -40,7 +42,7 @@ def payment_id_of(value: str | None) -> str | None:
 
 
 def _form(source: Any) -> dict[str, str]:
-    return {k: (source.get(k) or "").strip() for k in ("to", "amount", "asset")}
+    return {k: (source.get(k) or "").strip() for k in ("to", "amount", "asset", "deliver")}
 
 
 def _with_request_link(form: dict[str, str]) -> dict[str, str]:
@@ -62,7 +64,8 @@ def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
     except Exception as exc:
         context.setdefault("error", explain(exc))
         assets = []
-    return render_template(template, assets=assets, **context), status
+    return render_template(template, assets=assets, deliverable=service.swaps.deliverable(assets),
+                           **context), status
 
 
 def validate(service: WalletService, wallet: Wallet,
@@ -97,22 +100,47 @@ def submit() -> tuple[str, int]:
         recipient, asset, amount = validate(service, wallet, form)
     except Exception as exc:
         return _page("send.html", 422, form=form, errors=form_error(exc, "form"))
+    try:
+        deliver = _deliver(service, form, asset)
+        swap = None
+        if deliver is not None:
+            quote = (service.run(_quote(service, wallet, asset, deliver, amount))
+                     if http.form.get("step") != "confirm"
+                     else quote_of_form(http.form.get("quote")))
+            swap = QuoteView(quote, asset, deliver)
+    except Exception as exc:
+        return _page("send.html", 422, form=form, errors=form_error(exc, "form"))
     if http.form.get("step") != "confirm":
         return _page("send_review.html", form=dict(form, to=recipient), asset=asset,
-                     amount_text=fmt(asset, amount), payment_id=new_payment_id())
+                     amount_text=fmt(asset, amount), payment_id=new_payment_id(), swap=swap)
     payment_id = payment_id_of(http.form.get("payment_id"))
 
     async def pay() -> Any:
         client = await service.client(wallet)
         return await client.transfer(recipient, asset.address, amount, wait=30.0,
-                                     payment_id=payment_id)
+                                     payment_id=payment_id,
+                                     quote=None if swap is None else swap.quote)
 
     try:
         result = service.run(pay(), timeout=45)
     except Exception as exc:
         return _page("send.html", 422, form=form, errors=form_error(exc, "form"))
     return _page("send_result.html", result=result, recipient=recipient,
-                 amount_text=fmt(asset, amount))
+                 amount_text=fmt(asset, amount), swap=swap)
+
+
+def _deliver(service: WalletService, form: dict[str, str], pay: Asset) -> Asset | None:
+    """The asset the recipient is to get, when it is not the one paid with."""
+    if not form["deliver"]:
+        return None
+    deliver = service.asset(form["deliver"], "deliver")
+    return None if deliver.address == pay.address else deliver
+
+
+async def _quote(service: WalletService, wallet: Wallet, pay: Asset, deliver: Asset,
+                 amount: int) -> Any:
+    client = await service.client(wallet)
+    return await client.quote(pay.address, deliver.address, amount)
 
 
 @bp.get("/request")

@@ -49,6 +49,7 @@ from ..protocol.channel import (
 from ..protocol.encoding import channel_address, keccak, withdraw_commitment_digest
 from ..protocol.serialization import hexb, parse_bytes
 from ..protocol.signing import SECP256K1_N, Signer
+from ..protocol.swaps import SwapQuote
 from ..protocol.transfers import DEFINITIONS, HASHLOCK, SIGNED, WITHDRAW, lock_hash
 from ..protocol.types import (
     ETH,
@@ -61,7 +62,7 @@ from ..protocol.types import (
     UpdateType,
 )
 from ..store import ChannelStore, StoredChannel
-from . import locks, outcomes, unilateral
+from . import locks, outcomes, swaps, unilateral
 from .streams import CLOSE_METHOD, VOUCHERS_METHOD, Streams
 from .unilateral import Dispute, ExitProgress
 
@@ -478,16 +479,20 @@ class Client:
         wait: float | None = 30.0,
         meta: dict[str, Any] | None = None,
         payment_id: str | bytes | None = None,
+        quote: SwapQuote | None = None,
     ) -> PaymentResult:
         """Pay `recipient` through the node; with `wait`, until it is paid or refunded.
 
         `payment_id` (an idempotency key of the caller's choosing): calling again with the
         same key returns the same payment and never pays twice. A call that cannot tell
         whether its payment landed (the node did not answer) returns status "pending" with
-        its ids instead of raising; `payment_status` says later how it ended."""
+        its ids instead of raising; `payment_status` says later how it ended. With a
+        `quote` (`quote(...)`), the recipient receives the quote's asset and amount out."""
         self._check_open()
         routing_id = self._routing_id(payment_id)
         extra: dict[str, Any] = {}
+        if quote is not None:
+            meta = {**(meta or {}), **swaps.quote_meta(quote, asset_id, amount)}
         initial = b""
         if await outcomes.ours(self, outcomes.transfer_id_of(routing_id)) is None:
             public_key = await self._public_key_of(recipient)
@@ -496,6 +501,32 @@ class Client:
             initial = HASHLOCK.encode_state(lock_hash(preimage), int(time.time()) + timeout)
         return await self._send(recipient, asset_id, amount, "Hashlock", initial, timeout,
                                 {**(meta or {}), **extra}, wait, routing_id)
+
+    async def quote(self, asset_in: Address, asset_out: Address, amount_in: int, *,
+                    ttl: int | None = None) -> SwapQuote:
+        """The node's signed quote: paying `amount_in` of `asset_in` delivers its
+        `amount_out` of `asset_out` (fee taken) until its `expiry`. Use it once, with
+        `transfer(..., quote=q)` or `swap(q)`."""
+        return await swaps.request_quote(self, asset_in, asset_out, amount_in, ttl=ttl)
+
+    async def swap(self, quote: SwapQuote, *, wait: float | None = 30.0,
+                   payment_id: str | bytes | None = None) -> PaymentResult:
+        """Convert a balance in our own channel at `quote`: pay the quote's amount in to
+        ourselves through the node, which pays us its amount out in the other asset."""
+        self._check_open()
+        routing_id = self._routing_id(payment_id)
+        extra: dict[str, Any] = {}
+        initial = b""
+        timeout = DEFAULT_PAYMENT_TIMEOUT
+        if await outcomes.ours(self, outcomes.transfer_id_of(routing_id)) is None:
+            preimage = os.urandom(32)
+            extra = {"encryptedPreimage": hexb(ecies.encrypt(self.signer.public_key,
+                                                             preimage))}
+            initial = HASHLOCK.encode_state(lock_hash(preimage), int(time.time()) + timeout)
+        meta = {**swaps.quote_meta(quote, quote.asset_in, quote.amount_in), **extra,
+                "recipient": self.address}
+        return await self._route(quote.asset_in, quote.amount_in, "Hashlock", initial, timeout,
+                                 meta, wait, routing_id)
 
     async def _public_key_of(self, party: Address) -> bytes:
         """`party`'s public key, from the node the first time (checked against the address,

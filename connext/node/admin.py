@@ -183,24 +183,13 @@ async def timeline(request: web.Request) -> web.Response:
 
 
 async def rates(request: web.Request) -> web.Response:
-    """The node's swap rates. A placeholder until the swaps configuration exists: it shows
-    `NodeConfig`'s swap settings when the node has them, else an empty list."""
+    """The node's swap pairs with their current rates and fees, and where the rates come
+    from (the configuration, or the operator's rate feed)."""
     node = _node(request)
-    settings = None
-    for name in ("swaps", "swap_rates", "rates"):
-        settings = getattr(node.config, name, None)
-        if settings:
-            break
-    if not settings:
-        return web.json_response({"rates": [], "source": None})
-    return web.json_response({"rates": json.loads(json.dumps(settings, default=_jsonable)),
-                              "source": "config"})
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "__dataclass_fields__"):
-        return {k: getattr(value, k) for k in value.__dataclass_fields__}
-    return str(value)
+    info = node.swaps.info()
+    feed = node.swaps.feed
+    return web.json_response({"rates": info["swaps"], "assets": info["assets"],
+                              "source": "config" if feed is None else str(feed.source)})
 
 
 # --- collateral profiles -------------------------------------------------------------------

@@ -16,6 +16,7 @@ from ..protocol.channel import DEFAULT_BOUNDS, Bounds
 from ..protocol.errors import TimeoutOutOfBounds
 from ..protocol.types import ETH, Address
 from ..store.store import sync_level
+from .swapconfig import SwapConfig
 
 ANVIL_DEV_KEY_1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 """anvil's second dev account: the node's key on the local stack (account 0 deploys)."""
@@ -115,6 +116,8 @@ class NodeConfig:
     sqlite_sync: str = "full"
     """SQLite's durability for the node's store: `full` (fsync, group committed) or
     `normal` (survives the process being killed, not power loss)."""
+    swaps: SwapConfig = field(default_factory=SwapConfig)
+    """Supported assets, swap pairs, rates and quotes (connext/node/swapconfig.py)."""
 
     def check(self) -> None:
         """Refuse settings that would make the node unsafe (ValueError, with the reason)."""
@@ -138,6 +141,7 @@ class NodeConfig:
         if self.reclaim_interval <= 0 or self.liquidity_interval <= 0:
             raise ValueError("CONNEXT_RECLAIM_INTERVAL and CONNEXT_LIQUIDITY_INTERVAL must be "
                              "positive")
+        self.swaps.check()
 
     def collateral_for(self, asset_id: Address) -> CollateralProfile:
         return self.collateral.get(asset_id, DEFAULT_COLLATERAL)
@@ -215,4 +219,5 @@ class NodeConfig:
                            in json.loads(env.get("CONNEXT_LOW_LIQUIDITY") or "{}").items()},
             shared_database=env.get("CONNEXT_NODE_REPLICAS", "1") != "1",
             sqlite_sync=sync_level(env.get("CONNEXT_SQLITE_SYNC"), default=cls.sqlite_sync),
+            swaps=SwapConfig.from_env(env),
         )

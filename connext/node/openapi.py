@@ -163,9 +163,9 @@ def document() -> dict[str, Any]:
                 [{"name": "minutes", "in": "query", "required": False,
                   "schema": {"type": "integer", "minimum": 1, "maximum": 1440,
                              "default": 60}}]),
-            "/admin/rates": _admin_get("swap rates (from the node's swap settings)", {
-                "type": "object", "properties": {"rates": array,
-                                                 "source": {"type": ["string", "null"]}}}),
+            "/admin/rates": _admin_get("swap pairs with their current rates and fees", {
+                "type": "object", "properties": {"rates": array, "assets": array,
+                                                 "source": {"type": "string"}}}),
             "/admin/profiles": _admin_get("collateral profiles: per asset and per channel", {
                 "type": "object", "properties": {"assets": array, "channels": array}}),
             "/admin/profiles/{channel}/{asset}": {

@@ -11,6 +11,7 @@ before anything is signed, so nothing is locked.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from ..protocol import errors
 from ..protocol.channel import Applied
@@ -19,8 +20,18 @@ from ..protocol.types import Address, CreateDetails, Update, UpdateType
 from ..ratelimit import SlidingWindow, TooMany
 from ..store import ChannelStore
 from .config import NodeConfig
-from .routing import RECIPIENT, ROUTING_ID, is_address, link_signer_of, routing_id_from_meta
+from .routing import (
+    RECIPIENT,
+    ROUTING_ID,
+    is_address,
+    link_signer_of,
+    routing_id_from_meta,
+    routing_id_of,
+)
 from .withdrawals import commitment_of
+
+if TYPE_CHECKING:
+    from .swaps import SwapDesk
 
 
 class RateLimit:
@@ -45,6 +56,8 @@ class NodePolicy:
         self.address = address
         self.setups = RateLimit(config.setups_per_hour, "channel setups")
         self.withdrawals = RateLimit(config.withdrawals_per_hour, "withdrawals")
+        self.swaps: SwapDesk | None = None
+        """Checks the swap quote a routed payment carries (connext/node/swaps.py)."""
 
     async def check(self, update: Update, applied: Applied) -> None:
         """The engine's policy hook: raise to refuse the counterparty's update."""
@@ -75,6 +88,8 @@ class NodePolicy:
             if (definition is not None and definition.expiry_field is not None
                     and (RECIPIENT in details.meta or link_signer_of(transfer) is not None)):
                 self._check_expiry(definition.expiry(details.initial_state))
+            if self.swaps is not None:
+                await self.swaps.check_payment(transfer, routing_id_of(transfer))
 
     async def _check_routing_meta(self, update: Update, details: CreateDetails) -> None:
         """A routed payment names a routing id of its own (32 bytes, not another transfer's:

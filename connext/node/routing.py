@@ -48,6 +48,7 @@ from ..protocol.channel import Applied, create_update, resolve_update
 from ..protocol.encoding import keccak
 from ..protocol.identifiers import forward_transfer_id
 from ..protocol.signing import recover_address_bytes
+from ..protocol.swaps import SwapQuote
 from ..protocol.transfers import DEFINITIONS, HASHLOCK, STREAM, TransferDefinition
 from ..protocol.transfers.base import evidence_hash
 from ..protocol.types import Address, ChannelState, CreateDetails, Transfer, Update, UpdateType
@@ -143,6 +144,8 @@ class _Forward:
     channel_address: Address
     amount: int
     initial_state: bytes
+    asset_id: Address
+    """The sender's asset, or a swap's asset out."""
 
 
 class Router:
@@ -159,6 +162,9 @@ class Router:
         on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: None,
         enforcement: Enforcement | None = None,
         on_failure: Callable[[str], None] = lambda task: None,
+        swap_quote: Callable[[Transfer], SwapQuote | None] = lambda transfer: None,
+        swap_terms: Callable[[Transfer], SwapQuote | None] = lambda transfer: None,
+        swap_claim_window: int = 900,
         release_collateral: Callable[[Address, Address, int], None] = lambda c, a, n: None,
     ) -> None:
         self.engine = engine
@@ -172,6 +178,12 @@ class Router:
         self.on_event = on_event
         self.enforcement = enforcement
         self.on_failure = on_failure
+        self.swap_quote = swap_quote
+        """The checked swap quote a payment carries (None: one asset; raises if invalid)."""
+        self.swap_terms = swap_terms
+        """The same, None for anything invalid (what a routing record notes)."""
+        self.swap_claim_window = swap_claim_window
+        """A swap's forward expires at most this long after it is made."""
         self.release_collateral = release_collateral
         """Ends what `collateralize` reserved for a forward, once it is created or given up."""
         self._inflight: set[bytes] = set()
@@ -244,6 +256,7 @@ class Router:
                      is_link: bool) -> NewRouting:
         recipient = incoming.meta.get(RECIPIENT)
         named = is_address(recipient)
+        quote = self.swap_terms(incoming)
         return NewRouting(
             routing_id=routing_id,
             sender_channel=incoming.channel_address,
@@ -252,6 +265,8 @@ class Router:
             amount=incoming.balance.amount[0],
             recipient=recipient if named and not is_link else None,
             status=RoutingStatus.LINK if is_link else RoutingStatus.PENDING,
+            recipient_asset_id=None if quote is None else quote.asset_out,
+            recipient_amount=None if quote is None else quote.amount_out,
         )
 
     async def _record(self, incoming: Transfer, routing_id: bytes, *, is_link: bool) -> Routing:
@@ -267,8 +282,12 @@ class Router:
                        recipient: Any) -> _Forward | None:
         """Check the forward can be made and collateralize the recipient's channel; None
         when it was made before (a restart): the routing is then marked forwarded. Nothing
-        is signed here, so a failure leaves no transfer behind."""
-        if not isinstance(recipient, str) or recipient in (self.address, incoming.initiator):
+        is signed here, so a failure leaves no transfer behind. A payment with a swap quote
+        forwards the quote's asset and amount out (to the payer itself: a swap in its own
+        channel), and only while the quote is valid."""
+        quote = self.swap_quote(incoming)
+        if (not isinstance(recipient, str) or recipient == self.address
+                or (recipient == incoming.initiator and quote is None)):
             raise errors.InvalidUpdate("the payment names no valid recipient")
         channel = await self.find_channel(recipient)
         if channel is None:
@@ -276,6 +295,9 @@ class Router:
         # a stream pays what its vouchers say on both hops: no fee can come out of it
         fee = 0 if self._definition(incoming) is STREAM else self.fee_fixed
         amount = incoming.balance.amount[0] - fee
+        asset_id = incoming.asset_id
+        if quote is not None:  # the quote's fee is the node's fee
+            asset_id, amount = quote.asset_out, quote.amount_out
         if amount <= 0:
             raise errors.InvalidAmount("the payment does not cover the node's fee")
         forward_id = forward_transfer_id(routing_id)
@@ -284,16 +306,22 @@ class Router:
             # forwarded before a restart: never twice, even if it is resolved since
             await self._mark_forwarded(routing_id, channel.channel_address)
             return None
+        if quote is not None and int(time.time()) >= quote.expiry:
+            # the price held until the expiry: later, the payment is refunded
+            raise errors.QuoteExpired("the quote expired before the payment could be forwarded")
         outgoing_state = self._forward_state(incoming)
-        channel = await self.collateralize(channel, incoming.asset_id, amount)
-        return _Forward(incoming, routing_id, channel.channel_address, amount, outgoing_state)
+        if quote is not None:
+            outgoing_state = self._swap_claim_window(incoming, outgoing_state)
+        channel = await self.collateralize(channel, asset_id, amount)
+        return _Forward(incoming, routing_id, channel.channel_address, amount, outgoing_state,
+                        asset_id)
 
     async def _deliver(self, forward: _Forward) -> None:
         """Create the mirrored transfer in the recipient's channel; mark it forwarded."""
         try:
             await self._create_forward(forward)
         finally:
-            self.release_collateral(forward.channel_address, forward.incoming.asset_id,
+            self.release_collateral(forward.channel_address, forward.asset_id,
                                     forward.amount)
 
     async def _create_forward(self, forward: _Forward) -> None:
@@ -316,7 +344,7 @@ class Router:
                     self.address,
                     transfer_id=forward_id,
                     transfer_definition=incoming.transfer_definition,
-                    asset_id=incoming.asset_id,
+                    asset_id=forward.asset_id,
                     amount=forward.amount,
                     initial_state=forward.initial_state,
                     transfer_timeout=incoming.transfer_timeout,
@@ -388,6 +416,17 @@ class Router:
             raise errors.InvalidUpdate("the payment expires too soon to forward")
         return definition.with_expiry(incoming.initial_state, expiry)
 
+    def _swap_claim_window(self, incoming: Transfer, state: bytes) -> bytes:
+        """A swap's forward expires within the claim window: the recipient claims it (or
+        refuses it) soon, not whenever the price has moved its way during the payment's
+        whole timeout. Shorter than the sender's lock, so the reveal delta only grows."""
+        definition = self._definition(incoming)
+        latest = int(time.time()) + self.swap_claim_window
+        expiry = definition.expiry(state)
+        if expiry != 0 and expiry <= latest:
+            return state
+        return definition.with_expiry(state, latest)
+
     # --- settle back -----------------------------------------------------------------------
 
     async def settle_sender(self, outgoing: Transfer) -> None:
@@ -403,14 +442,19 @@ class Router:
             return
         paid = outgoing.balance.amount[1] > 0
         resolver = outgoing.resolver if paid else self._definition(incoming).cancel_resolver
+        swapped = outgoing.asset_id != incoming.asset_id
         await self._settle(incoming, routing_id, resolver, paid=paid,
-                           amount=outgoing.balance.amount[1],
+                           amount=(incoming.balance.amount[0] if swapped and paid
+                                   else outgoing.balance.amount[1]),
                            recipient_channel=outgoing.channel_address,
-                           recipient_transfer_id=outgoing.transfer_id)
+                           recipient_transfer_id=outgoing.transfer_id,
+                           swapped_out=((outgoing.asset_id, outgoing.balance.amount[1])
+                                        if swapped and paid else None))
 
     async def _settle(self, incoming: Transfer, routing_id: bytes, resolver: bytes, *,
                       paid: bool, amount: int, recipient_channel: Address | None = None,
-                      recipient_transfer_id: bytes | None = None) -> bool:
+                      recipient_transfer_id: bytes | None = None,
+                      swapped_out: tuple[Address, int] | None = None) -> bool:
         """Resolve the sender's transfer with `resolver`; False when the sender did not
         answer (the sweep retries, and enforces the lock on chain if it must)."""
         if self.enforcement is not None and self.enforcement.disputed(incoming.channel_address):
@@ -444,10 +488,15 @@ class Router:
             await self.store.run(self.store.update_routing_status, routing_id, "failed",
                                  error="the sender's lock expired before it settled")
             return True
-        fee = 0 if not paid or self._definition(incoming) is STREAM else self.fee_fixed
+        # a swap's fee is the quote's, in the asset out (kept in the quote, not counted here)
+        fee = (0 if not paid or swapped_out is not None or self._definition(incoming) is STREAM
+               else self.fee_fixed)
         self.on_event(f"payment.{status.value}", {
             "routingId": "0x" + routing_id.hex(), "assetId": incoming.asset_id,
             "amount": str(amount), "fee": str(fee),
+            # a swap: what the recipient got, in the other asset (metrics count swaps by it)
+            **({"recipientAssetId": swapped_out[0], "recipientAmount": str(swapped_out[1])}
+               if swapped_out is not None else {}),
         })
         return True
 
@@ -645,6 +694,7 @@ class Router:
                     continue
                 recipient = transfer.meta.get(RECIPIENT)
                 is_link = self._link_signer(transfer) is not None
+                quote = self.swap_terms(transfer)
                 with contextlib.suppress(AlreadyExists):
                     await self.store.run(
                         self.store.create_routing,
@@ -654,6 +704,8 @@ class Router:
                         asset_id=transfer.asset_id,
                         amount=transfer.balance.amount[0],
                         recipient=recipient if isinstance(recipient, str) else None,
+                        recipient_asset_id=None if quote is None else quote.asset_out,
+                        recipient_amount=None if quote is None else quote.amount_out,
                         status=RoutingStatus.LINK if is_link else RoutingStatus.PENDING,
                     )
                     found += 1

@@ -38,9 +38,11 @@ from ..protocol.serialization import (
     network_to_json,
     parse_address,
     parse_bytes,
+    parse_uint,
     state_to_json,
 )
 from ..protocol.signing import Signer
+from ..protocol.swaps import quote_to_json
 from ..protocol.transfers import DEFINITIONS, lock_hash
 from ..protocol.types import Address, ChannelState, Transfer, UpdateType
 from ..store import ChannelStore, StoredChannel
@@ -54,6 +56,7 @@ from .policy import NodePolicy
 from .profiles import Profiles
 from .reclaim import IdleReclaim
 from .routing import Enforcement, Router, routing_id_of
+from .swaps import SwapDesk
 from .withdrawals import Reclaims, Withdrawals
 
 log = logging.getLogger(__name__)
@@ -104,6 +107,13 @@ class Node:
                 "the auth service's node list (connext nats-auth --node, docs/NATS.md)")
         self.deposits = ChainDeposits(self.w3)
         self.policy = NodePolicy(cfg, self.definition_names, self.address, self.store)
+        self.swaps = SwapDesk(
+            cfg.swaps, self.signer, chain_id=self.network.chain_id,
+            test_token=deployment.test_token, store=self.store,
+            hashlock=deployment.definitions["Hashlock"], limits_for=cfg.limits_for,
+            collateral_for=cfg.collateral_for, channel_address_for=self.channel_address_for,
+        )
+        self.policy.swaps = self.swaps
         self.engine = ChannelEngine(
             self.signer, self.store, self.messaging, self.rules, self.deposits,
             request_timeout=cfg.request_timeout, yields_on_collision=False,
@@ -143,6 +153,9 @@ class Node:
                 disputed=lambda channel: channel in self.engine.disputed,
             ),
             on_failure=self._background_failure,
+            swap_quote=self.swaps.quote_of,
+            swap_terms=self.swaps.terms_of,
+            swap_claim_window=cfg.swaps.claim_window,
             release_collateral=self.collateral.release,
         )
         self.engine.companion = self.router.companion
@@ -192,6 +205,8 @@ class Node:
         self._tasks.append(asyncio.create_task(self.watcher.run()))
         self._tasks.append(asyncio.create_task(self.secrets.run()))
         self._tasks.append(asyncio.create_task(self.idle.run()))
+        await self.swaps.start()
+        self._tasks.append(asyncio.create_task(self.swaps.run()))
         self._tasks.append(asyncio.create_task(self.liquidity.run()))
         if cfg.shared_database:  # profiles another replica set reach this one
             self._tasks.append(asyncio.create_task(every(
@@ -247,6 +262,7 @@ class Node:
             "link.redeem": self._link_redeem,
             "link.cancel": self._link_cancel,
             "link.status": self._link_status,
+            "swap.quote": self._swap_quote,
         }
 
     # --- requests from users ----------------------------------------------------------
@@ -276,6 +292,7 @@ class Node:
             "limits": {asset: _limits_json(cfg.limits_for(asset))
                        for asset in {*cfg.limits, *cfg.collateral}},
             "defaultLimits": _limits_json(DEFAULT_LIMITS),
+            **self.swaps.info(),
         }
 
     async def _setup(self, sender: Address, body: dict[str, Any]) -> dict[str, Any]:
@@ -312,6 +329,19 @@ class Node:
         if key is None:
             raise errors.ChannelNotSetUp(f"{address} has no channel with this node")
         return {"address": address, "publicKey": "0x" + key.hex()}
+
+    # --- swaps (see swaps.py) ---------------------------------------------------------
+
+    async def _swap_quote(self, sender: Address, body: dict[str, Any]) -> dict[str, Any]:
+        """A signed quote for the sender: {assetIn, assetOut, amountIn, ttl?} -> quote."""
+        asset_in = parse_address(body.get("assetIn"), "assetIn")
+        asset_out = parse_address(body.get("assetOut"), "assetOut")
+        amount_in = parse_uint(body.get("amountIn"), "amountIn")
+        ttl = body.get("ttl")
+        if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool)):
+            raise MalformedData("ttl must be an integer number of seconds")
+        quote = self.swaps.quote(sender, asset_in, asset_out, amount_in, ttl=ttl)
+        return {"quote": quote_to_json(quote)}
 
     # --- link payments (see routing.py) -----------------------------------------------
 
@@ -469,6 +499,9 @@ class Node:
                 int(data.get("amount", "0"))
             )
             self.metrics.fees.labels(asset=data.get("assetId", "")).inc(int(data.get("fee", "0")))
+            if "recipientAssetId" in data:
+                self.metrics.swaps.labels(from_asset=data.get("assetId", ""),
+                                          to_asset=data["recipientAssetId"]).inc()
 
     async def notify(self, user: Address, method: str, body: dict[str, Any]) -> None:
         """Tell a user's client something (best effort; it can also ask later)."""

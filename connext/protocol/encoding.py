@@ -27,6 +27,7 @@ DISPUTE_AUTHORIZATION_DOMAIN = "Connext Dispute Authorization"
 NODE_REQUEST_DOMAIN = "Connext Node Request"
 NATS_LOGIN_DOMAIN = "Connext NATS Login"
 MESSAGE_DOMAIN = "Connext Message"
+SWAP_QUOTE_DOMAIN = "Connext Swap Quote"
 
 EIP712_DOMAIN_TYPE = (
     "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
@@ -45,6 +46,10 @@ VOUCHER_TYPE = "Voucher(bytes32 streamId,uint256 amount)"
 DISPUTE_AUTHORIZATION_TYPE = "DisputeAuthorization(address disputer)"
 NODE_REQUEST_TYPE = "NodeRequest(string method,string path,uint256 timestamp)"
 NATS_LOGIN_TYPE = "NatsLogin(string nonce)"
+SWAP_QUOTE_TYPE = (
+    "SwapQuote(bytes32 quoteId,address payer,address channelAddress,address assetIn,"
+    "address assetOut,uint256 amountIn,uint256 amountOut,uint256 fee,uint256 expiry)"
+)
 
 # Minimal-proxy init code as Vyper's create_minimal_proxy_to emits it (see shared FACTS).
 _PROXY_PREFIX = bytes.fromhex("602d3d8160093d39f3363d3d373d3d3d363d73")
@@ -95,6 +100,7 @@ VOUCHER_TYPEHASH = keccak(VOUCHER_TYPE.encode())
 DISPUTE_AUTHORIZATION_TYPEHASH = keccak(DISPUTE_AUTHORIZATION_TYPE.encode())
 NODE_REQUEST_TYPEHASH = keccak(NODE_REQUEST_TYPE.encode())
 NATS_LOGIN_TYPEHASH = keccak(NATS_LOGIN_TYPE.encode())
+SWAP_QUOTE_TYPEHASH = keccak(SWAP_QUOTE_TYPE.encode())
 
 
 @lru_cache(maxsize=4096)
@@ -219,6 +225,21 @@ def nats_login_digest(nonce: str) -> bytes:
     (its own domain, chain id 0, no verifying contract; see docs/NATS.md)."""
     domain = domain_separator(NATS_LOGIN_DOMAIN, 0, Address("0x" + "00" * 20))
     return typed_data_digest(domain, keccak(NATS_LOGIN_TYPEHASH + keccak(nonce.encode())))
+
+
+def swap_quote_digest(chain_id: int, node: Address, quote_id: bytes, payer: Address,
+                      channel_address: Address, asset_in: Address, asset_out: Address,
+                      amount_in: int, amount_out: int, fee: int, expiry: int) -> bytes:
+    """What a node signs when it quotes a swap (connext/protocol/swaps.py): its own domain,
+    with the node as verifying contract, so a quote is no other signature and no other
+    node's quote."""
+    domain = domain_separator(SWAP_QUOTE_DOMAIN, chain_id, node)
+    struct_hash = keccak(
+        SWAP_QUOTE_TYPEHASH + bytes32_word(quote_id) + address_word(payer)
+        + address_word(channel_address) + address_word(asset_in) + address_word(asset_out)
+        + uint_word(amount_in) + uint_word(amount_out) + uint_word(fee) + uint_word(expiry)
+    )
+    return typed_data_digest(domain, struct_hash)
 
 
 def encode_core_transfer_state(core: CoreTransferState) -> bytes:

@@ -255,6 +255,50 @@ class RateLimited(ProtocolError):
     code = "rate_limited"
 
 
+# --- swaps (connext/protocol/swaps.py) ----------------------------------------------------
+
+
+class InvalidQuote(ProtocolError):
+    """A swap quote that is malformed, or does not fit the payment that carries it."""
+
+    code = "invalid_quote"
+
+
+class QuoteAltered(InvalidQuote):
+    """The quote is not the node's signature over these terms: changed after signing, or
+    signed by another key."""
+
+    code = "quote_altered"
+
+
+class QuoteForeign(InvalidQuote):
+    """The node signed this quote for another payer or channel."""
+
+    code = "quote_foreign"
+
+
+class QuoteExpired(InvalidQuote):
+    code = "quote_expired"
+
+
+class QuoteUsed(InvalidQuote):
+    """A quote pays once; this one paid (or was tried) already."""
+
+    code = "quote_used"
+
+
+class UnsupportedSwap(ProtocolError):
+    """The node does not swap this pair (or this asset at all)."""
+
+    code = "unsupported_swap"
+
+
+class RateUnavailable(ProtocolError):
+    """The node has no fresh rate for this pair right now (its price feed is stale)."""
+
+    code = "rate_unavailable"
+
+
 def error_class(code: str) -> type[ProtocolError] | None:
     """The error class of this module with `code` (to re-raise a remote error typed)."""
     return _BY_CODE.get(code)

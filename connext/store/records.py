@@ -108,6 +108,9 @@ class NewRouting:
     amount: int
     recipient: Address | None
     status: RoutingStatus = RoutingStatus.PENDING
+    recipient_asset_id: Address | None = None
+    """A swap's asset and amount out (from its quote); None for a payment in one asset."""
+    recipient_amount: int | None = None
 
 
 @dataclass(frozen=True)

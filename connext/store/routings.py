@@ -100,8 +100,11 @@ class RoutingRecords(StoreBase):
             "sender_transfer_id": hexb(record.sender_transfer_id),
             "asset_id": record.asset_id, "amount": uint(pg, record.amount),
             "recipient": record.recipient, "recipient_channel": None,
-            "recipient_transfer_id": None, "recipient_asset_id": recipient_asset_id,
-            "recipient_amount": uint(pg, recipient_amount), "now": stamp(pg, now),
+            "recipient_transfer_id": None,
+            "recipient_asset_id": recipient_asset_id or record.recipient_asset_id,
+            "recipient_amount": uint(pg, record.recipient_amount if recipient_amount is None
+                                     else recipient_amount),
+            "now": stamp(pg, now),
         }).fetchone() is not None
 
     def get_routing(self, routing_id: bytes) -> Routing | None:

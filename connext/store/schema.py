@@ -302,6 +302,19 @@ stream_vouchers = Table(
 """The highest voucher of each stream this party pays or is paid by (cumulative amount and
 the payer's signature): the payee settles with it, the payer signs on from it."""
 
+swap_quotes = Table(
+    "swap_quotes",
+    metadata,
+    Column("quote_id", String(HASH), primary_key=True),
+    Column("channel_address", String(ADDRESS), nullable=False, index=True),
+    Column("transfer_id", String(HASH), nullable=False),
+    Column("routing_id", String(HASH), nullable=True),
+    Column("quote_json", Text(), nullable=False),
+    Column("used_at", UtcDateTime(), nullable=False),
+)
+"""Swap quotes the node has taken a payment with: each pays once (the transfer that used it
+is kept, so a retransmission of that very create is still accepted)."""
+
 collateral_profiles = Table(
     "collateral_profiles",
     metadata,

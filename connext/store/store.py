@@ -23,6 +23,7 @@ from .chain import ChainRecords
 from .channels import ROUTING_ID_META, ChannelRecords
 from .events import SEEN_MESSAGES_KEPT_MS, EventRecords
 from .operations import OperationRecords
+from .quotes import QuoteRecords
 
 __all__ = [
     "MIGRATION_LOCK_KEY",
@@ -36,5 +37,6 @@ __all__ = [
 ]
 
 
-class ChannelStore(ChannelRecords, ChainRecords, EventRecords, OperationRecords):
+class ChannelStore(ChannelRecords, ChainRecords, EventRecords, QuoteRecords,
+                   OperationRecords):
     """A party's persistent state over one database URL. Use `ChannelStore.open(url)`."""

@@ -76,7 +76,7 @@ ROUTES = [("GET", ""), ("GET", "/balances"), ("GET", "/channel"), ("GET", "/hist
           ("POST", "/streams"), ("POST", "/streams/0x" + "22" * 32 + "/pay"),
           ("POST", "/streams/0x" + "22" * 32 + "/close"), ("GET", "/oracle-payments"),
           ("POST", "/oracle-payments"),
-          ("POST", "/oracle-payments/0x" + "11" * 32 + "/claim")]
+          ("POST", "/oracle-payments/0x" + "11" * 32 + "/claim"), ("POST", "/quotes")]
 
 
 def test_the_token_check_covers_every_documented_wallet_route(app: Flask) -> None:

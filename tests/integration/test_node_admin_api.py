@@ -136,7 +136,9 @@ def test_admin_routes_refuse_without_the_token_and_answer_in_the_documented_shap
     assert len(minutes["minutes"]) == 5
     assert sum(m["resolved"] for m in minutes["minutes"]) == 1
     _, rates = admin(node, "GET", "/admin/rates")
-    assert rates == {"rates": [], "source": None}  # placeholder until swaps are configured
+    # this node quotes no swaps: no pairs, and the assets it knows
+    assert rates["rates"] == [] and rates["source"] == "config"
+    assert {"symbol": "ETH", "address": ETH, "decimals": 18} in rates["assets"]
 
     for query in ("limit=0", "limit=501", "limit=-1", "limit=abc", "status=lost"):
         status, answer = admin(node, "GET", f"/admin/payments?{query}")

@@ -24,7 +24,8 @@ from .builders import funded
 TABLES = {
     "channels", "pending_updates", "channel_updates", "transfers", "routings",
     "chain_transactions", "transaction_sends", "watcher_blocks", "events", "public_keys",
-    "registered_secrets", "seen_messages", "stream_vouchers", "collateral_profiles",
+    "registered_secrets", "seen_messages", "stream_vouchers", "swap_quotes",
+    "collateral_profiles",
 }
 
 
