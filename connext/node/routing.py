@@ -469,7 +469,12 @@ class Router:
                                                  resolver),
                 routings=[step],  # the routing's new status goes with the resolve
             )
-        except errors.UnknownTransfer:  # already settled before a restart
+        except errors.UnknownTransfer:  # settled already: by a concurrent settle, or before
+            # a restart; the commit that settled it recorded the status (and its event went
+            # out then) unless the routing says otherwise
+            routing = await self.store.run(self.store.get_routing, routing_id)
+            if routing is not None and routing.status is status:
+                return True
             await self.store.run(self.store.update_routing_status, routing_id, status,
                                  recipient_channel=recipient_channel,
                                  recipient_transfer_id=recipient_transfer_id)

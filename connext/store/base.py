@@ -262,14 +262,14 @@ class StoreBase:
     def _write(self) -> Iterator[Connection]:
         """One atomic write: it has committed durably when the `with` block is left
         normally, and has changed nothing when it raised."""
-        COUNTS.db_writes += 1
-        if self._group is not None:
+        if self._group is not None:  # counts the write under its lock (threads race on +=)
             with self._group.write(self._local) as conn:
                 yield conn
             return
         # SQLite: BEGIN IMMEDIATE takes the write lock up front, so a write transaction that
         # reads first never fails to upgrade its lock (it waits on busy_timeout instead).
         with self._write_lock, self._engine.connect() as conn:
+            COUNTS.db_writes += 1
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 yield conn

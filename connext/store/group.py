@@ -45,12 +45,13 @@ class _Batch:
     """The writes in one transaction: `done` is held until it committed (or failed:
     `error`). Plain locks, not Events: a Condition costs more than the write itself."""
 
-    __slots__ = ("done", "error")
+    __slots__ = ("done", "error", "written")
 
     def __init__(self) -> None:
         self.done = threading.Lock()
         self.done.acquire()
         self.error: BaseException | None = None
+        self.written = False  # a write ran in it (a job may refuse before writing anything)
 
     def wait(self) -> None:
         self.done.acquire()  # each waiter takes it and passes it on to the next
@@ -114,8 +115,12 @@ class GroupCommit:
         nested = getattr(local, "conn", None)
         if nested is not None:  # a write inside one of this thread's writes
             if getattr(local, "in_job", False):  # the job's own savepoint covers it
+                if self._batch is not None:
+                    self._batch.written = True
+                COUNTS.db_writes += 1
                 yield nested
                 return
+            COUNTS.db_writes += 1
             with nested.begin_nested():
                 yield nested
             return
@@ -127,6 +132,8 @@ class GroupCommit:
                 self._transaction = conn.begin()  # BEGIN IMMEDIATE: the file's write lock
                 self._batch = _Batch()
             batch = self._batch
+            batch.written = True
+            COUNTS.db_writes += 1
             local.conn = conn
             # a savepoint per write, on the driver's connection: SQLAlchemy's nested
             # transactions cost more than the write itself here
@@ -175,7 +182,8 @@ class GroupCommit:
                 if transaction is not None:
                     try:
                         transaction.commit()  # one fsync for every write in it
-                        COUNTS.db_commits += 1
+                        if batch is not None and batch.written:
+                            COUNTS.db_commits += 1  # an fsync (nothing written: none)
                     except BaseException as exc:  # every writer in it hears of it
                         log.error("group commit failed: %s", exc)
                         assert batch is not None
