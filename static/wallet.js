@@ -55,11 +55,8 @@
   const seen = {};
 
   // A burst of events (a stream's vouchers arrive in hundreds a second) refreshes the page
-  // at most a few times a second, always once after the last event. (A payment brings two
-  // events a moment apart, the transfer and its resolve, so the balance it moved shows up
-  // to REFRESH_MS late; 100 ms made tests/e2e/test_security.py's live-refresh test fail
-  // one run in three: a race to find before shortening it.)
-  const REFRESH_MS = 300;
+  // at most ten times a second, always once after the last event.
+  const REFRESH_MS = 100;
   let refreshTimer = null;
   let lastRefresh = 0;
   function refresh() {
@@ -177,12 +174,21 @@
     if (isRefresh(e.detail.requestConfig) && keep(e.detail.elt)) e.detail.shouldSwap = false;
   });
 
+  // A change can slip past a section: htmx drops a refresh asked for while the section's
+  // request is on its way (the section it would run on is swapped out), and a section that
+  // was just swapped in listens only once it settles (20 ms later). So a section that
+  // settles after a change it may have missed (an event, or any "wallet-changed" since its
+  // request started: counted in the capture phase, before htmx sees it) asks again.
+  let changes = 0;
+  document.addEventListener("wallet-changed", () => { changes += 1; }, true);
   document.addEventListener("htmx:beforeRequest", (e) => {
-    pageRequests.set(e.detail.xhr, Date.now());
+    pageRequests.set(e.detail.xhr, { at: Date.now(), changes });
   });
   document.addEventListener("htmx:afterSettle", (e) => {
     const started = e.detail.xhr ? pageRequests.get(e.detail.xhr) : undefined;
-    if (started !== undefined && lastEventAt >= started) refresh();
+    if (started !== undefined && (lastEventAt >= started.at || changes > started.changes)) {
+      refresh();
+    }
   });
 
   document.addEventListener("htmx:load", (e) => {
