@@ -74,7 +74,8 @@ def route_payments(stack: Stack, workdir: Path, pairs: int, payments_per_pair: i
     return run
 
 
-async def _open_pair(stack: Stack, workdir: Path, index: int) -> tuple[Client, Client]:
+async def open_pair(stack: Stack, workdir: Path, index: int) -> tuple[Client, Client]:
+    """A sender with 100 ETH in its channel and a recipient, both set up with the node."""
     pair = []
     for role in ("sender", "recipient"):
         signer = Signer.random()
@@ -99,7 +100,7 @@ async def _run_pairs(pairs: int, payments_per_pair: int, seconds: float, stack: 
 
     async def open_pair(index: int) -> tuple[Client, Client]:
         async with gate:
-            return await _open_pair(stack, workdir, index)
+            return await open_pair(stack, workdir, index)
 
     clients = await asyncio.gather(*(open_pair(index) for index in range(pairs)))
     # One warm-up payment per pair collateralizes the recipients' channels for the whole

@@ -21,10 +21,9 @@ import psutil
 
 from connext.chain.deploy import mint_test_token
 from connext.client import Client
-from connext.protocol.signing import Signer
 from connext.protocol.types import ETH
 
-from .payments import WARM_UP, _cpu
+from .payments import WARM_UP, _cpu, open_pair
 from .report import percentile
 from .stack import Stack, bench_workdir, running_stack
 
@@ -68,26 +67,15 @@ async def _both_runs(stack: Stack, workdir: Path, pairs: int, payments_per_pair:
 
 async def _open_pair(stack: Stack, workdir: Path, index: int,
                      minting: asyncio.Lock) -> tuple[Client, Client]:
+    """A pair as bench/payments.py opens it, whose sender also holds 100 TEST."""
     token = stack.deployment.test_token
     assert token is not None
-    pair = []
-    for role in ("sender", "recipient"):
-        signer = Signer.random()
-        stack.anvil.set_balance(signer.address, 10**22)
-        client = await Client.connect(
-            signer, node_address=stack.node_address, nats_url=stack.nats.url,
-            chain_url=stack.anvil.url,
-            database_url=f"sqlite:///{workdir / f'{role}-{index}.sqlite'}",
-            deployment=stack.deployment,
-        )
-        await client.setup()
-        pair.append(client)
+    sender, recipient = await open_pair(stack, workdir, index)
     async with minting:
         await asyncio.to_thread(mint_test_token, stack.anvil.url, stack.anvil.private_keys[0],
-                                token, pair[0].address, 10**20)
-    await pair[0].deposit(ETH, 10**20)
-    await pair[0].deposit(token, 10**20)
-    return pair[0], pair[1]
+                                token, sender.address, 10**20)
+    await sender.deposit(token, 10**20)
+    return sender, recipient
 
 
 async def _run(stack: Stack, clients: list[tuple[Client, Client]], payments_per_pair: int,

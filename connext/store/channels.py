@@ -44,7 +44,7 @@ from . import schema as db
 from .base import _dumps, _now
 from .errors import NotFound, StaleWrite
 from .events import _append_event
-from .fast import Sql, driver, read_stamp, stamp
+from .fast import Sql, driver, read_required_stamp, read_stamp, stamp
 from .records import (
     NewRouting,
     RoutingChange,
@@ -544,12 +544,6 @@ class _TransferRow(NamedTuple):
     resolved_at: Any
 
 
-def _created_at(value: Any) -> datetime:
-    stamp = read_stamp(value)
-    assert stamp is not None
-    return stamp
-
-
 def _stored_transfer(row: Row[Any] | _TransferRow) -> StoredTransfer:
     transfer = transfer_from_json(json.loads(row.transfer_json))
     created_balance = transfer.balance
@@ -567,7 +561,7 @@ def _stored_transfer(row: Row[Any] | _TransferRow) -> StoredTransfer:
         resolved_nonce=row.resolved_nonce,
         routing_id=None if row.routing_id is None else bytes.fromhex(row.routing_id[2:]),
         resolve_meta=resolve_meta,
-        created_at=_created_at(row.created_at),
+        created_at=read_required_stamp(row.created_at),
         resolved_at=read_stamp(row.resolved_at),
         created_balance=created_balance,
     )

@@ -68,6 +68,13 @@ def read_stamp(value: Any) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def read_required_stamp(value: Any) -> datetime:
+    """`read_stamp` of a NOT NULL column."""
+    stamp = read_stamp(value)
+    assert stamp is not None
+    return stamp
+
+
 def uint(pg: bool, value: int | None) -> Any:
     """A uint256 as the column stores it (NUMERIC on PostgreSQL, decimal text on SQLite)."""
     if value is None:

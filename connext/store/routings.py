@@ -26,7 +26,7 @@ from ..protocol.types import (
 from . import schema as db
 from .base import StoreBase, _now
 from .errors import AlreadyExists, NotFound, StaleWrite
-from .fast import Sql, driver, read_stamp, stamp, uint
+from .fast import Sql, driver, read_required_stamp, stamp, uint
 from .records import (
     NewRouting,
     Routing,
@@ -276,12 +276,6 @@ def _routing(row: Row[Any] | _RoutingRow) -> Routing:
         recipient_asset_id=row.recipient_asset_id,
         recipient_amount=None if row.recipient_amount is None else int(row.recipient_amount),
         error=row.error,
-        created_at=_stamp_of(row.created_at),
-        updated_at=_stamp_of(row.updated_at),
+        created_at=read_required_stamp(row.created_at),
+        updated_at=read_required_stamp(row.updated_at),
     )
-
-
-def _stamp_of(value: Any) -> datetime:
-    stamp = read_stamp(value)
-    assert stamp is not None
-    return stamp
