@@ -455,11 +455,16 @@ class Node:
     async def _react(self, committed: Committed) -> None:
         update, applied = committed.update, committed.applied
         transfer = applied.transfer
-        if committed.initiated_by_us or transfer is None:
+        if transfer is None:
             if update.type is UpdateType.DEPOSIT:
                 self.metrics.deposits.inc()
             return
         definition = self.definition_names.get(transfer.transfer_definition)
+        if committed.initiated_by_us:
+            if (update.type is UpdateType.RESOLVE and definition == "Withdraw"
+                    and transfer.responder == self.address):
+                await self.withdrawals.on_settled(applied.state, transfer)
+            return
         if update.type is UpdateType.CREATE and transfer.responder == self.address:
             if definition == "Withdraw":
                 await self.withdrawals.on_created(applied.state, transfer)

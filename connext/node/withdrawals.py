@@ -102,16 +102,14 @@ class Withdrawals:
             return
         commitment_hash = WITHDRAW.decode_state(transfer.initial_state)[3]
         node_signature = self.engine.signer.sign(commitment_hash)
-        try:
-            committed = await self.engine.propose(
+        # paid by `on_settled` once the resolve is stored, whichever way it gets stored
+        # (this proposal's reply, or a catch-up after a restart cut the reply off)
+        with contextlib.suppress(errors.UnknownTransfer):  # resolved already
+            await self.engine.propose(
                 transfer.channel_address,
                 lambda s, _t: resolve_update(s, self.engine.address, transfer.transfer_id,
                                              WITHDRAW.encode_resolver(node_signature)),
             )
-        except errors.UnknownTransfer:
-            return  # resolved before a restart: the unpaid ones are paid by `pay_unpaid`
-        await self.execute(committed.applied.state, transfer, commitment,
-                           WITHDRAW.encode_resolver(node_signature))
 
     async def _cancel(self, transfer: Transfer) -> None:
         with contextlib.suppress(errors.UnknownTransfer):
@@ -152,6 +150,34 @@ class Withdrawals:
                 "blockNumber": int(receipt["blockNumber"]),
             })
 
+    async def on_settled(self, state: ChannelState, transfer: Transfer) -> None:
+        """A user's withdrawal we countersigned was stored resolved: pay it on chain."""
+        record = await self.engine.store.run(self.engine.store.transfer_record,
+                                             transfer.transfer_id)
+        if record is not None and record.created_balance is not None:
+            await self.pay_settled(state, transfer, record.created_balance)
+
+    async def pay_settled(self, state: ChannelState, transfer: Transfer,
+                          created: TransferBalance) -> bool:
+        """Pay a settled withdrawal's (or reclaim's) commitment unless it is cancelled,
+        being paid, paid, or recorded for the transaction manager to resume; returns
+        whether it was sent. Safe to call for one withdrawal from several paths."""
+        if (transfer.resolver is None or transfer.balance.amount[0] != 0
+                or transfer.transfer_id in self._inflight):
+            return False  # cancelled (the funds went back), or being handled
+        self._inflight.add(transfer.transfer_id)
+        try:
+            original = replace(transfer, balance=created)
+            commitment = commitment_of(state, original)
+            if await self.chain.withdrawal_used(state, commitment.nonce):
+                return False
+            if await self.chain.withdrawal_in_flight(state, commitment):
+                return False  # recorded before a restart: the transaction manager resumes it
+            await self.execute(state, original, commitment, transfer.resolver)
+            return True
+        finally:
+            self._inflight.discard(transfer.transfer_id)
+
     async def pay_unpaid(self, store: ChannelStore, definition: str, since: datetime) -> int:
         """Pay every withdrawal or reclaim settled since `since` whose commitment is not on
         chain yet (a restart cut it off); returns how many were sent."""
@@ -159,27 +185,13 @@ class Withdrawals:
         for record in await store.run(store.transfers_of, definition,
                                       self.engine.address, active=False,
                                       resolved_since=since):
-            transfer, created = record.transfer, record.created_balance
-            if (transfer.resolver is None or created is None or transfer.balance.amount[0] != 0
-                    or transfer.transfer_id in self._inflight):
-                continue  # cancelled (the funds went back), or being handled
-            stored = await self.engine.channel(transfer.channel_address)
-            if stored is None:
+            stored = await self.engine.channel(record.transfer.channel_address)
+            if stored is None or record.created_balance is None:
                 continue
-            original = replace(transfer, balance=created)
-            commitment = commitment_of(stored.state, original)
-            if await self.chain.withdrawal_used(stored.state, commitment.nonce):
-                continue
-            if await self.chain.withdrawal_in_flight(stored.state, commitment):
-                continue  # recorded before the restart: the transaction manager resumes it
-            log.warning("withdraw %s was settled but never paid on chain: paying it now",
-                        transfer.transfer_id.hex())
-            self._inflight.add(transfer.transfer_id)
-            try:
-                await self.execute(stored.state, original, commitment, transfer.resolver)
-            finally:
-                self._inflight.discard(transfer.transfer_id)
-            sent += 1
+            if await self.pay_settled(stored.state, record.transfer, record.created_balance):
+                log.warning("withdraw %s was settled but never paid on chain: paid it now",
+                            record.transfer.transfer_id.hex())
+                sent += 1
         return sent
 
 
@@ -230,12 +242,10 @@ class Reclaims:
 
     async def on_resolved(self, state: ChannelState, transfer: Transfer,
                           withdrawals: Withdrawals) -> None:
-        """The user countersigned our reclaim: pay it on chain."""
-        if transfer.balance.amount[0] != 0 or transfer.resolver is None:
-            return  # cancelled by the user: the funds stay in the channel
+        """The user countersigned our reclaim: pay it on chain (unless the user cancelled
+        it: the funds stay in the channel)."""
         # the resolved transfer carries its final balance: the amount comes from our meta
-        original = replace(transfer, balance=TransferBalance(
-            (int(transfer.meta["reclaim"]), 0), transfer.balance.to))
-        commitment = commitment_of(state, original)
-        await withdrawals.execute(state, original, commitment, transfer.resolver)
-        self.on_reclaimed(transfer.asset_id, commitment.amount)
+        amount = int(transfer.meta["reclaim"])
+        if await withdrawals.pay_settled(state, transfer,
+                                         TransferBalance((amount, 0), transfer.balance.to)):
+            self.on_reclaimed(transfer.asset_id, amount)

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+from web3 import Web3
+
+from connext.chain.channel import ChannelContract
 from connext.client import Client, PaymentResult
+from connext.engine.engine import UPDATE_METHOD
+from connext.protocol.signing import Signer
 from connext.protocol.types import ETH
 
 from .conftest import ClientFactory, NodeProcess
@@ -94,3 +100,48 @@ def test_no_payment_is_lost_or_duplicated_across_a_node_crash(
                              + node.output()[-8000:]) from exc
 
 
+
+
+def test_a_withdrawal_whose_countersigned_resolve_a_crash_cut_off_is_paid_once(
+    clients: ClientFactory, node: NodeProcess, w3: Web3,
+) -> None:
+    """The user stores the node's resolve of its withdrawal (with the node's signature on
+    the commitment) and answers; the node is SIGKILLed before the answer arrives. After the
+    restart the node learns its resolve went through only from the user (the recovery
+    sends it again): it must pay the commitment on chain then, once."""
+
+    async def scenario() -> None:
+        user = await clients.connect()
+        await user.setup()
+        await user.deposit(ETH, ETHER)
+        cold = Signer.random().address
+        amount = ETHER // 4
+
+        stored, release = asyncio.Event(), asyncio.Event()
+        handlers = user.messaging._handlers
+        answer = handlers[UPDATE_METHOD]
+
+        async def slow_answer(envelope: Any) -> dict[str, Any]:
+            reply = await answer(envelope)  # stored: the user holds the node's signature
+            if envelope.body["update"]["type"] == "resolve" and not release.is_set():
+                stored.set()
+                await release.wait()  # the answer leaves once the node is dead
+            return reply
+
+        handlers[UPDATE_METHOD] = slow_answer
+        await user.withdraw(cold, ETH, amount, wait=None)
+        await asyncio.wait_for(stored.wait(), 30)
+        node.kill()
+        release.set()
+        await asyncio.to_thread(node.start)
+
+        await eventually(lambda: w3.eth.get_balance(cold) == amount, timeout=30)
+        state = await user.channel()
+        assert state.balance_of(ETH).bob == ETHER - amount
+        channel = ChannelContract(w3, user.channel_address, node.address, user.address)
+        balance = state.balance_of(ETH)
+        await eventually(lambda: w3.eth.get_balance(channel.address)
+                         == balance.alice + balance.bob, timeout=30)
+        await user.close()
+
+    asyncio.run(scenario())
