@@ -33,7 +33,7 @@ from ..chain.deposits import ChainDeposits
 from ..chain.secrets import SecretWatcher
 from ..chain.watchtower import Watchtower
 from ..engine import ChannelEngine, Committed
-from ..engine.engine import REPLAY_SAFE
+from ..engine.engine import PAYLOAD_SIGNED, REPLAY_SAFE
 from ..engine.recovery import RESPONDER, Recovery
 from ..messaging import Messaging, MessagingTimeout, NoResponders, RemoteError
 from ..protocol import errors
@@ -340,7 +340,8 @@ class Client:
                 raise errors.InvalidUpdate("this client only talks to its node")
             return await handler(envelope.sender, envelope.body)
 
-        self.messaging.handle(method, on_message, replay_safe=method in REPLAY_SAFE)
+        self.messaging.handle(method, on_message, replay_safe=method in REPLAY_SAFE,
+                              payload_signed=method in PAYLOAD_SIGNED)
 
     @staticmethod
     def _from_anyone(handler: Callable[[Address, dict[str, Any]], Awaitable[dict[str, Any]]],

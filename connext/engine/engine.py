@@ -59,6 +59,10 @@ SYNC_METHOD = "protocol.sync"
 REPLAY_SAFE = frozenset({UPDATE_METHOD, SYNC_METHOD})
 """Methods a replay cannot abuse: an update names its nonce (a replay is answered with the
 stored copy, or refused as stale) and a sync only reads."""
+PAYLOAD_SIGNED = frozenset({UPDATE_METHOD})
+"""Methods whose body authenticates itself: an update's initiator signed it (the handler
+checks that the initiator is the sender), and the reply is the countersigned update. Their
+messages go without envelope signatures (a replay is harmless, see `REPLAY_SAFE`)."""
 MAX_ATTEMPTS = 40
 BUSY_PATIENCE = 60.0
 """An update that keeps racing the counterparty's is given up (ChannelBusy) only after
@@ -80,10 +84,13 @@ class OutOfSync(errors.ProtocolError):
 
 
 class Transport(Protocol):
-    """What the engine needs from messaging (connext.messaging.Messaging fits)."""
+    """What the engine needs from messaging (connext.messaging.Messaging fits). An update
+    request passes `check_result`, which raises unless a reply carries the responder's
+    countersignature: it goes payload-signed (see `PAYLOAD_SIGNED`)."""
 
     async def request(
-        self, to: Address, method: str, body: dict[str, Any], *, timeout: float = ...
+        self, to: Address, method: str, body: dict[str, Any], *, timeout: float = ...,
+        check_result: Callable[[dict[str, Any]], None] | None = ...,
     ) -> dict[str, Any]: ...
 
 
@@ -365,9 +372,27 @@ class ChannelEngine:
                       routings: Sequence[RoutingChange]) -> Committed:
         """Send our signed update, check the countersignature, commit."""
         state = None if stored is None else stored.state
+        responder_party = applied.state.party(update.responder)
+        checked: list[Update] = []
+
+        def countersigned(reply: dict[str, Any]) -> None:
+            """The reply carries the responder's signature on our update (it is not signed
+            itself: the update is the authentication)."""
+            try:
+                theirs = update_from_json(reply.get("update"), "update.")
+            except MalformedData as exc:
+                raise errors.InvalidUpdate(
+                    f"malformed countersigned update: {exc.message}") from exc
+            signature = (theirs.alice_signature if responder_party == "alice"
+                         else theirs.bob_signature)
+            if signature is None or not verify(applied.digest, signature, update.responder):
+                raise errors.InvalidSignature("the counterparty's countersignature is invalid")
+            checked.append(signed.with_signature(responder_party, signature))
+
         try:
             reply = await self.transport.request(
-                update.responder, UPDATE_METHOD, body, timeout=self.request_timeout
+                update.responder, UPDATE_METHOD, body, timeout=self.request_timeout,
+                check_result=countersigned,
             )
         except Exception as exc:
             if self.yields_on_collision and _is_refusal(exc):
@@ -380,18 +405,9 @@ class ChannelEngine:
                     self._cache[update.channel_address] = replace(stored, pending_update=None)
             _reraise_remote(exc)
             raise
-        try:
-            countersigned = update_from_json(reply.get("update"), "update.")
-        except MalformedData as exc:
-            raise errors.InvalidUpdate(f"malformed countersigned update: {exc.message}") from exc
-        responder_party = applied.state.party(update.responder)
-        responder_sig = (
-            countersigned.alice_signature if responder_party == "alice"
-            else countersigned.bob_signature
-        )
-        if not verify(applied.digest, responder_sig, update.responder):
-            raise errors.InvalidSignature("the counterparty's countersignature is invalid")
-        final = signed.with_signature(responder_party, responder_sig)  # type: ignore[arg-type]
+        if not checked:  # a transport that does not check results
+            countersigned(reply)
+        final = checked[-1]
         await self._commit(state, final, applied, routings)
         committed = Committed(final, applied, initiated_by_us=True, previous=state)
         self._notify(committed)
@@ -438,7 +454,7 @@ class ChannelEngine:
             raise errors.ChannelDisputed()
         cached = self._cache.get(update.channel_address)
         if (cached is not None and cached.latest_update is not None
-                and _same_update(cached.latest_update, update)):
+                and _retransmission(cached.latest_update, update)):
             # A retransmission of what we countersigned last: answer without the lock, which
             # an update of ours built on it may hold while it waits for the counterparty
             # (whose handler is waiting for this answer).
@@ -467,7 +483,7 @@ class ChannelEngine:
                 voided = pending
             if state is not None and update.nonce <= state.nonce:
                 latest = stored.latest_update if stored is not None else None
-                if latest is not None and _same_update(latest, update):
+                if latest is not None and _retransmission(latest, update):
                     return {"update": update_to_json(latest)}  # a retransmission
                 raise errors.StaleNonce(
                     f"we are at nonce {state.nonce}; update {update.nonce} is stale"
@@ -629,6 +645,16 @@ def _same_update(a: Update, b: Update) -> bool:
     return (a.channel_address, a.initiator, a.type, a.nonce, a.details) == (
         b.channel_address, b.initiator, b.type, b.nonce, b.details
     )
+
+
+def _retransmission(latest: Update, update: Update) -> bool:
+    """Whether `update` is our double-signed `latest` as its initiator sent it: the same
+    update with the same signature (signing is deterministic). Answering it with `latest`
+    gives nothing away then: only who saw the proposal can send it."""
+    theirs = [(mine, sig) for mine, sig in ((latest.alice_signature, update.alice_signature),
+                                            (latest.bob_signature, update.bob_signature))
+              if sig is not None]
+    return _same_update(latest, update) and bool(theirs) and all(m == t for m, t in theirs)
 
 
 def _is_refusal(exc: Exception) -> bool:

@@ -11,6 +11,13 @@ unix milliseconds as a JSON integer, `body` a JSON object. Signed: EIP-712 under
 address} over `Message(bytes16 id,address from,address to,string method,bytes32 bodyHash,
 uint256 timestamp)`, with `bodyHash = keccak(canonical_json(body))`.
 
+A payload-signed message goes without an envelope signature: its `signature` is 65 zero
+bytes (`UNSIGNED`). Only a method its server registered as payload-signed is admitted so
+(a channel update, whose body is the initiator's signed update) and only the successful
+reply to it (the countersigned update): the receiver authenticates the payload instead, and
+such a method must be harmless to replay. Every other message, error replies included, is
+signed.
+
 A reply is an envelope from the responder to the requester (the zero address if the request
 was unreadable) with method `<method>.reply` (`error.reply` if the method was unreadable) and
 body `{"requestHash": ..., "result": {...}}` or `{"requestHash": ..., "error": {"code": ...,
@@ -56,6 +63,9 @@ _METHOD = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)*")
 _FIELDS = frozenset(("id", "from", "to", "method", "body", "timestamp", "signature"))
 _HEX = re.compile(r"0x[0-9a-fA-F]*")
 
+UNSIGNED = bytes(65)
+"""The signature of a payload-signed message (the payload carries its authentication)."""
+
 REPLY_SUFFIX = ".reply"
 # Stands in for the method of a request whose own method could not be read.
 UNREADABLE_REQUEST_METHOD = "error"
@@ -64,7 +74,8 @@ UNREADABLE_REQUEST_METHOD = "error"
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """A signed message. `sender` is the wire's `from` (a Python keyword); `body_hash` is
-    keccak of the body's canonical JSON, the value the signature commits to."""
+    keccak of the body's canonical JSON, the value the signature commits to (empty when
+    `unsigned`)."""
 
     id: bytes
     sender: Address
@@ -74,6 +85,11 @@ class Envelope:
     body_hash: bytes
     timestamp: int
     signature: bytes
+
+    @property
+    def unsigned(self) -> bool:
+        """A payload-signed message: nothing vouches for `sender` but the payload."""
+        return self.signature == UNSIGNED
 
     def digest(self, chain_id: int = DEFAULT_CHAIN_ID) -> bytes:
         return message_digest(
@@ -143,6 +159,14 @@ def seal(
     return Envelope(
         message_id, signer.address, to, method, body, body_hash, timestamp, signer.sign(digest)
     )
+
+
+def unsigned(sender: Address, to: Address, method: str, body: dict[str, Any], *,
+             message_id: bytes, timestamp: int) -> Envelope:
+    """A payload-signed envelope (see the module's doc): no signature, no body hash."""
+    if not is_valid_method(method):
+        raise ValueError(f"invalid method name {method!r}: use dotted lowercase words")
+    return Envelope(message_id, sender, checksum(to), method, body, b"", timestamp, UNSIGNED)
 
 
 def to_json(envelope: Envelope) -> dict[str, Any]:
@@ -249,10 +273,12 @@ def envelope_from_json(data: Any) -> Envelope:
         raise MalformedMessage("timestamp: expected an integer (unix milliseconds)")
     if not 0 <= timestamp <= MAX_TIMESTAMP_MS:
         raise MalformedMessage("timestamp: out of range")
-    try:
-        body_hash = keccak(canonical_json(body))
-    except (ValueError, RecursionError):
-        raise MalformedMessage("body: has no canonical form") from None
+    body_hash = b""  # what a signature commits to: a payload-signed message has none
+    if signature != UNSIGNED:
+        try:
+            body_hash = keccak(canonical_json(body))
+        except (ValueError, RecursionError):
+            raise MalformedMessage("body: has no canonical form") from None
     return Envelope(
         message_id, checksum(sender), checksum(to), method, body, body_hash, timestamp, signature
     )
@@ -265,6 +291,8 @@ def decode(raw: bytes, max_bytes: int) -> Envelope:
 
 def verify_sender(envelope: Envelope, chain_id: int = DEFAULT_CHAIN_ID) -> None:
     """InvalidEnvelopeSignature unless the signature recovers the envelope's `from`."""
+    if envelope.unsigned:
+        raise InvalidEnvelopeSignature("the message is not signed")
     try:
         recovered = recover_address_bytes(envelope.digest(chain_id), envelope.signature)
     except InvalidSignature as exc:

@@ -3,7 +3,9 @@
 Pure apart from the replay cache it owns (the caller passes the time in). Checks run
 cheapest first: size, JSON, envelope shape, subject, recipient, timestamp window, signature,
 replay, method. It must never record an id before the signature is verified, or a forger
-could make a genuine message look like a replay.
+could make a genuine message look like a replay. A payload-signed message (no envelope
+signature) is admitted only for a method served as payload-signed, and is not recorded:
+its handler authenticates the payload, and such a method is harmless to replay.
 """
 
 from __future__ import annotations
@@ -44,11 +46,13 @@ class InboundChecks:
         self.replays = ReplayCache(window_ms, replay_cache_size)
 
     def admit(
-        self, raw: bytes, subject_rest: str, now_ms: int, methods: Container[str]
+        self, raw: bytes, subject_rest: str, now_ms: int, methods: Container[str],
+        payload_signed: Container[str] = (),
     ) -> env.Envelope:
         """The verified envelope in `raw`, received on a subject ending in `subject_rest`;
         raises the MessagingError of the first check that fails. `subject_rest` is the
-        subject after `connext.<us>.`: the sender's lowercase address, a dot, the method."""
+        subject after `connext.<us>.`: the sender's lowercase address, a dot, the method.
+        `payload_signed`: the methods admitted without an envelope signature."""
         envelope = env.decode(raw, self.max_bytes)
         sender, _, method = subject_rest.partition(".")
         if envelope.method != method:
@@ -62,6 +66,8 @@ class InboundChecks:
                 f"the timestamp is {(envelope.timestamp - now_ms) / 1000:+.1f}s from this "
                 f"party's clock; at most {self.window_ms / 1000:g}s is accepted"
             )
+        if envelope.unsigned and envelope.method in payload_signed:
+            return envelope  # its handler checks the payload's signature
         env.verify_sender(envelope, self.chain_id)
         self.replays.admit(replay_key(envelope), envelope.timestamp, now_ms)
         if envelope.method not in methods:

@@ -5,8 +5,11 @@ a queue group, so its replicas share the work) and sends to the counterparty's s
 with its own address as the sender. It logs in with its Ethereum key (`natsauth`): the
 server then lets it publish only as itself and read only its own subjects. Inbound messages pass
 `InboundChecks` before a handler runs; every failure is answered with a signed typed error
-reply. Replies are checked by the requester. It must never let a bad message or a failing
-handler stop the subscription, and never put a traceback or internal detail on the wire.
+reply. Replies are checked by the requester. A payload-signed method (a channel update:
+its body is a signed state, its reply the countersigned state) goes without envelope
+signatures: the receiver authenticates the payload, and error replies stay signed. It
+must never let a bad message or a failing handler stop the subscription, and never put a
+traceback or internal detail on the wire.
 """
 
 from __future__ import annotations
@@ -63,11 +66,17 @@ def subject(to: Address, sender: Address, method: str) -> str:
     return f"{SUBJECT_ROOT}.{to.lower()}.{sender.lower()}.{method}"
 
 
+ResultCheck = Callable[[dict[str, Any]], None]
+"""Raises unless a reply's result is authentic by its own signatures (a payload-signed
+request's reply carries no envelope signature)."""
+
+
 @dataclass
 class _PendingRequest:
     request: env.Envelope
     request_hash: bytes
     reply: asyncio.Future[dict[str, Any] | tuple[str, str]]
+    check_result: ResultCheck | None = None
     rejected: list[str] = field(default_factory=list)
 
 
@@ -108,6 +117,7 @@ class Messaging:
         )
         self._seen_log = seen_log
         self._replay_safe: set[str] = set()
+        self._payload_signed: set[str] = set()
         self._handlers: dict[str, Handler] = {}
         self._subject_prefix = f"{SUBJECT_ROOT}.{self.address.lower()}."
         self._max_concurrent = max_concurrent_handlers
@@ -233,7 +243,11 @@ class Messaging:
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def _seal(self, to: Address, method: str, body: dict[str, Any]) -> env.Envelope:
+    def _seal(self, to: Address, method: str, body: dict[str, Any], *,
+              signed: bool = True) -> env.Envelope:
+        if not signed:
+            return env.unsigned(self.address, to, method, body,
+                                message_id=os.urandom(env.ID_BYTES), timestamp=self._now_ms())
         return env.seal(
             self.signer, to, method, body,
             message_id=os.urandom(env.ID_BYTES), timestamp=self._now_ms(),
@@ -251,19 +265,26 @@ class Messaging:
 
     # --- serving --------------------------------------------------------------------------
 
-    def handle(self, method: str, handler: Handler, *, replay_safe: bool = False) -> None:
+    def handle(self, method: str, handler: Handler, *, replay_safe: bool = False,
+               payload_signed: bool = False) -> None:
         """Serve `method` (dotted lowercase words) with `handler`, which gets the verified
         envelope and returns the reply body (ignored for notifications). `replay_safe`:
         a replay of this method is harmless by construction (a channel update carries its
         nonce: a replay is answered with the stored copy or refused as stale), so its ids
-        are kept in memory only, not written to the seen log."""
+        are kept in memory only, not written to the seen log. `payload_signed` (replay-safe
+        too): requests may come without an envelope signature, so `envelope.sender` is
+        only claimed and the handler must authenticate the body (a channel update: its
+        initiator is the sender and signed it); a result goes back unsigned as well, its
+        body authentic by its own signatures (the requester checks them)."""
         if not env.is_valid_method(method):
             raise ValueError(f"invalid method name {method!r}: use dotted lowercase words")
         if method in self._handlers:
             raise ValueError(f"a handler for {method!r} is already registered")
         self._handlers[method] = handler
-        if replay_safe:
+        if replay_safe or payload_signed:
             self._replay_safe.add(method)
+        if payload_signed:
+            self._payload_signed.add(method)
 
     async def serve(self, *, queue: str | None = None) -> None:
         """Subscribe to this party's subjects. With `queue`, every process serving the same
@@ -307,7 +328,8 @@ class Messaging:
         answers = env.request_hash(msg.data) if msg.reply else b""
         try:
             request = self._checks.admit(
-                msg.data, msg.subject[len(self._subject_prefix):], self._now_ms(), self._handlers
+                msg.data, msg.subject[len(self._subject_prefix):], self._now_ms(), self._handlers,
+                self._payload_signed,
             )
         except MessagingError as exc:
             log.info("rejected a message on %s: %s (%s)", msg.subject, exc.code, exc.message)
@@ -316,6 +338,7 @@ class Messaging:
                 await self._reply(msg.reply, to, env.reply_method(method), answers,
                                   env.error_body(answers, exc.code, exc.message))
             return
+        signed_reply = True
         try:
             if self._seen_log is not None and request.method not in self._replay_safe:
                 # durable before anything acts on the message
@@ -325,6 +348,7 @@ class Messaging:
             if not isinstance(result, dict):
                 raise TypeError(f"handler returned {type(result).__name__}, not a dict")
             body = env.result_body(answers, result)
+            signed_reply = request.method not in self._payload_signed
         except ProtocolError as exc:
             log.info("%s from %s failed: %s", request.method, request.sender, exc.code)
             body = env.error_body(answers, exc.code, exc.message)
@@ -333,12 +357,12 @@ class Messaging:
             body = env.error_body(answers, InternalError.code, _INTERNAL_ERROR_MESSAGE)
         if msg.reply:
             await self._reply(msg.reply, request.sender, env.reply_method(request.method),
-                              answers, body)
+                              answers, body, signed=signed_reply)
 
     async def _reply(self, inbox: str, to: Address, method: str, answers: bytes,
-                     body: dict[str, Any]) -> None:
+                     body: dict[str, Any], *, signed: bool = True) -> None:
         try:
-            wire = self._encode(self._seal(to, method, body))
+            wire = self._encode(self._seal(to, method, body, signed=signed))
         except MessageTooLarge as exc:
             wire = self._encode(self._seal(to, method, env.error_body(
                 answers, exc.code, "the reply is larger than the message size limit")))
@@ -354,19 +378,23 @@ class Messaging:
     # --- requesting -----------------------------------------------------------------------
 
     async def request(self, to: Address, method: str, body: dict[str, Any], *,
-                      timeout: float = 10.0) -> dict[str, Any]:
+                      timeout: float = 10.0,
+                      check_result: ResultCheck | None = None) -> dict[str, Any]:
         """Send a signed request and return the verified reply's result.
 
+        With `check_result`, the request is payload-signed (`to` serves `method` so): it
+        goes without an envelope signature, and a result is taken once `check_result`
+        passes on it (an unsigned result that fails it is dropped like a forged reply).
         Raises RemoteError (with the remote code) on an error reply, NoResponders if nobody
         serves `to`, MessagingTimeout if no reply came, InvalidReply if only replies that
         failed verification came, MessageTooLarge if the request is over the size limit.
         """
         nc = self._client()
-        request = self._seal(to, method, body)
+        request = self._seal(to, method, body, signed=check_result is None)
         wire = self._encode(request)
         token = str(next(self._tokens))
         pending = _PendingRequest(request, env.request_hash(wire),
-                                  asyncio.get_running_loop().create_future())
+                                  asyncio.get_running_loop().create_future(), check_result)
         self._pending[token] = pending
         try:
             await self._publish(nc, subject(request.to, self.address, method), wire,
@@ -417,6 +445,9 @@ class Messaging:
             log.warning("dropped a reply to %s: %s", pending.request.method, exc.message)
             pending.rejected.append(exc.message)
             return
+        except ProtocolError as exc:  # a signed result that fails its check: the answer
+            pending.reply.set_exception(exc)
+            return
         pending.reply.set_result(outcome)
 
     def _verify_reply(
@@ -430,8 +461,20 @@ class Messaging:
             raise InvalidReply(f"the reply is addressed to {reply.to}, not to us")
         if reply.method != env.reply_method(request.method):
             raise InvalidReply(f"the reply's method is {reply.method!r}")
-        env.verify_sender(reply, self.chain_id)
-        return env.reply_outcome(reply.body, pending.request_hash)
+        if not (reply.unsigned and pending.check_result is not None):
+            env.verify_sender(reply, self.chain_id)
+            outcome = env.reply_outcome(reply.body, pending.request_hash)
+            if pending.check_result is not None and not isinstance(outcome, tuple):
+                pending.check_result(outcome)  # signed by the responder: its failure counts
+            return outcome
+        outcome = env.reply_outcome(reply.body, pending.request_hash)
+        if isinstance(outcome, tuple):
+            raise InvalidReply("an error reply must be signed")
+        try:
+            pending.check_result(outcome)
+        except ProtocolError as exc:
+            raise InvalidReply(f"the unsigned result is not authentic: {exc.message}") from None
+        return outcome
 
     async def may_publish(self, to_subject: str) -> bool:
         """Whether the server lets us publish on `to_subject` (an empty message goes there:

@@ -25,7 +25,7 @@ from ..chain.txmanager import TransactionManager
 from ..chain.watcher import DepositWatcher
 from ..chain.watchtower import Watchtower
 from ..engine import ChannelEngine, Committed
-from ..engine.engine import REPLAY_SAFE
+from ..engine.engine import PAYLOAD_SIGNED, REPLAY_SAFE
 from ..engine.recovery import RESPONDER, Recovery
 from ..messaging import Messaging, subject
 from ..messaging.envelope import ZERO_ADDRESS
@@ -250,7 +250,8 @@ class Node:
                     time.perf_counter() - started
                 )
 
-        self.messaging.handle(method, on_message, replay_safe=method in REPLAY_SAFE)
+        self.messaging.handle(method, on_message, replay_safe=method in REPLAY_SAFE,
+                              payload_signed=method in PAYLOAD_SIGNED)
 
     def _handlers(self) -> dict[str, Handler]:
         return {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import urllib.error
 import urllib.request
+from dataclasses import replace
 
 import pytest
 from web3.exceptions import ContractLogicError
@@ -15,7 +16,11 @@ from web3.exceptions import ContractLogicError
 from connext.chain.anvil import Anvil
 from connext.chain.channel import ChannelContract
 from connext.chain.contracts import Sender, connect, contract
+from connext.engine.engine import UPDATE_METHOD
+from connext.messaging import Messaging, RemoteError, subject
+from connext.protocol import errors
 from connext.protocol.encoding import dispute_authorization_digest
+from connext.protocol.serialization import update_to_json
 from connext.protocol.signing import Signer
 from connext.protocol.types import ETH
 
@@ -78,6 +83,57 @@ def test_an_outsider_can_neither_read_a_signed_state_from_the_node_nor_dispute_i
         # the channel lives on
         assert (await user.transfer(payee.address, ETH, ETHER // 10)).status == "completed"
         assert await user.balances() == {ETH: ETHER - 2 * ETHER // 10}
+        await user.close()
+        await payee.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_outsider_cannot_pass_a_sniffed_update_off_as_its_sender(
+    clients: ClientFactory, node: NodeProcess, anvil: Anvil,
+) -> None:
+    """Channel updates go without envelope signatures (the update is signed by its
+    initiator): an outsider with a sniffed proposal tries to get the node to take it, or
+    to hand out the countersigned copy, and to send as the user. Nothing moves, and the
+    user's cash-out reaches its cold address to the wei."""
+
+    async def scenario() -> None:
+        w3 = connect(anvil.url)
+        user, payee = await clients.connect(), await clients.connect()
+        await user.setup()
+        await payee.setup()
+        await user.deposit(ETH, ETHER)
+        outsider = Messaging(Signer.random(), clients.nats.url)
+        await outsider.connect()
+        try:
+            # a proposal of the user's as it went over the wire: the user's signature only
+            # (the node is alice)
+            stored = await user.engine.channel(user.channel_address)
+            assert stored is not None and stored.latest_update is not None
+            sniffed = replace(stored.latest_update, alice_signature=None)
+            node_nonce = node.channel(user.channel_address)["state"]["nonce"]
+
+            # under its own name: not the update's initiator
+            with pytest.raises(RemoteError) as refused:
+                await outsider.request(node.address, UPDATE_METHOD,
+                                       {"update": update_to_json(sniffed)},
+                                       check_result=lambda result: None)
+            assert refused.value.code == errors.InvalidUpdate.code
+            # in the user's name: the NATS server lets nobody publish as someone else
+            assert not await outsider.may_publish(
+                subject(node.address, user.address, UPDATE_METHOD))
+            assert await outsider.may_publish(
+                subject(node.address, outsider.address, UPDATE_METHOD))
+            assert node.channel(user.channel_address)["state"]["nonce"] == node_nonce
+        finally:
+            await outsider.close()
+
+        assert (await user.transfer(payee.address, ETH, ETHER // 10)).status == "completed"
+        cold = Signer.random().address
+        result = await user.withdraw(cold, ETH, ETHER // 2)
+        assert result.status == "confirmed", result
+        assert w3.eth.get_balance(cold) == ETHER // 2  # type: ignore[arg-type]
+        assert await user.balances() == {ETH: ETHER - ETHER // 10 - ETHER // 2}
         await user.close()
         await payee.close()
 

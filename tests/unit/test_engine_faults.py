@@ -43,7 +43,7 @@ from connext.protocol.channel import (
     setup_update,
 )
 from connext.protocol.encoding import checksum
-from connext.protocol.serialization import update_from_json
+from connext.protocol.serialization import update_from_json, update_to_json
 from connext.protocol.signing import Signer
 from connext.protocol.transfers import HASHLOCK, lock_hash
 from connext.protocol.types import (
@@ -115,7 +115,8 @@ class Endpoint:
     address: Address
 
     async def request(self, to: Address, method: str, body: dict[str, Any], *,
-                      timeout: float = 10.0) -> dict[str, Any]:
+                      timeout: float = 10.0, check_result: Any = None) -> dict[str, Any]:
+        # the engine checks the countersignature itself when the transport does not
         wire = self.wire
         body = copy.deepcopy(body)
         wire.record(body)
@@ -438,3 +439,34 @@ def test_a_proposal_the_node_made_void_is_reported_and_can_be_made_again(
         parties.close()
     assert (user_paid, node_paid) == (700, 300)  # both locked once
     assert user_balance == node_view
+
+
+def test_a_retransmission_gets_the_countersigned_copy_only_with_the_initiators_signature(
+    tmp_path: Path,
+) -> None:
+    """Updates come without envelope signatures, so the engine's answer to a
+    retransmission (the stored double-signed copy) must not go to whoever can rebuild the
+    update's content: only to a sender with the initiator's very signature on it."""
+    parties = Parties(tmp_path, Wire())
+
+    async def scenario() -> None:
+        await parties.open()
+        await parties.pay(USER, 100)
+        stored = await parties.engine(USER).channel(parties.channel)
+        assert stored is not None and stored.latest_update is not None
+        latest = stored.latest_update  # the user's create, countersigned by the node
+        assert stored.state.alice == NODE.address  # the user signs as bob
+        node = parties.engine(NODE)
+        sent = replace(latest, alice_signature=None)  # as the user sent it
+        answer = await node.handle_update(USER.address, {"update": update_to_json(sent)})
+        assert update_from_json(answer["update"], "") == latest
+
+        for rebuilt in (replace(sent, bob_signature=None),
+                        replace(sent, bob_signature=b"\x01" * 65)):
+            with pytest.raises(errors.StaleNonce):
+                await node.handle_update(USER.address, {"update": update_to_json(rebuilt)})
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        parties.close()
