@@ -48,7 +48,7 @@ def test_sender_silent_after_forward_resolved_near_expiry_node_still_collects(
 
         # 1. the sender pays; the recipient holds its claim back for now
         recipient.hold_claims = True
-        payment = await sender.transfer(recipient.address, ETH, AMOUNT, timeout=40, wait=None)
+        payment = await sender.transfer(recipient.address, ETH, AMOUNT, timeout=25, wait=None)
         forward_id = forward_transfer_id(payment.routing_id)
         await until(lambda: recipient.active_transfers(), what="the forward arrives")
         forward = (await recipient.active_transfers())[forward_id]

@@ -1,5 +1,6 @@
-"""Integration fixtures: a real nats-server, the node as a real `connext node` process,
-and clients in the test's own event loop, all on free ports of the session's anvil.
+"""Integration fixtures: a real nats-server, the node as a real `connext node` process
+(forked from one that imported the node already: tests/nodeproc.py), and clients in the
+test's own event loop, all on free ports of the session's anvil.
 
 Every process started here is stopped by pid at the end of its fixture.
 """
@@ -27,6 +28,8 @@ from connext.devstack import NatsServer, free_port
 from connext.protocol.signing import Signer
 from connext.store.testing import PostgresCluster
 
+from ..nodeproc import NodeChild
+
 CONNEXT = str(Path(sys.executable).parent / "connext")
 NODE_KEY = "0x" + "4e" * 32
 ADMIN_TOKEN = "test-admin-token"
@@ -44,15 +47,14 @@ class NodeProcess:
     log_path: Path
     address: str
     http_port: int
-    process: subprocess.Popen[bytes] | None = None
+    process: NodeChild | None = None
     logs: list[Path] = field(default_factory=list)
 
     def start(self, timeout: float = 60.0) -> NodeProcess:
         log = self.log_path.with_suffix(f".{len(self.logs)}.log")
         self.logs.append(log)
-        with log.open("wb") as out:
-            self.process = subprocess.Popen([CONNEXT, "node"], env=self.env, stdout=out,
-                                            stderr=subprocess.STDOUT)
+        log.write_bytes(b"")
+        self.process = NodeChild(self.env, log)  # `connext node`, without the imports
         deadline = time.monotonic() + timeout
         while b"ready" not in log.read_bytes():
             if self.process.poll() is not None or time.monotonic() > deadline:
