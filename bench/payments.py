@@ -98,11 +98,11 @@ async def _run_pairs(pairs: int, payments_per_pair: int, seconds: float, stack: 
     setup_started = time.perf_counter()
     gate = asyncio.Semaphore(SETUP_CONCURRENCY)
 
-    async def open_pair(index: int) -> tuple[Client, Client]:
+    async def gated_pair(index: int) -> tuple[Client, Client]:
         async with gate:
             return await open_pair(stack, workdir, index)
 
-    clients = await asyncio.gather(*(open_pair(index) for index in range(pairs)))
+    clients = await asyncio.gather(*(gated_pair(index) for index in range(pairs)))
     # One warm-up payment per pair collateralizes the recipients' channels for the whole
     # run: the node deposits what a payment needs plus ten more like it, so a warm-up of
     # WARM_UP covers every AMOUNT after it (with AMOUNT alone the node would deposit on
