@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from connext.chain.anvil import Anvil
-from connext.chain.deploy import Deployment, deploy, mint_test_token
+from connext.chain.deploy import TEST_TOKEN_MINT, Deployment, deploy, mint_test_token
 from connext.devstack import (
     LOCAL_SWAPS,
-    TEST_TOKEN_MINT,
     NatsServer,
     NodeDaemon,
     OracleDaemon,
