@@ -460,9 +460,18 @@ def test_parties_reconnect_and_serve_again_after_nats_restarts(tmp_path: Path) -
                     if node.connected and client.connected:
                         break
                     await asyncio.sleep(0.05)
-                await asyncio.sleep(0.1)  # subscriptions are replayed right after reconnect
-                assert (await client.request(node.address, "test.echo", {"again": 1},
-                                             timeout=3))["echo"] == {"again": 1}
+                # nats-py replays the node's subscriptions right after it reconnected: until
+                # the server has them, a request finds no responders (a client retries)
+                deadline = time.monotonic() + 10
+                while True:
+                    try:
+                        reply = await client.request(node.address, "test.echo", {"again": 1},
+                                                     timeout=3)
+                        break
+                    except NoResponders:
+                        assert time.monotonic() < deadline, "the node never served again"
+                        await asyncio.sleep(0.05)
+                assert reply["echo"] == {"again": 1}
         finally:
             restarted.stop()
 
