@@ -173,14 +173,14 @@ class RoutingRecords(StoreBase):
     def routings_with_status(
         self, statuses: RoutingStatus | str | Collection[RoutingStatus | str]
     ) -> list[Routing]:
-        """Routings in any of these statuses, oldest first."""
-        query = (
-            select(db.routings)
-            .where(db.routings.c.status.in_(_statuses(statuses)))
-            .order_by(db.routings.c.created_at, db.routings.c.routing_id)
-        )
-        with self._read() as conn:
-            return [_routing(row) for row in conn.execute(query)]
+        """Routings in any of these statuses, oldest first (the sweep's read, every second)."""
+        wanted = _statuses(statuses)
+        if not wanted:
+            return []
+        params = {f"s{i}": status for i, status in enumerate(wanted)}
+        with self._raw_read() as raw:
+            rows = _routings_in(len(wanted)).run(raw, self._pg, params).fetchall()
+        return [_routing(_RoutingRow(*row)) for row in rows]
 
     def pending_forwards(self, recipient: Address) -> list[Routing]:
         """Payments still to be forwarded to `recipient` (to deliver when it reconnects)."""
@@ -192,6 +192,13 @@ class RoutingRecords(StoreBase):
         )
         with self._read() as conn:
             return [_routing(row) for row in conn.execute(query)]
+
+
+@functools.cache
+def _routings_in(count: int) -> Sql:
+    """The routings in `count` statuses (`:s0`, `:s1`, ...), oldest first."""
+    return Sql(f"SELECT {', '.join(_ROUTING_COLUMNS)} FROM routings WHERE status IN "
+               f"({', '.join(f':s{i}' for i in range(count))}) ORDER BY created_at, routing_id")
 
 
 def _statuses(
