@@ -10,6 +10,7 @@ Pure: no clock (the caller passes `now`), no I/O.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
@@ -79,6 +80,16 @@ def amount_out_for(amount_in: int, rate: Fraction, *, fee_fixed: int = 0,
     return out, fee
 
 
+@functools.lru_cache(maxsize=4096)
+def _signer_of(digest: bytes, signature: bytes) -> bytes:
+    """Who signed a quote (b"" for no one): the node checks one quote when it countersigns
+    the payment, when it routes it and when it records it, a recovery each without this."""
+    try:
+        return recover_address_bytes(digest, signature)
+    except errors.InvalidSignature:
+        return b""
+
+
 def check_quote(quote: SwapQuote, *, node: Address, chain_id: int, payer: Address,
                 channel_address: Address, asset_id: Address, amount: int, now: int) -> None:
     """Refuse a quote this payment may not use (typed errors, in this order): not the
@@ -87,11 +98,7 @@ def check_quote(quote: SwapQuote, *, node: Address, chain_id: int, payer: Addres
     payment's (`InvalidQuote`). That it is unused is the node's store to say."""
     if quote.node != node or quote.chain_id != chain_id:
         raise errors.QuoteAltered("the quote is not this node's")
-    try:
-        signer = recover_address_bytes(quote.digest(), quote.signature)
-    except errors.InvalidSignature:
-        signer = b""
-    if signer != bytes.fromhex(node[2:]):
+    if _signer_of(quote.digest(), quote.signature) != bytes.fromhex(node[2:]):
         raise errors.QuoteAltered("the quote is not the node's signature over these terms")
     if quote.payer != payer or quote.channel_address != channel_address:
         raise errors.QuoteForeign("the node quoted this swap for another payer")
