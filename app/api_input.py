@@ -108,7 +108,9 @@ def parse_body(raw: bytes, mimetype: str | None, *, required: bool = True) -> di
         if required:
             raise invalid("missing_body", "Send a JSON object as the request body (with "
                                           "'Content-Type: application/json').")
-        return {}
+        if not raw:
+            return {}
+        # whitespace alone is neither no body nor JSON: refused below as what it is
     if (mimetype or "").lower() != "application/json":
         raise ApiError(415, "unsupported_media_type",
                        "Send the body as JSON, with the header "

@@ -98,6 +98,13 @@ def test_an_optional_body_may_be_empty() -> None:
     assert parse_body(b'{"x": [1]}', "application/json") == {"x": [1]}
 
 
+def test_an_optional_body_of_whitespace_is_not_taken_for_none() -> None:
+    # schemathesis sent "\t" to POST /wallets, which opened a wallet
+    with pytest.raises(ApiError) as refused:
+        parse_body(b"\t", "application/json", required=False)
+    assert (refused.value.status, refused.value.code) == (422, "invalid_json")
+
+
 def refusal(model: type[BaseModel], body: dict[str, Any], where: Any = "body") -> ApiError:
     with pytest.raises(ValidationError) as failed:
         model.model_validate(body)
