@@ -148,6 +148,9 @@ def test_notifications_never_cover_the_page_and_the_phone_navigation_fits(
         panel.get_by_role("button", name="Pay").click()
         expect(page.get_by_test_id("demo-1-balance-ETH")).to_have_text(f"0.0{paid}",
                                                                         timeout=SLOW)
+        # Bob's live balance can show it before Alice's panel comes back from the payment:
+        # typing into the old form then is lost when the new (empty) one replaces it
+        expect(panel.get_by_label("Pay Bob")).to_have_value("", timeout=SLOW)
     toasts = page.locator("#toasts .toast")
     expect(toasts.first).to_be_visible()
     assert toasts.count() <= 2
