@@ -12,7 +12,7 @@ from connext.chain.contracts import connect
 from connext.protocol.types import ETH
 
 from ..integration.conftest import ClientFactory, NodeProcess
-from .kit import until, withdrawn
+from .kit import balances_are, until, withdrawn
 
 ETHER = 10**18
 AMOUNT = ETHER // 10
@@ -52,7 +52,8 @@ def test_idle_collateral_goes_back_to_the_node_on_chain(
 
         # the next payment collateralizes again
         assert (await payer.transfer(payee.address, ETH, AMOUNT)).status == "completed"
-        assert await payee.balances() == {ETH: 2 * AMOUNT}
+        # the payee commits its claim when the node's answer reaches it
+        await until(lambda: balances_are(payee, {ETH: 2 * AMOUNT}), 10, "the payee has both")
         await payer.close()
         await payee.close()
 

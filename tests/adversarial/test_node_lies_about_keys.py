@@ -19,7 +19,7 @@ from connext.protocol import errors
 from connext.protocol.signing import Signer
 from connext.protocol.types import ETH
 
-from .kit import HostileNode, node_config
+from .kit import HostileNode, balances_are, node_config, until
 
 NODE_KEY = "0x" + "7c" * 32
 ETHER = 10**18
@@ -78,7 +78,8 @@ def test_a_node_handing_out_its_own_key_as_the_recipients_is_refused(
                 result = await sender.transfer(recipient.address, ETH, ETHER // 10)
                 assert result.status == "completed"
             assert node.asked == [recipient.address, recipient.address]
-            assert await recipient.balances() == {ETH: 3 * ETHER // 10}
+            await until(lambda: balances_are(recipient, {ETH: 3 * ETHER // 10}), 10,
+                        "the recipient commits its third claim")
         finally:
             await asyncio.gather(*(p.close() for p in parties))
             await node.stop()

@@ -30,7 +30,7 @@ from connext.protocol.types import ETH
 from connext.store import ChannelStore
 
 from ..integration.conftest import ClientFactory, NodeProcess
-from .kit import connect_hostile, until
+from .kit import balances_are, connect_hostile, until
 
 ETHER = 10**18
 SWAPS = [{"from": "TEST", "to": "ETH", "rate": "0.0005", "feeBps": 30}]
@@ -217,7 +217,8 @@ def test_a_swap_the_node_cannot_collateralize_refunds_the_payer_to_the_wei(
             again = await payer.quote(token, ETH, ETHER)
             assert (await payer.transfer(recipient.address, token, ETHER, quote=again,
                                          wait=60)).status == "completed"
-            assert await recipient.balances() == {ETH: again.amount_out}
+            await until(lambda: balances_are(recipient, {ETH: again.amount_out}), 10,
+                        "the recipient commits its claim")
             cash_out = Signer.random().address
             assert (await payer.withdraw(cash_out, token, 4 * ETHER)).status == "confirmed"
             test_token = contract(w3, "TestToken", token)
