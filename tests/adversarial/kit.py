@@ -193,11 +193,6 @@ def travel(anvil: Anvil, seconds: int) -> None:
     anvil.mine()
 
 
-async def balances_are(client: Client, expected: dict[str, int]) -> bool:
-    """For `until`: the client's channel balances are `expected`."""
-    return await client.balances() == expected
-
-
 async def until(check: Callable[[], Any], timeout: float = 60.0, what: str = "") -> None:
     """Wait until `check()` (sync or async) is true."""
     deadline = asyncio.get_running_loop().time() + timeout

@@ -12,7 +12,8 @@ from connext.chain.contracts import connect
 from connext.protocol.types import ETH
 
 from ..integration.conftest import ClientFactory, NodeProcess
-from .kit import balances_are, until, withdrawn
+from ..integration.test_payments import balances_are
+from .kit import until, withdrawn
 
 ETHER = 10**18
 AMOUNT = ETHER // 10

@@ -19,7 +19,8 @@ from connext.protocol import errors
 from connext.protocol.signing import Signer
 from connext.protocol.types import ETH
 
-from .kit import HostileNode, balances_are, node_config, until
+from ..integration.test_payments import balances_are
+from .kit import HostileNode, node_config, until
 
 NODE_KEY = "0x" + "7c" * 32
 ETHER = 10**18

@@ -30,7 +30,8 @@ from connext.protocol.types import ETH
 from connext.store import ChannelStore
 
 from ..integration.conftest import ClientFactory, NodeProcess
-from .kit import balances_are, connect_hostile, until
+from ..integration.test_payments import balances_are
+from .kit import connect_hostile, until
 
 ETHER = 10**18
 SWAPS = [{"from": "TEST", "to": "ETH", "rate": "0.0005", "feeBps": 30}]

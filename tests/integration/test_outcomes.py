@@ -17,7 +17,7 @@ from connext.protocol import errors
 from connext.protocol.types import ETH
 
 from .conftest import ClientFactory, NodeProcess
-from .test_payments import ETHER, eventually
+from .test_payments import ETHER, balances_are, eventually
 
 
 def lose_replies(client: Client, count: int) -> list[int]:
@@ -60,7 +60,7 @@ def test_a_payment_whose_replies_are_lost_is_pending_then_completes_and_is_paid_
         assert await payer.balances() == {ETH: ETHER - ETHER // 10}
         # the payee commits its claim when the node's answer reaches it, which can be a
         # moment after the node settled the payer
-        await eventually(lambda: _balances_are(payee, {ETH: ETHER // 10}), timeout=5)
+        await eventually(lambda: balances_are(payee, {ETH: ETHER // 10}), timeout=5)
         third = await payer.transfer(payee.address, ETH, ETHER // 10, payment_id="order-17")
         assert third.status == "completed" and third.transfer_id == first.transfer_id
         assert await payee.balances() == {ETH: ETHER // 10}
@@ -124,7 +124,3 @@ async def _link_open(client: Client, routing_id: bytes) -> bool:
 
 async def _link_status(client: Client, routing_id: bytes, expected: str) -> bool:
     return [x.status for x in await client.links() if x.routing_id == routing_id] == [expected]
-
-
-async def _balances_are(client: Client, expected: dict[str, int]) -> bool:
-    return await client.balances() == expected

@@ -13,6 +13,7 @@ from web3 import Web3
 from connext.chain.channel import ChannelContract
 from connext.chain.contracts import connect, contract
 from connext.chain.deploy import Deployment
+from connext.client import Client
 from connext.protocol.signing import Signer
 from connext.protocol.types import ETH
 
@@ -27,6 +28,11 @@ def http_json(port: int, path: str) -> Any:
                                      headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
+
+
+async def balances_are(client: Client, expected: dict[str, int]) -> bool:
+    """For `eventually`/`until`: the client's channel balances are `expected`."""
+    return await client.balances() == expected
 
 
 async def eventually(check: Any, timeout: float = 20.0) -> None:

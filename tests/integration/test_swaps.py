@@ -26,7 +26,7 @@ from connext.protocol.types import ETH
 from connext.store import ChannelStore
 
 from .conftest import ClientFactory, NodeProcess
-from .test_payments import eventually
+from .test_payments import balances_are, eventually
 
 ETHER = 10**18
 RATE = "0.0005"  # ETH per TEST
@@ -96,7 +96,7 @@ def test_a_pays_test_b_receives_eth_at_the_quote_and_bad_quotes_move_nothing(
             assert await a.balances() == {token: 9 * ETHER}
             # B commits its claim when the node's answer reaches it, a moment after the
             # node settled A
-            await eventually(lambda: _balances_are(b, {ETH: out}), timeout=10)
+            await eventually(lambda: balances_are(b, {ETH: out}), timeout=10)
             # B could have held it only for the claim window, not for A's hour-long lock
             forward = await b.store.run(b.store.get_transfer,
                                         forward_transfer_id(result.routing_id),
@@ -164,7 +164,7 @@ def test_a_pays_test_b_receives_eth_at_the_quote_and_bad_quotes_move_nothing(
             # the altered attempts did not burn the honest quote: it still pays, once
             result = await a.transfer(b.address, token, ETHER, quote=fresh, wait=30)
             assert result.status == "completed"
-            await eventually(lambda: _balances_are(b, {ETH: 2 * out}), timeout=10)
+            await eventually(lambda: balances_are(b, {ETH: 2 * out}), timeout=10)
 
             # --- a swap inside one's own channel, cashed out on chain in the other asset ----
             own = await a.quote(token, ETH, 2 * ETHER)
@@ -228,7 +228,7 @@ def test_rates_from_the_operators_feed_are_followed_and_a_signed_quote_holds_its
             await quote_once_the_rate_is(a, ETHER // 500)
             # the rate doubled since: the quote signed before pays what it says, no more
             assert (await a.transfer(b.address, token, ETHER, quote=old)).status == "completed"
-            await eventually(lambda: _balances_are(b, {ETH: ETHER // 1000}), timeout=10)
+            await eventually(lambda: balances_are(b, {ETH: ETHER // 1000}), timeout=10)
             # a feed that stops updating stops quoting once its rates are too old
             rates_file.write_text("{not json")
             await asyncio.sleep(2.5)
@@ -275,7 +275,3 @@ def _node_deposits(state: dict[str, object], asset: str) -> int:
     deposits = state["processedDepositsA"]
     assert isinstance(deposits, list)
     return int(deposits[_index(state, asset)])
-
-
-async def _balances_are(client: Client, expected: dict[str, int]) -> bool:
-    return await client.balances() == expected
