@@ -32,12 +32,7 @@ class Asset:
 
     def format(self, amount: int) -> str:
         """Base units -> "1.25" (no trailing zeros, no exponent)."""
-        if self.decimals == 0:
-            return str(amount)
-        sign = "-" if amount < 0 else ""
-        whole, frac = divmod(abs(amount), 10**self.decimals)
-        text = f"{frac:0{self.decimals}d}".rstrip("0")
-        return f"{sign}{whole}" + (f".{text}" if text else "")
+        return format_units(amount, self.decimals)
 
     def parse(self, text: str | None, field: str = "amount") -> int:
         """A positive amount typed by a person -> base units."""
@@ -63,6 +58,17 @@ class Asset:
         if units >= 2**255:
             raise InputError(field, "That amount is too large.")
         return units
+
+
+def format_units(amount: int, decimals: int) -> str:
+    """`amount` base units of an asset with `decimals` -> "1.25" (exact: no trailing zeros,
+    no exponent)."""
+    if decimals == 0:
+        return str(amount)
+    sign = "-" if amount < 0 else ""
+    whole, frac = divmod(abs(amount), 10**decimals)
+    text = f"{frac:0{decimals}d}".rstrip("0")
+    return f"{sign}{whole}" + (f".{text}" if text else "")
 
 
 ETHER = Asset(ETH, "ETH", 18, "Ether")

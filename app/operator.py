@@ -32,6 +32,7 @@ from flask import (
 from flask_socketio import SocketIO, join_room
 from werkzeug.wrappers import Response
 
+from .assets import format_units
 from .config import WebConfig
 from .limits import SlidingWindow, TooMany
 
@@ -75,6 +76,9 @@ class NodeAdmin:
             "timeline": self.get(f"/admin/timeline?minutes={TIMELINE_MINUTES}")["minutes"],
             "collateral": self.get("/admin/collateral?limit=10")["transactions"],
             "failures": self.get("/admin/failures?limit=10")["payments"],
+            # symbols and decimals of the assets the node supports, to show amounts in
+            "assets": {a["address"]: {"symbol": a["symbol"], "decimals": a["decimals"]}
+                       for a in self.get("/admin/rates")["assets"]},
         }
 
 
@@ -146,6 +150,7 @@ def data() -> tuple[dict[str, Any], int]:
 
 
 def register(app: Flask, socketio: SocketIO) -> None:
+    app.add_template_filter(format_units, "units")
     config: WebConfig = app.extensions["connext.config"]
     app.extensions["connext.node_admin"] = admin = NodeAdmin(config)
     app.extensions["connext.operator_logins"] = SlidingWindow(

@@ -4,17 +4,38 @@
 (function () {
   "use strict";
 
-  const ETH = "0x0000000000000000000000000000000000000000";
   const COLORS = ["#3b4cca", "#12b76a", "#f04438", "#f79009", "#7a5af8"];
 
-  // Charts draw whole units, taking 18 decimals for every asset (ETH's and the test
-  // token's); the tables show exact base units of other assets.
+  // The node's assets ({address: {symbol, decimals}}, from the snapshot). Tables show exact
+  // amounts in each asset's own decimals; charts draw whole units (a float is fine there).
+  let assetInfo = {};
+
+  function known(asset) {
+    return assetInfo[asset] || null;
+  }
+
   function human(asset, value) {
-    return Number(BigInt(value)) / 1e18;
+    const info = known(asset);
+    return Number(BigInt(value)) / 10 ** (info ? info.decimals : 0);
+  }
+
+  function exact(value, decimals) {
+    const digits = BigInt(value).toString();
+    if (!decimals) return digits;
+    const padded = digits.padStart(decimals + 1, "0");
+    const whole = padded.slice(0, padded.length - decimals);
+    const frac = padded.slice(padded.length - decimals).replace(/0+$/, "");
+    return frac ? whole + "." + frac : whole;
+  }
+
+  function name(asset) {
+    const info = known(asset);
+    return info ? info.symbol : asset.slice(0, 10) + "…";
   }
 
   function label(asset, value) {
-    return asset === ETH ? human(asset, value).toFixed(6) + " ETH" : value + " units";
+    const info = known(asset);
+    return info ? exact(value, info.decimals) + " " + info.symbol : value + " base units";
   }
 
   function cell(row, text, className) {
@@ -62,6 +83,7 @@
 
     function render(snapshot) {
       const summary = snapshot.summary;
+      assetInfo = snapshot.assets || {};
       const minutes = snapshot.timeline;
       const labels = minutes.map((m) => m.minute.slice(11, 16));
       payments.data.labels = labels;
@@ -74,13 +96,12 @@
       const assets = [...new Set(minutes.flatMap((m) => Object.keys(m.volume)))];
       volume.data.labels = labels;
       volume.data.datasets = assets.map((asset, i) => ({
-        label: asset === ETH ? "ETH" : asset.slice(0, 10) + "…",
+        label: name(asset),
         data: minutes.map((m) => human(asset, m.volume[asset] || "0")),
         borderColor: COLORS[i % COLORS.length], backgroundColor: COLORS[i % COLORS.length],
       }));
       volume.update();
-      liquidity.data.labels = summary.liquidity.map((l) => l.assetId === ETH ? "ETH"
-        : l.assetId.slice(0, 10) + "…");
+      liquidity.data.labels = summary.liquidity.map((l) => name(l.assetId));
       liquidity.data.datasets = [
         { label: "on chain", backgroundColor: COLORS[0],
           data: summary.liquidity.map((l) => human(l.assetId, l.onChain)) },

@@ -77,13 +77,10 @@ async def node_summary(node: Node) -> dict[str, Any]:
     liquidity = await node.liquidity.read()
     counts = await node.store.run(node.store.routing_counts)
     since = datetime.now(UTC) - SUMMARY_WINDOW
-    recent = await node.store.run(node.store.routings_since, since)
     volume: dict[Address, dict[str, int]] = {}
-    for routing in recent:
-        if routing.status.value == "resolved":
-            entry = volume.setdefault(routing.asset_id, {"payments": 0, "amount": 0})
-            entry["payments"] += 1
-            entry["amount"] += routing.amount
+    for total in await node.store.run(node.store.routing_totals, since):
+        if total.status == "resolved":
+            volume[total.asset_id] = {"payments": total.payments, "amount": total.amount}
     metric = node.metrics.registry.get_sample_value
     assets = sorted({*liquidity, *volume})
     return {
@@ -163,22 +160,21 @@ async def timeline(request: web.Request) -> web.Response:
     minutes = _int_query(request, "minutes", 60, MAX_MINUTES)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     start = now - timedelta(minutes=minutes - 1)
-    routings = await node.store.run(node.store.routings_since, start)
+    totals = await node.store.run(node.store.routing_totals, start, by_minute=True)
     buckets = [{"minute": (start + timedelta(minutes=i)).isoformat(), "payments": 0,
                 "resolved": 0, "failed": 0, "volume": {}} for i in range(minutes)]
-    for routing in routings:
-        index = int((routing.created_at - start).total_seconds() // 60)
+    for total in totals:
+        assert total.minute is not None
+        index = int((total.minute - start).total_seconds() // 60)
         if not 0 <= index < minutes:
             continue
         bucket: dict[str, Any] = buckets[index]
-        bucket["payments"] += 1
-        if routing.status.value == "resolved":
-            bucket["resolved"] += 1
-            volume = bucket["volume"]
-            volume[routing.asset_id] = str(int(volume.get(routing.asset_id, "0"))
-                                           + routing.amount)
-        elif routing.status.value in ("failed", "cancelled"):
-            bucket["failed"] += 1
+        bucket["payments"] += total.payments
+        if total.status == "resolved":
+            bucket["resolved"] += total.payments
+            bucket["volume"][total.asset_id] = str(total.amount)
+        elif total.status in ("failed", "cancelled"):
+            bucket["failed"] += total.payments
     return web.json_response({"minutes": buckets})
 
 

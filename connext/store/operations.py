@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, select
 
 from ..protocol.types import Address
 from . import schema as db
 from .base import StoreBase, _now
+from .fast import Sql, driver, stamp
 from .records import Event, Routing
 from .routings import _routing
 
@@ -31,6 +32,42 @@ class StoredProfile:
     reclaim_threshold: int
     cap: int
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RoutingTotal:
+    """How many routed payments of one asset and status were made (in one minute, for a
+    timeline), and their amount in (base units, exact)."""
+
+    asset_id: Address
+    status: str
+    payments: int
+    amount: int
+    minute: datetime | None = None
+    """The minute they were made in (UTC), when totals are asked per minute."""
+
+
+# SQLite keeps a uint256 as decimal text and its SUM would go through a 64-bit integer or a
+# float. Summed in nine slices of nine digits instead, each slice's SUM stays exact below
+# 10^9 rows; PostgreSQL sums its NUMERIC exactly.
+_SLICES = 9
+_SQLITE_SUM = ", ".join(f"SUM(CAST(substr(amount, {-9 * (k + 1)}, 9) AS INTEGER))"
+                        for k in range(_SLICES))
+
+
+def _totals_statement(pg: bool, by_minute: bool) -> Sql:
+    minute = ""
+    if by_minute:
+        minute = ("date_trunc('minute', created_at AT TIME ZONE 'UTC'), " if pg
+                  else "substr(created_at, 1, 16), ")
+    group = ("1, 2, 3" if by_minute else "1, 2")
+    return Sql(f"SELECT {minute}asset_id, status, COUNT(*), "
+               f"{'SUM(amount)' if pg else _SQLITE_SUM} FROM routings "
+               f"WHERE created_at >= :since GROUP BY {group}")
+
+
+_TOTALS = {(pg, by_minute): _totals_statement(pg, by_minute)
+           for pg in (False, True) for by_minute in (False, True)}
 
 
 class OperationRecords(StoreBase):
@@ -84,12 +121,25 @@ class OperationRecords(StoreBase):
         with self._read() as conn:
             return [_routing(row) for row in conn.execute(query)]
 
-    def routings_since(self, since: datetime, *, limit: int = 100_000) -> list[Routing]:
-        """Routed payments created since `since`, oldest first (charts over time)."""
-        query = (select(db.routings).where(db.routings.c.created_at >= since)
-                 .order_by(db.routings.c.created_at).limit(limit))
+    def routing_totals(self, since: datetime, *, by_minute: bool = False
+                       ) -> list[RoutingTotal]:
+        """Routed payments made since `since` counted and summed per asset and status (and
+        per minute), in SQL: however many there are, no row comes into Python."""
         with self._read() as conn:
-            return [_routing(row) for row in conn.execute(query)]
+            rows = _TOTALS[self._pg, by_minute].run(
+                driver(conn), self._pg, {"since": stamp(self._pg, since)}).fetchall()
+        totals = []
+        for row in rows:
+            minute = None
+            if by_minute:
+                first, *row = row
+                minute = (first if isinstance(first, datetime)
+                          else datetime.fromisoformat(first)).replace(tzinfo=UTC)
+            asset_id, status, count, *sums = row
+            amount = (int(sums[0]) if self._pg
+                      else sum(int(part) * 10 ** (9 * k) for k, part in enumerate(sums)))
+            totals.append(RoutingTotal(asset_id, status, int(count), amount, minute))
+        return totals
 
     def routing_counts(self) -> dict[str, int]:
         """How many routed payments there are per status."""

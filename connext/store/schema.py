@@ -182,7 +182,7 @@ routings = Table(
     Column("recipient_asset_id", String(ADDRESS), nullable=True),
     Column("recipient_amount", Uint256(), nullable=True),
     Column("error", Text(), nullable=True),
-    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False, index=True),
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 """Routed payments: the sender's hop and, once forwarded, the recipient's hop."""
