@@ -25,7 +25,7 @@ from eth_utils.abi import (
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
-from web3.types import TxParams, TxReceipt, Wei
+from web3.types import RPCEndpoint, TxParams, TxReceipt, Wei
 
 from ..contracts import load_artifact
 
@@ -45,7 +45,11 @@ def connect(w3_or_url: Web3 | str) -> Web3:
     """A Web3 for an RPC URL (HTTP), or the given Web3 as is."""
     if isinstance(w3_or_url, Web3):
         return w3_or_url
-    return Web3(Web3.HTTPProvider(w3_or_url, request_kwargs={"timeout": 60}))
+    # web3 asks for the chain id before every call it validates; it never changes for an
+    # endpoint, so that one answer is cached (nothing else: blocks and receipts are not)
+    return Web3(Web3.HTTPProvider(w3_or_url, request_kwargs={"timeout": 60},
+                                  cache_allowed_requests=True,
+                                  cacheable_requests={RPCEndpoint("eth_chainId")}))
 
 
 _contract_classes: WeakKeyDictionary[Web3, dict[str, type[Contract]]] = WeakKeyDictionary()
