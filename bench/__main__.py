@@ -21,10 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from . import report
 from .crypto import measure_crypto
 from .gas import GAS_TARGETS, measure_gas_on_fresh_anvil
-from .payments import measure_payments
+from .payments import measure_payments, steal_percent
 from .report import table
 from .stores import measure_stores
 from .swaps import measure_swaps
@@ -73,7 +75,9 @@ def _routed_rows(label: str, run: dict[str, Any]) -> list[tuple[str, str, str]]:
                     + report.NODE_CPU_PER_PAYMENT.note(node_cpu + database))
     return [
         (f"{label}: payments/s", f"{run['payments_per_second']:,}",
-         f"{run['payments']} payments in {run['seconds']} s"),
+         f"{run['payments']} payments in {run['seconds']} s"
+         + (f"; the hypervisor took {steal}% of the CPU"
+            if (steal := run.get("machine_cpu_steal_percent")) is not None else "")),
         (f"{label}: latency p50 / p99", f"{run['latency_p50_ms']} ms",
          f"p99 {run['latency_p99_ms']} ms"),
         (f"{label}: CPU per payment", f"{run['cpu_ms_per_payment']} ms",
@@ -283,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         key, measure = SECTIONS[name]
         started = time.perf_counter()
         load = [round(x, 2) for x in os.getloadavg()]
+        machine_before = psutil.cpu_times()
         try:
             results[key] = measure()
         except Exception:
@@ -290,9 +295,10 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(name)
             results[key] = {"failed": traceback.format_exc(limit=3)}
         seconds = round(time.perf_counter() - started, 1)
+        steal = steal_percent(machine_before, psutil.cpu_times())
         taken[name] = {"measured_at": int(time.time()), "seconds": seconds,
-                       "load_average_before": load}
-        print(f"({name}: {seconds} s, load average before {load[0]})\n")
+                       "load_average_before": load, "machine_cpu_steal_percent": steal}
+        print(f"({name}: {seconds} s, load average before {load[0]}, CPU steal {steal}%)\n")
 
     targets = _targets(results)
     results["targets"] = [target.record(value, where) for target, value, where in targets]

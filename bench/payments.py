@@ -128,9 +128,11 @@ async def _run_pairs(pairs: int, payments_per_pair: int, seconds: float, stack: 
     cpu_before = _cpu(me) + node_cpu_before
     database_cpu_before = database_cpu() if database_cpu else 0.0
     counts_before = _node_counts(stack.node_http_port)
+    machine_before = psutil.cpu_times()
     started = time.perf_counter()
     await asyncio.gather(*(pay(s, r) for s, r in clients))
     elapsed = time.perf_counter() - started
+    steal = steal_percent(machine_before, psutil.cpu_times())
     node_cpu_after = _cpu(node) if node else 0.0
     cpu_after = _cpu(me) + node_cpu_after
     database_cpu_after = database_cpu() if database_cpu else 0.0
@@ -150,6 +152,7 @@ async def _run_pairs(pairs: int, payments_per_pair: int, seconds: float, stack: 
         "latency_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
         "cpu_ms_per_payment": round((cpu_after - cpu_before) / total * 1000, 2),
         "node_cpu_ms_per_payment": round((node_cpu_after - node_cpu_before) / total * 1000, 3),
+        "machine_cpu_steal_percent": steal,
         "node_per_payment": {
             "signatures_made": round(counts["signatures_made"] / total, 2),
             "signatures_checked": round(counts["signatures_checked"] / total, 2),
@@ -195,6 +198,16 @@ def _node_counts(port: int) -> dict[str, int]:
             name, value = line[len('connext_operations_total{op="'):].split('"} ')
             counts[name] = int(float(value))
     return counts
+
+
+def steal_percent(before: Any, after: Any) -> float | None:
+    """The share of the machine's CPU time the hypervisor gave to others between two
+    `psutil.cpu_times()` (None where the OS does not say). On a busy host it halves what the
+    same code reaches, so a run's figures are read next to it."""
+    if not hasattr(after, "steal"):
+        return None
+    spent = sum(after) - sum(before)
+    return round(100 * (after.steal - before.steal) / spent, 1) if spent > 0 else 0.0
 
 
 def _cpu(process: psutil.Process) -> float:

@@ -244,7 +244,7 @@ class Client:
         self.engine = ChannelEngine(
             self.signer, self.store, self.messaging, self.rules, self.deposits,
             request_timeout=self.request_timeout, yields_on_collision=True,
-            policy=self._policy,
+            policy=self._policy, records=self._commit_events,
         )
         self.engine.on_commit(self._on_commit)
         self.engine.on_void(self._propose_again)
@@ -1003,12 +1003,11 @@ class Client:
 
     # --- reacting to the node's updates ------------------------------------------------------
 
-    async def _on_commit(self, committed: Committed) -> None:
+    def _commit_events(self, committed: Committed) -> list[tuple[str, dict[str, Any]]]:
+        """The activity-log events of a stored update: the engine writes them in the
+        update's own transaction (`records`), and `_on_commit` tells the subscribers."""
         update, applied = committed.update, committed.applied
         transfer = applied.transfer
-        # every new co-signed state (not logged: the channel's history holds it already)
-        await self._tell("channel.updated", {"nonce": applied.state.nonce,
-                                             "type": update.type.value})
         if update.type is UpdateType.DEPOSIT:
             details: Any = update.details
             asset = details.asset_id
@@ -1019,41 +1018,66 @@ class Client:
             theirs = details.total_deposits_alice - (
                 0 if before is None or index is None else before.processed_deposits_a[index])
             balance = str(applied.state.balance_of(asset).bob)
+            events = []
             if ours > 0:
-                await self._emit("deposit.reconciled", {
-                    "assetId": asset, "amount": str(ours), "balance": balance})
+                events.append(("deposit.reconciled", {
+                    "assetId": asset, "amount": str(ours), "balance": balance}))
             if theirs > 0:  # the node added collateral: it can now pay us more
-                await self._emit("collateral.added", {
-                    "assetId": asset, "amount": str(theirs), "balance": balance})
-            return
+                events.append(("collateral.added", {
+                    "assetId": asset, "amount": str(theirs), "balance": balance}))
+            return events
         if transfer is None:
-            return
+            return []
+        definition = self.definition_names.get(transfer.transfer_definition)
         if committed.initiated_by_us and update.type is UpdateType.CREATE:
-            if (transfer.initiator == self.address
-                    and self.definition_names.get(transfer.transfer_definition) != "Withdraw"):
-                await self._emit("transfer.sent", _transfer_event(transfer))
-            return
+            if transfer.initiator == self.address and definition != "Withdraw":
+                return [("transfer.sent", _transfer_event(transfer))]
+            return []
         if update.type is UpdateType.CREATE and transfer.responder == self.address:
-            if self.definition_names.get(transfer.transfer_definition) == "Withdraw":
+            if (definition == "Withdraw" or self._redeeming(transfer)
+                    or isinstance(transfer.meta.get("encryptedPreimage"), str)):
+                return []  # a reclaim to countersign, a link we redeem, a payment we claim
+            return [("stream.opened" if definition == "Stream" else "transfer.incoming",
+                     _transfer_event(transfer))]
+        if update.type is UpdateType.RESOLVE and transfer.initiator == self.address:
+            if definition == "Withdraw":  # the node refused: funds are back (else the
+                # on-chain confirmation settles it)
+                return ([("withdrawal.failed", _transfer_event(transfer))]
+                        if transfer.balance.amount[0] > 0 else [])
+            paid = transfer.balance.amount[1] > 0
+            return [(f"transfer.{'completed' if paid else 'cancelled'}",
+                     _transfer_event(transfer, transfer.balance.amount[1 if paid else 0]))]
+        if (update.type is UpdateType.RESOLVE and transfer.responder == self.address
+                and transfer.balance.amount[1] > 0):
+            return [("transfer.received", _transfer_event(transfer, transfer.balance.amount[1]))]
+        return []
+
+    async def _on_commit(self, committed: Committed) -> None:
+        update, applied = committed.update, committed.applied
+        transfer = applied.transfer
+        # every new co-signed state (not logged: the channel's history holds it already)
+        await self._tell("channel.updated", {"nonce": applied.state.nonce,
+                                             "type": update.type.value})
+        for event, data in committed.events:  # stored with the update
+            await self._tell(event, dict(data))
+        if transfer is None or (committed.initiated_by_us and update.type is UpdateType.CREATE):
+            return
+        definition = self.definition_names.get(transfer.transfer_definition)
+        if update.type is UpdateType.CREATE and transfer.responder == self.address:
+            if definition == "Withdraw":
                 await self._countersign_reclaim(transfer)
                 return
             await self._on_incoming(transfer)
         elif update.type is UpdateType.RESOLVE and transfer.initiator == self.address:
-            if self.definition_names.get(transfer.transfer_definition) == "Withdraw":
+            if definition == "Withdraw":
                 if transfer.balance.amount[0] > 0:  # the node refused: funds are back
-                    await self._emit("withdrawal.failed", _transfer_event(transfer))
                     self._settle_waiter(transfer.transfer_id, {"status": "cancelled"})
                 return  # else the on-chain confirmation settles it
             paid = transfer.balance.amount[1] > 0
-            status = "completed" if paid else "cancelled"
-            await self._emit(f"transfer.{status}", _transfer_event(
-                transfer, transfer.balance.amount[1 if paid else 0]))
-            self._settle_waiter(transfer.transfer_id, {"status": status})
+            self._settle_waiter(transfer.transfer_id,
+                                {"status": "completed" if paid else "cancelled"})
         elif update.type is UpdateType.RESOLVE and transfer.responder == self.address:
             paid = transfer.balance.amount[1] > 0
-            if paid:
-                await self._emit("transfer.received",
-                                 _transfer_event(transfer, transfer.balance.amount[1]))
             routing_id = _routing_id(transfer)
             if routing_id is not None and routing_id in self._link_secrets:
                 self._link_secrets.pop(routing_id, None)
@@ -1067,10 +1091,7 @@ class Client:
             return
         encrypted = transfer.meta.get("encryptedPreimage")
         if not isinstance(encrypted, str):
-            is_stream = self.definition_names.get(transfer.transfer_definition) == "Stream"
-            await self._emit("stream.opened" if is_stream else "transfer.incoming",
-                             _transfer_event(transfer))
-            return
+            return  # "transfer.incoming" (or "stream.opened") was stored with the update
         if transfer.transfer_id in self._claiming:
             return
         self._claiming.add(transfer.transfer_id)

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -114,6 +114,8 @@ class Committed:
     initiated_by_us: bool
     previous: ChannelState | None = None
     """The state the update was applied to (None for a setup)."""
+    events: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    """The activity-log events stored with it (the engine's `records`)."""
 
 
 Listener = Callable[[Committed], Coroutine[Any, Any, None]]
@@ -127,6 +129,10 @@ rules (minimum amounts, rate limits, ...): raise a ProtocolError to refuse it un
 Companion = Callable[[Update, Applied], Sequence[RoutingChange]]
 """What a party records in the same transaction as its commit of an update the
 counterparty proposed (the node: the routing record of a payment to forward)."""
+Records = Callable[[Committed], Sequence[tuple[str, Mapping[str, Any]]]]
+"""The activity-log events (kind, payload) a commit stores in its own transaction (the
+client: "transfer.sent", "transfer.received", ...): no event is lost to a crash between
+the commit and a write of its own, and a payment costs no extra transaction per event."""
 
 
 class ChannelEngine:
@@ -143,6 +149,7 @@ class ChannelEngine:
         shared_database: bool = False,
         policy: Policy | None = None,
         companion: Companion | None = None,
+        records: Records | None = None,
     ) -> None:
         """`yields_on_collision`: the client waits for the node's update when both propose
         at once; the node (False) refuses the client's with `ChannelBusy` and wins.
@@ -159,6 +166,7 @@ class ChannelEngine:
         self.shared_database = shared_database
         self.policy = policy
         self.companion = companion
+        self.records = records
         self._locks: dict[Address, ChannelLock] = {}
         self._landed: dict[Address, asyncio.Event] = {}
         self._proposing: dict[Address, int] = {}  # the nonce of our update on the wire
@@ -408,13 +416,23 @@ class ChannelEngine:
         if not checked:  # a transport that does not check results
             countersigned(reply)
         final = checked[-1]
-        await self._commit(state, final, applied, routings)
         committed = Committed(final, applied, initiated_by_us=True, previous=state)
+        committed = await self._commit(committed, routings)
         self._notify(committed)
         return committed
 
-    async def _commit(self, previous: ChannelState | None, update: Update,
-                      applied: Applied, routings: Sequence[RoutingChange] = ()) -> None:
+    async def _commit(self, committed: Committed,
+                      routings: Sequence[RoutingChange] = ()) -> Committed:
+        """Store `committed` (with its routing changes and events: one transaction); it is
+        returned with the events it stored."""
+        update, applied, previous = committed.update, committed.applied, committed.previous
+        events: Sequence[tuple[str, Mapping[str, Any]]] = ()
+        if self.records is not None:
+            try:
+                events = self.records(committed)
+            except Exception:  # an event is not worth losing the commit
+                log.exception("the events of update %d in %s", update.nonce,
+                              update.channel_address)
         created = applied.transfer if update.type is UpdateType.CREATE else None
         resolved = applied.transfer if update.type is UpdateType.RESOLVE else None
         address = update.channel_address
@@ -426,12 +444,14 @@ class ChannelEngine:
             created=created,
             resolved=resolved,
             expected_nonce=0 if previous is None else previous.nonce,
+            events=events,
             routings=routings,
         )
         self._cache[address] = StoredChannel(
             state=applied.state, latest_update=update, pending_update=None,
             transfers=applied.transfers,
         )
+        return replace(committed, events=tuple(events)) if events else committed
 
     def _notify(self, committed: Committed) -> None:
         landed = self._landed.get(committed.update.channel_address)
@@ -498,8 +518,9 @@ class ChannelEngine:
             routings = () if self.companion is None else self.companion(update, applied)
             party = applied.state.party(self.address)
             signed = update.with_signature(party, self.signer.sign(applied.digest))
-            await self._commit(state, signed, applied, routings)
-        self._notify(Committed(signed, applied, initiated_by_us=False, previous=state))
+            committed = Committed(signed, applied, initiated_by_us=False, previous=state)
+            committed = await self._commit(committed, routings)
+        self._notify(committed)
         if voided is not None:
             self._voided(voided)
         return {"update": update_to_json(signed)}
@@ -545,9 +566,11 @@ class ChannelEngine:
         if not previous.double_signed:
             raise errors.InvalidSignature("the previous update is not double-signed")
         applied = validate_update(stored.state, stored.transfers, previous, self.rules())
-        await self._commit(stored.state, previous, applied)
-        self._notify(Committed(previous, applied, initiated_by_us=previous.initiator
-                               == self.address, previous=stored.state))
+        committed = Committed(previous, applied,
+                              initiated_by_us=previous.initiator == self.address,
+                              previous=stored.state)
+        committed = await self._commit(committed)
+        self._notify(committed)
         refreshed = await self.channel(stored.state.channel_address)
         assert refreshed is not None
         return refreshed
