@@ -24,7 +24,7 @@ from connext.protocol.signing import Signer
 from connext.protocol.types import ETH
 
 from .conftest import NODE_KEY, ClientFactory, NodeProcess
-from .test_payments import ETHER, eventually
+from .test_payments import ETHER, balances_are, eventually
 from .test_router_safety import connect_keeping
 
 PAYMENT_TIMEOUT = 3600  # also the dispute window of a transfer on chain
@@ -197,6 +197,9 @@ def test_the_clients_watchtower_answers_a_stale_dispute_by_the_node(
         old = await payee.engine.channel(payee.channel_address)
         assert old is not None
         assert (await user.transfer(payee.address, ETH, ETHER // 2)).status == "completed"
+        # the payee commits its claim when the node's answer reaches it, a moment after the
+        # node settled the payer: its latest state is the one with the payment in it
+        await eventually(lambda: balances_are(payee, {ETH: ETHER + ETHER // 2}))
         latest = (await payee.channel()).nonce
         events: list[dict[str, object]] = []
         payee.on("channel.dispute_answered", events.append)

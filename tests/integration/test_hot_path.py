@@ -11,7 +11,7 @@ from connext.protocol.types import ETH
 
 from .conftest import ClientFactory, NodeProcess
 from .test_node_http import get, metric
-from .test_payments import ETHER
+from .test_payments import ETHER, eventually
 
 PAYMENTS = 30
 
@@ -32,7 +32,12 @@ def test_payments_in_a_row_meet_no_busy_channel(clients: ClientFactory,
         before = get(node, "/metrics")[1].decode()
         statuses = [(await a.transfer(b.address, ETH, 10**12)).status for _ in range(PAYMENTS)]
         after = get(node, "/metrics")[1].decode()
-        assert (await b.balances())[ETH] == (PAYMENTS + 1) * 10**12
+        # b commits its last claim when the node's answer reaches it, a moment after the
+        # node settled a's payment
+        async def b_was_paid() -> bool:
+            return (await b.balances()).get(ETH) == (PAYMENTS + 1) * 10**12
+
+        await eventually(b_was_paid)
         await a.close()
         await b.close()
         busy = (_sum(after, "connext_request_failures_total{", 'code="channel_busy"')

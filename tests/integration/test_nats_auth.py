@@ -59,7 +59,12 @@ def test_a_logged_in_eavesdropper_sees_nothing_of_a_payment_between_others(
 
         result = await alice.transfer(bob.address, ETH, ETHER // 5)
         assert result.status == "completed"
-        assert (await bob.channel()).balances[0].bob == ETHER // 5
+        # bob commits his claim when the node's answer reaches him, a moment after the
+        # node settled alice
+        async def bob_was_paid() -> bool:
+            return (await bob.channel()).balances[0].bob == ETHER // 5
+
+        await eventually(bob_was_paid)
         stream = await alice.streams.open(bob.address, ETH, 10**15)
         await eventually(lambda: _arrived(bob, stream.routing_id))
         await asyncio.gather(*(stream.pay(10**12) for _ in range(10)))
