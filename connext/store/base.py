@@ -74,7 +74,9 @@ _LOOP_WRITES = frozenset({
     "remember_message", "save_voucher",
 })
 """Short writes that `run` hands to the group committer's own thread (group.py `submit`):
-one hop there and one back, shared by every write of the transaction."""
+one hop there and one back, shared by every write of the transaction. Without group commit
+(a SQLite file at synchronous=NORMAL: a commit there is a write to the WAL, no fsync)
+`run` does them right in the event loop: the hop to a thread and back would cost more."""
 
 def sync_level(explicit: str | None = None, *, default: str = "normal") -> str:
     """The SQLite durability to use: `explicit`, else `CONNEXT_SQLITE_SYNC`, else default."""
@@ -98,6 +100,8 @@ class StoreBase:
         """Set once migrated, for SQLite files with synchronous=FULL (see group.py)."""
         self._inline_reads = False
         """Set by `open` for SQLite files (an in-memory database is one shared connection)."""
+        self._inline_writes = False
+        """Set by `open` for SQLite files at synchronous=NORMAL (no fsync per commit)."""
         self._local = threading.local()
         """`conn`: the write connection while this thread is inside a grouped write;
         `reader`: this thread's own read connection to a SQLite file (`_raw_read`)."""
@@ -135,6 +139,7 @@ class StoreBase:
             store._inline_reads = sqlite_file
             if sqlite_file and level == "full":
                 store._group = GroupCommit(engine, {_WRITE: True}, store._local).start()
+            store._inline_writes = sqlite_file and level == "normal"
         except BaseException:
             store.close()
             raise
@@ -159,13 +164,17 @@ class StoreBase:
         writer, and the hop to a thread would cost more than the read). Anything else runs
         in a thread of the store's own pool, wide enough that concurrent writes meet in one
         group commit instead of queueing for the few threads of the default executor; the
-        payment path's short writes go to the group committer's thread instead."""
+        payment path's short writes go to the group committer's thread instead (at
+        synchronous=NORMAL, where a commit does not wait for the disk, they run here)."""
         name = getattr(method, "__name__", "")
         if self._inline_reads and name in _KEY_LOOKUPS:
             return method(*args, **kwargs)
-        if self._group is not None and name in _LOOP_WRITES:
-            return await asyncio.wrap_future(
-                self._group.submit(functools.partial(method, *args, **kwargs)))
+        if name in _LOOP_WRITES:
+            if self._group is not None:
+                return await asyncio.wrap_future(
+                    self._group.submit(functools.partial(method, *args, **kwargs)))
+            if self._inline_writes:
+                return method(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(_EXECUTOR, functools.partial(method, *args, **kwargs))
 
