@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -23,6 +24,7 @@ A node runs four watchers and a client two, each polling every second; a process
 clients (the benchmarks, a wallet server) would ask the chain dozens of times a second for
 the same number. A watcher sees a new block at most this much later."""
 _latest: dict[str, tuple[float, int]] = {}
+_reading: dict[str, threading.Lock] = {}
 
 
 async def every(interval: float, step: Callable[[], Awaitable[object]], what: str) -> None:
@@ -48,14 +50,24 @@ async def unscanned(w3: Web3, store: ChannelStore, name: str,
 
 async def latest_block(w3: Web3) -> int:
     """The chain's latest block number, read at most every LATEST_BLOCK_TTL seconds per
-    endpoint for all the watchers of this process."""
+    endpoint for all the watchers of this process (those that ask while it is being read
+    wait for that answer instead of asking too)."""
     endpoint = str(getattr(w3.provider, "endpoint_uri", None) or id(w3.provider))
     cached = _latest.get(endpoint)
     if cached is not None and time.monotonic() - cached[0] < LATEST_BLOCK_TTL:
         return cached[1]
-    number = int(await asyncio.to_thread(lambda: w3.eth.block_number))
-    _latest[endpoint] = (time.monotonic(), number)
-    return number
+    lock = _reading.setdefault(endpoint, threading.Lock())
+
+    def read() -> int:
+        with lock:
+            cached = _latest.get(endpoint)
+            if cached is not None and time.monotonic() - cached[0] < LATEST_BLOCK_TTL:
+                return cached[1]
+            number = int(w3.eth.block_number)
+            _latest[endpoint] = (time.monotonic(), number)
+            return number
+
+    return await asyncio.to_thread(read)
 
 
 def block_ranges(first: int, last: int) -> Iterator[tuple[int, int]]:
