@@ -102,6 +102,10 @@ class StoreBase:
         """Set by `open` for SQLite files (an in-memory database is one shared connection)."""
         self._inline_writes = False
         """Set by `open` for SQLite files at synchronous=NORMAL (no fsync per commit)."""
+        self._writer: Connection | None = None
+        """SQLite files without group commit: the one connection every write uses (under
+        `_write_lock`), kept open: a checkout from the pool and its reset on return cost
+        more than a short write."""
         self._local = threading.local()
         """`conn`: the write connection while this thread is inside a grouped write;
         `reader`: this thread's own read connection to a SQLite file (`_raw_read`)."""
@@ -155,6 +159,10 @@ class StoreBase:
                 for reader in self._readers:
                     reader.close()
                 self._readers.clear()
+                with self._write_lock:
+                    if self._writer is not None:
+                        self._writer.close()
+                        self._writer = None
                 self._engine.dispose()
 
     async def run(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -277,11 +285,29 @@ class StoreBase:
             return
         # SQLite: BEGIN IMMEDIATE takes the write lock up front, so a write transaction that
         # reads first never fails to upgrade its lock (it waits on busy_timeout instead).
-        with self._write_lock, self._engine.connect() as conn:
+        if not self._inline_writes:
+            with self._write_lock, self._engine.connect() as conn:
+                COUNTS.db_writes += 1
+                conn.execution_options(**{_WRITE: True})
+                with conn.begin():
+                    yield conn
+                COUNTS.db_commits += 1
+            return
+        with self._write_lock:
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            if self._writer is None:
+                self._writer = self._engine.connect()
+                self._writer.execution_options(**{_WRITE: True})
+            conn = self._writer
             COUNTS.db_writes += 1
-            conn.execution_options(**{_WRITE: True})
-            with conn.begin():
-                yield conn
+            try:
+                with conn.begin():
+                    yield conn
+            except BaseException:
+                if conn.invalidated or conn.closed:  # broken: the next write reconnects
+                    self._writer = None
+                raise
             COUNTS.db_commits += 1
 
 
