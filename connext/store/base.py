@@ -285,31 +285,33 @@ class StoreBase:
             return
         # SQLite: BEGIN IMMEDIATE takes the write lock up front, so a write transaction that
         # reads first never fails to upgrade its lock (it waits on busy_timeout instead).
-        if not self._inline_writes:
-            with self._write_lock, self._engine.connect() as conn:
-                COUNTS.db_writes += 1
-                conn.execution_options(**{_WRITE: True})
-                with conn.begin():
-                    yield conn
-                COUNTS.db_commits += 1
-            return
-        with self._write_lock:
-            if self._closed:
-                raise StoreClosed("the store is closed")
-            if self._writer is None:
-                self._writer = self._engine.connect()
-                self._writer.execution_options(**{_WRITE: True})
-            conn = self._writer
+        with self._write_lock, self._write_connection() as conn:
             COUNTS.db_writes += 1
-            try:
-                with conn.begin():
-                    yield conn
-            except BaseException:
-                if conn.invalidated or conn.closed:  # broken: the next write reconnects
-                    self._writer = None
-                raise
+            with conn.begin():
+                yield conn
             COUNTS.db_commits += 1
 
+    @contextmanager
+    def _write_connection(self) -> Iterator[Connection]:
+        """The connection a write without group commit uses (under `_write_lock`): the one
+        kept open on a SQLite file at synchronous=NORMAL, else one from the pool."""
+        if not self._inline_writes:
+            with self._engine.connect() as conn:
+                conn.execution_options(**{_WRITE: True})
+                yield conn
+            return
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        if self._writer is None:
+            self._writer = self._engine.connect()
+            self._writer.execution_options(**{_WRITE: True})
+        conn = self._writer
+        try:
+            yield conn
+        except BaseException:
+            if conn.invalidated or conn.closed:  # broken: the next write reconnects
+                self._writer = None
+            raise
 
     def _insert(self, table: Table) -> Any:
         """An INSERT that can say ON CONFLICT DO NOTHING on both backends."""
