@@ -172,7 +172,8 @@ class Messaging:
         return nc
 
     async def _listen(self, nc: NatsClient) -> None:
-        self._inbox_prefix = nc.new_inbox()
+        if not self._inbox_prefix:  # kept across logins: a reply sent after one still lands
+            self._inbox_prefix = nc.new_inbox()
         await nc.subscribe(self._inbox_prefix + ".*", cb=self._on_reply)
         if self._serving_queue is not None:
             self._serving = await nc.subscribe(
@@ -182,8 +183,9 @@ class Messaging:
 
     async def _on_closed(self) -> None:
         """nats-py gives up on a connection the server closed with an error, e.g. when our
-        login expired: log in again on a new one, with the same subscriptions. Requests
-        waiting for a reply on the old one time out."""
+        login expired: log in again on a new one, with the same subscriptions and reply
+        inbox. A request waiting for a reply gets it if the reply is sent once we are
+        back; one sent in between is lost and the request times out."""
         if self._closing or self._nc is None:
             return  # our own close()
         log.info("%s: the NATS connection was closed (%s); logging in again", self.address,
