@@ -29,7 +29,12 @@ class Counts:
             setattr(self, name, 0)
 
     def snapshot(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in OPERATIONS}
+        """Every count, read commits before writes: a write is counted before its commit,
+        so a snapshot taken while writers run never shows more commits than writes."""
+        commits = self.db_commits
+        values = {name: getattr(self, name) for name in OPERATIONS}
+        values["db_commits"] = commits
+        return values
 
 
 COUNTS = Counts()

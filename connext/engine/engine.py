@@ -361,16 +361,20 @@ class ChannelEngine:
                 self._cache.pop(update.channel_address, None)
                 raise errors.StaleNonce("our unsettled update expired; rebuilding") from None
             signed = update
-        else:
-            signed, applied = propose(state, transfers, update, self.signer, self.rules())
-            await self.store.run(self.store.save_pending, update.channel_address, signed)
-            if stored is not None:
-                self._cache[update.channel_address] = replace(stored, pending_update=signed)
-        body: dict[str, Any] = {"update": update_to_json(signed)}
-        if stored is not None and stored.latest_update is not None:
-            body["previous"] = update_to_json(stored.latest_update)
+        # from the signature on, the counterparty's update at this nonce is a true
+        # collision (refused at once); one built on ours waits for our commit (_admitted)
         self._proposing[update.channel_address] = update.nonce
         try:
+            if not resend:
+                signed, applied = propose(state, transfers, update, self.signer,
+                                          self.rules())
+                await self.store.run(self.store.save_pending, update.channel_address, signed)
+                if stored is not None:
+                    self._cache[update.channel_address] = replace(stored,
+                                                                  pending_update=signed)
+            body: dict[str, Any] = {"update": update_to_json(signed)}
+            if stored is not None and stored.latest_update is not None:
+                body["previous"] = update_to_json(stored.latest_update)
             return await self._settle(stored, update, signed, applied, body, routings)
         finally:
             self._proposing.pop(update.channel_address, None)
@@ -528,14 +532,22 @@ class ChannelEngine:
     @contextlib.asynccontextmanager
     async def _admitted(self, update: Update) -> AsyncIterator[None]:
         """Hold the channel's lock for the counterparty's `update`. The node (not yielding)
-        refuses it while an update of its own is in flight, unless it builds on that one
+        refuses it while an update it signed is in flight, unless it builds on that one
         (the counterparty countersigned ours and goes on): that waits for our commit, a
-        moment away, instead of retrying. One waits at a time per channel, so waiting
-        handlers cannot pile up. Anything else is a true collision: refused, ours wins."""
+        moment away, instead of retrying. A lock held by anything that signed nothing (a
+        sweep or recovery looking at the channel, an update still being built) is waited
+        for too: refusing would only make the counterparty retry. One waits at a time per
+        channel, so waiting handlers cannot pile up. A proposal of ours at the update's
+        nonce is a true collision: refused, ours wins."""
         channel = update.channel_address
         lock = self.lock(channel)
         if lock.locked() and not self.yields_on_collision:
-            if update.nonce != self._proposing.get(channel, -2) + 1 or channel in self._waiting:
+            ours = self._proposing.get(channel)
+            if (ours is not None and update.nonce != ours + 1) or channel in self._waiting:
+                log.info("refused %s at nonce %d on %s: %s", update.type.value, update.nonce,
+                         channel, f"ours at nonce {ours} is in flight"
+                         if ours is not None and update.nonce != ours + 1
+                         else "another update waits there")
                 raise ChannelBusy("an update of ours is in flight on this channel; retry after it")
             self._waiting.add(channel)
             try:

@@ -21,6 +21,16 @@ def _sum(text: str, prefix: str, label: str) -> float:
                if line.startswith(prefix) and label in line)
 
 
+async def settled(node: NodeProcess, payments: int) -> str:
+    """The node's metrics once it has resolved `payments` payments."""
+    def metrics() -> str:
+        return get(node, "/metrics")[1].decode()
+
+    await eventually(lambda: metric(metrics(), 'connext_payments_total{status="resolved"}')
+                     >= payments)
+    return metrics()
+
+
 def test_payments_in_a_row_meet_no_busy_channel(clients: ClientFactory,
                                                 node: NodeProcess) -> None:
     async def pay() -> list[str]:
@@ -29,9 +39,11 @@ def test_payments_in_a_row_meet_no_busy_channel(clients: ClientFactory,
         await b.setup()
         await a.deposit(ETH, ETHER)
         assert (await a.transfer(b.address, ETH, 10**12)).status == "completed"  # collateral
-        before = get(node, "/metrics")[1].decode()
+        # a's transfer completes once a stored the node's resolve, a moment before the node
+        # commits it: the counters are read once the node has settled what it measures
+        before = await settled(node, 1)
         statuses = [(await a.transfer(b.address, ETH, 10**12)).status for _ in range(PAYMENTS)]
-        after = get(node, "/metrics")[1].decode()
+        after = await settled(node, 1 + PAYMENTS)
         # b commits its last claim when the node's answer reaches it, a moment after the
         # node settled a's payment
         async def b_was_paid() -> bool:

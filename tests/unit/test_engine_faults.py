@@ -39,6 +39,7 @@ from connext.protocol.channel import (
     create_update,
     deposit_update,
     locked,
+    propose,
     resolve_update,
     setup_update,
 )
@@ -465,6 +466,61 @@ def test_a_retransmission_gets_the_countersigned_copy_only_with_the_initiators_s
                         replace(sent, bob_signature=b"\x01" * 65)):
             with pytest.raises(errors.StaleNonce):
                 await node.handle_update(USER.address, {"update": update_to_json(rebuilt)})
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        parties.close()
+
+
+
+async def _user_create(parties: Parties, tag: bytes) -> dict[str, Any]:
+    """A create the user signed on the node's latest state, as it goes on the wire."""
+    stored = await parties.engine(NODE).channel(parties.channel)
+    assert stored is not None
+    update, _applied = propose(stored.state, stored.transfers, create_update(
+        stored.state, USER.address, transfer_id=hashlib.sha256(tag).digest(),
+        transfer_definition=HASHLOCK_ADDR, asset_id=ETH, amount=10,
+        initial_state=HASHLOCK.encode_state(hashlib.sha256(tag + b"lock").digest(), 0),
+        transfer_timeout=600), USER, rules())
+    return {"update": update_to_json(update)}
+
+
+def test_the_users_update_waits_out_a_node_lock_that_signed_nothing_but_not_a_collision(
+    tmp_path: Path,
+) -> None:
+    """The node's sweep or recovery may hold a channel's lock for a moment without signing
+    anything (it looks, finds nothing to do): a user's update arriving then waits for the
+    lock and is taken, instead of being refused busy and retried. An update the node did
+    sign at the user's nonce is a true collision: refused at once, the node's wins."""
+    parties = Parties(tmp_path, Wire())
+
+    async def scenario() -> None:
+        await parties.open()
+        node = parties.engine(NODE)
+        lock = node.lock(parties.channel)
+        nonce = (await parties.state(NODE)).nonce
+
+        body = await _user_create(parties, b"waits")
+        await lock.acquire()  # a sweep looks at the channel
+        answer = asyncio.ensure_future(node.handle_update(USER.address, body))
+        await asyncio.sleep(0.05)
+        assert not answer.done()  # waiting, not refused
+        lock.release()
+        countersigned = update_from_json((await answer)["update"], "")
+        assert countersigned.alice_signature is not None
+        assert (await parties.state(NODE)).nonce == nonce + 1
+
+        body = await _user_create(parties, b"collides")
+        await lock.acquire()  # the node's own update at that nonce is signed and sent
+        node._proposing[parties.channel] = nonce + 2
+        try:
+            with pytest.raises(ChannelBusy):
+                await node.handle_update(USER.address, body)
+        finally:
+            node._proposing.pop(parties.channel, None)
+            lock.release()
+        assert (await parties.state(NODE)).nonce == nonce + 1
 
     try:
         asyncio.run(scenario())
