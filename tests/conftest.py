@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from web3 import Web3
@@ -30,6 +31,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Browser tests run last: fast failures show first, and Playwright's event loop never
     shares the session with the asyncio tests that come after it."""
     items.sort(key=lambda item: "/e2e/" in str(item.path).replace("\\", "/"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failing test that used the full stack carries the stack's warnings and errors of
+    the last minutes in its report (CI keeps nothing else of the stack's logs)."""
+    report = yield
+    running = getattr(item, "funcargs", {}).get("full_stack")
+    if report.failed and isinstance(running, FullStack):
+        for path in (running.node_log, running.web_log):
+            text = path.read_text(errors="replace") if path.exists() else ""
+            lines = [line for line in text.splitlines()
+                     if " WARNING " in line or " ERROR " in line or "stopped" in line]
+            report.sections.append((path.name, "\n".join(lines[-60:])))
+    return report
 
 
 @pytest.fixture(scope="session")

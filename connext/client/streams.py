@@ -91,6 +91,11 @@ class OutgoingStream:
     process resumed the stream)."""
     _queue: list[tuple[Voucher, asyncio.Future[int]]] = field(default_factory=list)
     _sending: asyncio.Task[None] | None = None
+    _kept: int = -1
+    """The highest amount stored durably (or resumed from the store)."""
+
+    def __post_init__(self) -> None:
+        self._kept = self.paid
 
     @property
     def stream_id(self) -> bytes:
@@ -134,18 +139,38 @@ class OutgoingStream:
         lock is taken in arrival order)."""
         loop = asyncio.get_running_loop()
         in_flight: collections.deque[asyncio.Task[None]] = collections.deque()
-        while self._queue or in_flight:
-            # a full batch goes at once; a partial one only when nothing else of ours is
-            # on the wire (no waiting when idle, full batches under load)
-            while self._queue and len(in_flight) < PIPELINE and (
-                    not in_flight or len(self._queue) >= MAX_BATCH):
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                # durable before it leaves: after a restart we never sign below it
-                last = batch[-1][0]
-                await self.streams.client.store.run(self.streams.client.store.save_voucher,
-                                        self.routing_id, last.amount, last.signature)
-                in_flight.append(loop.create_task(self._send_batch(batch)))
-            await in_flight.popleft()
+        batch: list[tuple[Voucher, asyncio.Future[int]]] = []
+        try:
+            while self._queue or in_flight:
+                # a full batch goes at once; a partial one only when nothing else of ours
+                # is on the wire (no waiting when idle, full batches under load)
+                while self._queue and len(in_flight) < PIPELINE and (
+                        not in_flight or len(self._queue) >= MAX_BATCH):
+                    batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                    # durable before it leaves: after a restart we never sign below it
+                    last = batch[-1][0]
+                    await self.streams.client.store.run(
+                        self.streams.client.store.save_voucher, self.routing_id,
+                        last.amount, last.signature)
+                    self._kept = max(self._kept, last.amount)
+                    in_flight.append(loop.create_task(self._send_batch(batch)))
+                    batch = []
+                await in_flight.popleft()
+        except BaseException as exc:
+            # e.g. the store refused the write: the vouchers not sent fail (their payer
+            # hears why) instead of waiting forever, and were never paid: the next
+            # voucher builds on the last one kept; the ones on the wire finish
+            failed, self._queue = batch + self._queue, []
+            if failed and self.paid == failed[-1][0].amount:
+                self.paid = self._kept
+            for _voucher, done in failed:
+                if done.done():
+                    continue
+                if isinstance(exc, Exception):
+                    done.set_exception(exc)
+                else:
+                    done.cancel()
+            raise
 
     async def _send_batch(self, batch: list[tuple[Voucher, asyncio.Future[int]]]) -> None:
         try:

@@ -209,3 +209,38 @@ def test_a_stream_that_expires_is_refunded(clients: ClientFactory, node: NodePro
 
 async def _settled(client: Client) -> bool:
     return not await client.active_transfers()
+
+
+def test_a_voucher_the_payer_cannot_store_fails_its_payment_instead_of_hanging(
+    clients: ClientFactory, node: NodeProcess,
+) -> None:
+    """A voucher is stored before it leaves (after a restart the payer never signs below
+    it). When that write fails (a full disk), the vouchers waiting with it fail with the
+    store's error, nothing of them reaches the recipient, and streaming goes on after."""
+    async def scenario() -> None:
+        payer, payee = await _pair(clients)
+        stream = await payer.streams.open(payee.address, ETH, BUDGET)
+        await eventually(lambda: _stream_arrived(payee, stream.routing_id))
+        await stream.pay(PRICE)
+        real = payer.store.save_voucher
+
+        def save_voucher(*args: Any) -> None:  # the name decides how the store runs it
+            raise OSError("No space left on device")
+
+        payer.store.save_voucher = save_voucher  # type: ignore[method-assign]
+        results = await asyncio.wait_for(asyncio.gather(
+            *(stream.pay(PRICE) for _ in range(5)), return_exceptions=True), 30)
+        assert [type(r) for r in results] == [OSError] * 5
+        best = await payee.streams.highest(stream.stream_id)
+        assert best is not None and best.amount == PRICE
+
+        assert stream.paid == PRICE  # the failed ones were never paid
+
+        payer.store.save_voucher = real  # type: ignore[method-assign]
+        await stream.pay(PRICE)
+        best = await payee.streams.highest(stream.stream_id)
+        assert best is not None and best.amount == 2 * PRICE
+        await payer.close()
+        await payee.close()
+
+    asyncio.run(scenario())
