@@ -259,6 +259,8 @@ class ChannelEngine:
         while (attempt := attempt + 1) < MAX_ATTEMPTS or loop.time() < deadline:
             try:
                 async with self.lock(channel_address):
+                    if channel_address in self.disputed:  # disputed while we waited
+                        raise errors.ChannelDisputed()
                     stored = await self.channel(channel_address)
                     if stored is None:
                         raise errors.ChannelNotSetUp(f"no channel {channel_address}")
@@ -486,6 +488,8 @@ class ChannelEngine:
         previous = body.get("previous")
         voided: Update | None = None
         async with self._admitted(update):
+            if update.channel_address in self.disputed:  # disputed while it waited
+                raise errors.ChannelDisputed()
             stored = await self.channel(update.channel_address)
             if (stored is not None and previous is not None
                     and update.nonce == stored.state.nonce + 2):  # one behind: catch up

@@ -526,3 +526,37 @@ def test_the_users_update_waits_out_a_node_lock_that_signed_nothing_but_not_a_co
         asyncio.run(scenario())
     finally:
         parties.close()
+
+
+def test_an_update_waiting_for_the_lock_is_refused_once_the_channel_is_disputed(
+    tmp_path: Path,
+) -> None:
+    """A dispute on chain stops every update after the one in flight: a user's update that
+    was waiting for the node's lock when the dispute began is refused, and neither side's
+    state moves (the dispute is settled on what was double-signed before)."""
+    parties = Parties(tmp_path, Wire())
+
+    async def scenario() -> None:
+        await parties.open()
+        node = parties.engine(NODE)
+        lock = node.lock(parties.channel)
+        nonce = (await parties.state(NODE)).nonce
+
+        body = await _user_create(parties, b"late")
+        await lock.acquire()  # the node's work in flight
+        answer = asyncio.ensure_future(node.handle_update(USER.address, body))
+        await asyncio.sleep(0.05)
+        stopped = asyncio.ensure_future(node.stop_updating(parties.channel))
+        await asyncio.sleep(0)
+        lock.release()
+        with pytest.raises(errors.ChannelDisputed):
+            await answer
+        await stopped
+        assert (await parties.state(NODE)).nonce == nonce
+        with pytest.raises(errors.ChannelDisputed):
+            await parties.pay(NODE, 10)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        parties.close()
