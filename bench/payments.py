@@ -132,6 +132,7 @@ async def _run_pairs(pairs: int, payments_per_pair: int, seconds: float, stack: 
     started = time.perf_counter()
     await asyncio.gather(*(pay(s, r) for s, r in clients))
     elapsed = time.perf_counter() - started
+    await _node_settled(stack.node_http_port, counts_before["resolved"] + len(latencies))
     steal = steal_percent(machine_before, psutil.cpu_times())
     node_cpu_after = _cpu(node) if node else 0.0
     cpu_after = _cpu(me) + node_cpu_after
@@ -189,15 +190,27 @@ def signature_floors(runs: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def _node_counts(port: int) -> dict[str, int]:
-    """The node's connext_operations_total counters, from its /metrics."""
+    """The node's connext_operations_total counters, from its /metrics, and (as
+    `resolved`) the payments it has settled."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    counts = {}
+    counts = {"resolved": 0}
     for line in text.splitlines():
         if line.startswith('connext_operations_total{op="'):
             name, value = line[len('connext_operations_total{op="'):].split('"} ')
             counts[name] = int(float(value))
+        elif line.startswith('connext_payments_total{status="resolved"}'):
+            counts["resolved"] = int(float(line.rsplit(" ", 1)[1]))
     return counts
+
+
+async def _node_settled(port: int, resolved: int) -> None:
+    """Wait until the node has settled `resolved` payments in all: a sender's transfer
+    completes once the sender stored the node's resolve, a moment before the node commits
+    it, and the node's work for the run's last payments counts too."""
+    deadline = time.perf_counter() + 30
+    while _node_counts(port)["resolved"] < resolved and time.perf_counter() < deadline:
+        await asyncio.sleep(0.01)
 
 
 def steal_percent(before: Any, after: Any) -> float | None:
