@@ -486,6 +486,22 @@ async def _user_create(parties: Parties, tag: bytes) -> dict[str, Any]:
     return {"update": update_to_json(update)}
 
 
+async def _waiting_behind_the_nodes_lock(
+    parties: Parties, tag: bytes
+) -> tuple[ChannelEngine, Any, int, asyncio.Future[dict[str, Any]]]:
+    """Open the channel, hold the node's lock (its work in flight) and send a user's create:
+    the node, its lock, the nonce before, and the handler's answer to come."""
+    await parties.open()
+    node = parties.engine(NODE)
+    lock = node.lock(parties.channel)
+    nonce = (await parties.state(NODE)).nonce
+    body = await _user_create(parties, tag)
+    await lock.acquire()
+    answer = asyncio.ensure_future(node.handle_update(USER.address, body))
+    await asyncio.sleep(0.05)
+    return node, lock, nonce, answer
+
+
 def test_the_users_update_waits_out_a_node_lock_that_signed_nothing_but_not_a_collision(
     tmp_path: Path,
 ) -> None:
@@ -496,15 +512,8 @@ def test_the_users_update_waits_out_a_node_lock_that_signed_nothing_but_not_a_co
     parties = Parties(tmp_path, Wire())
 
     async def scenario() -> None:
-        await parties.open()
-        node = parties.engine(NODE)
-        lock = node.lock(parties.channel)
-        nonce = (await parties.state(NODE)).nonce
-
-        body = await _user_create(parties, b"waits")
-        await lock.acquire()  # a sweep looks at the channel
-        answer = asyncio.ensure_future(node.handle_update(USER.address, body))
-        await asyncio.sleep(0.05)
+        # a sweep looks at the channel, holding its lock
+        node, lock, nonce, answer = await _waiting_behind_the_nodes_lock(parties, b"waits")
         assert not answer.done()  # waiting, not refused
         lock.release()
         countersigned = update_from_json((await answer)["update"], "")
@@ -537,15 +546,7 @@ def test_an_update_waiting_for_the_lock_is_refused_once_the_channel_is_disputed(
     parties = Parties(tmp_path, Wire())
 
     async def scenario() -> None:
-        await parties.open()
-        node = parties.engine(NODE)
-        lock = node.lock(parties.channel)
-        nonce = (await parties.state(NODE)).nonce
-
-        body = await _user_create(parties, b"late")
-        await lock.acquire()  # the node's work in flight
-        answer = asyncio.ensure_future(node.handle_update(USER.address, body))
-        await asyncio.sleep(0.05)
+        node, lock, nonce, answer = await _waiting_behind_the_nodes_lock(parties, b"late")
         stopped = asyncio.ensure_future(node.stop_updating(parties.channel))
         await asyncio.sleep(0)
         lock.release()
