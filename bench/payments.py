@@ -103,11 +103,14 @@ async def _run_pairs(pairs: int, payments_per_pair: int, seconds: float, stack: 
             return await open_pair(stack, workdir, index)
 
     clients = await asyncio.gather(*(gated_pair(index) for index in range(pairs)))
+    settled_before = _node_counts(stack.node_http_port)["resolved"]
     # One warm-up payment per pair collateralizes the recipients' channels for the whole
     # run: the node deposits what a payment needs plus ten more like it, so a warm-up of
     # WARM_UP covers every AMOUNT after it (with AMOUNT alone the node would deposit on
     # chain every ten payments, and the bench would measure collateral, not routing).
     await asyncio.gather(*(s.transfer(r.address, ETH, WARM_UP) for s, r in clients))
+    # the warm-up's last commits land before the counting starts, not inside it
+    await _node_settled(stack.node_http_port, settled_before + pairs)
     setup_seconds = time.perf_counter() - setup_started
 
     latencies: list[float] = []
