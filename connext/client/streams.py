@@ -91,7 +91,7 @@ class OutgoingStream:
     process resumed the stream)."""
     _queue: list[tuple[Voucher, asyncio.Future[int]]] = field(default_factory=list)
     _sending: asyncio.Task[None] | None = None
-    _kept: int = -1
+    _kept: int = field(init=False)
     """The highest amount stored durably (or resumed from the store)."""
 
     def __post_init__(self) -> None:
