@@ -14,10 +14,23 @@ from typing import Any
 from flask import Flask, request, session
 from flask_socketio import SocketIO, join_room
 
+from .assets import Asset
 from .views.common import WALLET_KEY, wallets
 
 DEMO_KEY = "demo_wallets"
 log = logging.getLogger(__name__)
+
+
+def shown_balances(assets: dict[str, Asset], balances: dict[str, Any]) -> dict[str, str]:
+    """A state's balances (asset id -> base units) as the home page shows them (symbol ->
+    text), for every asset the page lists: the page puts them in place as the event comes,
+    before its refresh (static/wallet.js), so a payment shows without one more request."""
+    shown = {}
+    for address, asset in assets.items():
+        amount = balances.get(address, "0")
+        if isinstance(amount, str) and amount.isdigit():
+            shown[asset.symbol] = asset.format(int(amount))
+    return shown
 
 
 def register(app: Flask, socketio: SocketIO) -> None:
@@ -37,6 +50,8 @@ def register(app: Flask, socketio: SocketIO) -> None:
         while True:
             address, payload = outbox.get()
             try:
+                if isinstance(payload.get("balances"), dict):  # a new co-signed state
+                    payload["balances"] = shown_balances(service.assets(), payload["balances"])
                 socketio.emit("wallet", payload, to=address)
             except Exception:
                 log.exception("pushing a live event failed")

@@ -69,6 +69,24 @@
     }, wait);
   }
 
+  // A new co-signed state's event carries the balances it leaves (as the page shows them):
+  // this wallet's balances section takes them at once, before its refresh comes back. The
+  // nonce orders them: neither an older event nor an older rendering replaces a newer state.
+  function shownNonce(root) {
+    const el = root && root.querySelector('[data-testid="nonce"]');
+    return el ? Number(el.textContent) : NaN;
+  }
+  function showBalances(event) {
+    const section = document.getElementById("balances");
+    if (!section || !event.balances || event.address !== document.body.dataset.address) return;
+    if (!(Number(event.nonce) > shownNonce(section))) return;
+    Object.entries(event.balances).forEach(([symbol, text]) => {
+      const el = section.querySelector('[data-testid="balance-' + symbol + '"]');
+      if (el) el.textContent = text;
+    });
+    section.querySelector('[data-testid="nonce"]').textContent = String(event.nonce);
+  }
+
   let socket = null;
   function connect() {
     if (typeof io === "undefined") return;
@@ -79,6 +97,7 @@
       if (text) toast(text);
       lastEventAt = seen[event.event] = Date.now();
       settleProgress(event.event);
+      showBalances(event);
       document.body.dataset.lastEvent = event.event;
       refresh();
     });
@@ -172,6 +191,15 @@
   });
   document.addEventListener("htmx:beforeSwap", (e) => {  // typed while it was on its way
     if (isRefresh(e.detail.requestConfig) && keep(e.detail.elt)) e.detail.shouldSwap = false;
+    // balances rendered before a state the page already shows from its event: not swapped
+    // (the event that brought that state asks for a refresh once this request settles)
+    if (e.detail.elt && e.detail.elt.id === "balances" && e.detail.xhr) {
+      const rendered = /data-testid="nonce">(\d+)</.exec(e.detail.xhr.responseText || "");
+      if (rendered && Number(rendered[1]) < shownNonce(e.detail.elt)) {
+        e.detail.shouldSwap = false;
+        refresh();
+      }
+    }
   });
 
   // A change can slip past a section: htmx drops a refresh asked for while the section's

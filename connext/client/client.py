@@ -1056,8 +1056,12 @@ class Client:
         update, applied = committed.update, committed.applied
         transfer = applied.transfer
         # every new co-signed state (not logged: the channel's history holds it already)
-        await self._tell("channel.updated", {"nonce": applied.state.nonce,
-                                             "type": update.type.value})
+        state = applied.state
+        await self._tell("channel.updated", {
+            "nonce": state.nonce, "type": update.type.value,
+            "balances": {asset: str(balance.bob)  # ours, per asset, at this nonce
+                         for asset, balance in zip(state.asset_ids, state.balances,
+                                                   strict=True)}})
         for event, data in committed.events:  # stored with the update
             await self._tell(event, dict(data))
         if transfer is None or (committed.initiated_by_us and update.type is UpdateType.CREATE):

@@ -428,3 +428,44 @@ def test_confirming_a_payment_twice_sends_it_once(people: Callable[[], Page]) ->
     expect(alice.get_by_test_id("balance-ETH")).to_have_text("0.75", timeout=SLOW)
     bob.goto("/")
     expect(bob.get_by_test_id("balance-ETH")).to_have_text("0.25", timeout=SLOW)
+
+
+def test_a_payment_shows_from_its_live_event_even_when_the_page_cannot_refresh(
+        people: Callable[[], Page]) -> None:
+    """The event of each new co-signed state carries the balances it leaves: the open page
+    shows them at once, in order, for its own wallet only, with no refresh request."""
+    payer, payee = people(), people()
+    faucet(payer)
+    # the payer's browser runs the demo too: its page gets the demo wallets' events as well
+    demo = payer.context.new_page()
+    demo.goto("/demo")
+    demo.get_by_test_id("demo-0").get_by_role("button", name="Faucet").click()
+    expect(demo.get_by_test_id("demo-0-balance-ETH")).to_have_text("1", timeout=SLOW)
+    payer.goto("/")
+    expect(payer.get_by_test_id("balance-ETH")).to_have_text("1")
+    expect(payee.locator("body")).to_have_attribute("data-live", "on", timeout=SLOW)
+    before = int(payee.get_by_test_id("nonce").text_content() or "")
+
+    refreshes: list[str] = []
+    payee.route("**/partials/**", lambda route: (refreshes.append(route.request.url),
+                                                  route.abort()))
+    payer.route("**/partials/**", lambda route: route.abort())
+    payee.evaluate("window.__sameDocument = true")
+    other = payer.context.new_page()
+    for _ in range(2):
+        send(other, address_of(payee), "0.15")
+    for paid in ("0.1", "0.2", "0.3", "0.4", "0.5"):  # more states than the payer's own
+        demo.get_by_test_id("demo-0").get_by_label("Pay Bob").fill("0.1")
+        demo.get_by_test_id("demo-0").get_by_role("button", name="Pay").click()
+        expect(demo.get_by_test_id("demo-1-balance-ETH")).to_have_text(paid, timeout=SLOW)
+
+    expect(payee.get_by_test_id("balance-ETH")).to_have_text("0.3", timeout=SLOW)
+    assert int(payee.get_by_test_id("nonce").text_content() or "") >= before + 4
+    assert refreshes, "the page asked for a refresh (refused here) after the events"
+    assert payee.evaluate("window.__sameDocument") is True
+    # the payer's page took its own wallet's states, not the demo wallets' it also hears of
+    expect(payer.get_by_test_id("balance-ETH")).to_have_text("0.7", timeout=SLOW)
+    # and a full rendering agrees with what the events showed
+    payee.unroute("**/partials/**")
+    payee.goto("/")
+    expect(payee.get_by_test_id("balance-ETH")).to_have_text("0.3")

@@ -60,6 +60,8 @@ def test_two_users_deposit_pay_and_withdraw(
         bob = await clients.connect()
         received: list[dict[str, Any]] = []
         bob.on("transfer.received", received.append)
+        updates: list[dict[str, Any]] = []
+        bob.on("channel.updated", updates.append)
         try:
             await alice.setup()
             await bob.setup()
@@ -83,6 +85,10 @@ def test_two_users_deposit_pay_and_withdraw(
                 (ETH, str(ETHER // 4)), (token, str(7 * ETHER))}
             assert received[0]["from"] == alice.address
             assert await bob.balances() == {ETH: ETHER // 4, token: 7 * ETHER}
+            # each new state's event says what it leaves bob (the wallet shows it at once)
+            latest = max(updates, key=lambda u: u["nonce"])
+            assert latest["nonce"] == (await bob.channel()).nonce
+            assert latest["balances"] == {ETH: str(ETHER // 4), token: str(7 * ETHER)}
             assert await alice.balances() == {ETH: 2 * ETHER - ETHER // 4,
                                               token: 493 * ETHER}
 
