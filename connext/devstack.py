@@ -178,11 +178,21 @@ class _Daemon:
                                              stderr=subprocess.STDOUT, start_new_session=True)
         return start_offset
 
+    _terminated = False
+
+    def terminate(self) -> None:
+        """Ask it to stop (SIGTERM) without waiting: `stop` then waits for it."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            self._terminated = True
+
     def stop(self, timeout: float = 15.0) -> None:
         process, self._process = self._process, None
+        terminated, self._terminated = self._terminated, False
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGTERM)
+        if not terminated:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -402,7 +412,12 @@ def run_stack(config: StackConfig, ready: threading.Event | None = None,
                     return 1
         return 0
     finally:
-        for child in reversed(started):
+        # the daemons (wallet app, oracle, node) stop together, then what they run on
+        # (nats-server, anvil): the stop takes as long as the slowest, not their sum
+        daemons = [child for child in reversed(started) if isinstance(child, _Daemon)]
+        for daemon in daemons:
+            daemon.terminate()
+        for child in [*daemons, *(c for c in reversed(started) if c not in daemons)]:
             child.stop()
         print("connext local stack stopped", flush=True)
 
