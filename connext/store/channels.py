@@ -189,6 +189,7 @@ class ChannelRecords(RoutingRecords):
         expected_nonce: int,
         events: Sequence[tuple[str, Mapping[str, Any]]] = (),
         routings: Sequence[RoutingChange] = (),
+        next_pending: Update | None = None,
     ) -> None:
         """Store a double-signed update and the state it produced, atomically.
 
@@ -198,8 +199,13 @@ class ChannelRecords(RoutingRecords):
         `created` transfer or marks the `resolved` one (final balance and resolver), clears
         the pending proposal, appends `events` (kind, payload) for this channel and makes
         the `routings` changes (a routed payment's step goes with the update that makes it).
+        `next_pending`: our own proposal built on this state, stored as the pending one in
+        the same transaction (write-ahead before it goes out with our reply).
         """
         _check_commit(state, update, created, resolved, expected_nonce)
+        if next_pending is not None and (next_pending.channel_address != state.channel_address
+                                         or next_pending.nonce != state.nonce + 1):
+            raise ValueError("the next proposal must build on the committed state")
         now = _now()
         address = state.channel_address
         state_json = _dumps(state_to_json(state))
@@ -245,7 +251,13 @@ class ChannelRecords(RoutingRecords):
                 _INSERT_TRANSFER.run(raw, pg, row)
             if resolved is not None:
                 self._mark_resolved(raw, resolved, update, now)
-            _DELETE_PENDING.run(raw, pg, {"address": address})
+            if next_pending is None:
+                _DELETE_PENDING.run(raw, pg, {"address": address})
+            else:
+                _UPSERT_PENDING.run(raw, pg, {
+                    "address": address, "nonce": next_pending.nonce,
+                    "update": _dumps(update_to_json(next_pending)), "now": stamp(pg, now),
+                })
             for kind, payload in events:
                 _append_event(conn, address, kind, payload, now)
             for change in routings:
