@@ -56,13 +56,18 @@ log = logging.getLogger(__name__)
 
 UPDATE_METHOD = "protocol.update"
 SYNC_METHOD = "protocol.sync"
-REPLAY_SAFE = frozenset({UPDATE_METHOD, SYNC_METHOD})
+ACCEPT_METHOD = "protocol.accept"
+"""A notification: the countersigned copy of the proposal a party attached to its reply
+(`FollowUp`), sent back to it by the party that took it."""
+REPLAY_SAFE = frozenset({UPDATE_METHOD, SYNC_METHOD, ACCEPT_METHOD})
 """Methods a replay cannot abuse: an update names its nonce (a replay is answered with the
-stored copy, or refused as stale) and a sync only reads."""
-PAYLOAD_SIGNED = frozenset({UPDATE_METHOD})
+stored copy, or refused as stale), a sync only reads, and an accept only completes the
+pending proposal it carries the countersignature of (a replay finds it committed)."""
+PAYLOAD_SIGNED = frozenset({UPDATE_METHOD, ACCEPT_METHOD})
 """Methods whose body authenticates itself: an update's initiator signed it (the handler
-checks that the initiator is the sender), and the reply is the countersigned update. Their
-messages go without envelope signatures (a replay is harmless, see `REPLAY_SAFE`)."""
+checks that the initiator is the sender), and the reply is the countersigned update; an
+accept carries the counterparty's signature on our own pending proposal. Their messages go
+without envelope signatures (a replay is harmless, see `REPLAY_SAFE`)."""
 MAX_ATTEMPTS = 40
 BUSY_PATIENCE = 60.0
 """An update that keeps racing the counterparty's is given up (ChannelBusy) only after
@@ -93,6 +98,9 @@ class Transport(Protocol):
         check_result: Callable[[dict[str, Any]], None] | None = ...,
     ) -> dict[str, Any]: ...
 
+    async def publish(self, to: Address, method: str, body: dict[str, Any], *,
+                      signed: bool = ...) -> None: ...
+
 
 class RemoteFailure(Protocol):
     code: str
@@ -116,6 +124,9 @@ class Committed:
     """The state the update was applied to (None for a setup)."""
     events: tuple[tuple[str, Mapping[str, Any]], ...] = ()
     """The activity-log events stored with it (the engine's `records`)."""
+    followed_by: Update | None = None
+    """Our own proposal built on it, stored as pending in its commit and sent with our
+    reply (the engine's `follow_up`): it completes when the counterparty accepts it."""
 
 
 Listener = Callable[[Committed], Coroutine[Any, Any, None]]
@@ -133,6 +144,14 @@ Records = Callable[[Committed], Sequence[tuple[str, Mapping[str, Any]]]]
 """The activity-log events (kind, payload) a commit stores in its own transaction (the
 client: "transfer.sent", "transfer.received", ...): no event is lost to a crash between
 the commit and a write of its own, and a payment costs no extra transaction per event."""
+FollowUp = Callable[[Update, Applied], Update | None]
+"""The update a party proposes right on top of one the counterparty proposed and it takes
+(the client: the resolve of a payment to it whose preimage it can open), or None. It is
+signed and stored as pending in the commit of the counterparty's update, and goes out with
+the countersignature: the counterparty commits both at once and sends back its own
+signature on it (`ACCEPT_METHOD`), so the second update costs no request of its own. If
+the counterparty does not take it, it stays pending and is re-sent like any proposal of
+ours whose fate is unknown (`finish_pending`)."""
 
 
 class ChannelEngine:
@@ -150,6 +169,7 @@ class ChannelEngine:
         policy: Policy | None = None,
         companion: Companion | None = None,
         records: Records | None = None,
+        follow_up: FollowUp | None = None,
     ) -> None:
         """`yields_on_collision`: the client waits for the node's update when both propose
         at once; the node (False) refuses the client's with `ChannelBusy` and wins.
@@ -167,6 +187,7 @@ class ChannelEngine:
         self.policy = policy
         self.companion = companion
         self.records = records
+        self.follow_up = follow_up
         self._locks: dict[Address, ChannelLock] = {}
         self._landed: dict[Address, asyncio.Event] = {}
         self._proposing: dict[Address, int] = {}  # the nonce of our update on the wire
@@ -195,7 +216,8 @@ class ChannelEngine:
 
     def handlers(self) -> dict[str, Callable[[Address, dict[str, Any]], Awaitable[dict[str, Any]]]]:
         """Messaging handlers by method: (sender address, body) -> reply body."""
-        return {UPDATE_METHOD: self.handle_update, SYNC_METHOD: self.handle_sync}
+        return {UPDATE_METHOD: self.handle_update, SYNC_METHOD: self.handle_sync,
+                ACCEPT_METHOD: self.handle_accept}
 
     async def stop_updating(self, channel_address: Address) -> None:
         """The channel is disputed on chain: refuse every further update in it, proposed
@@ -425,7 +447,35 @@ class ChannelEngine:
         committed = Committed(final, applied, initiated_by_us=True, previous=state)
         committed = await self._commit(committed, routings)
         self._notify(committed)
+        if reply.get("next") is not None:  # the responder's own update on top of ours
+            await self._take_follow_up(update.channel_address, update.responder,
+                                       reply["next"])
         return committed
+
+    async def _take_follow_up(self, channel_address: Address, responder: Address,
+                              raw: Any) -> None:
+        """Answer the update the responder attached to its countersignature as if it had
+        come in a request of its own (the same checks; we hold the channel's lock), and
+        send it back countersigned. A follow-up we do not take changes nothing here: the
+        responder keeps it pending and may propose it again."""
+        try:
+            theirs = update_from_json(raw, "next.")
+            self._check_addressed(responder, theirs)
+            if theirs.channel_address != channel_address:
+                raise errors.InvalidUpdate("the follow-up is for another channel")
+            answer = await self._respond(theirs, None, follow_up=False)
+        except errors.ProtocolError as exc:
+            log.info("did not take the follow-up of %s on its countersignature: %s",
+                     responder, exc)
+            return
+        except Exception as exc:  # e.g. another process moved the channel on (StaleWrite)
+            self._cache.pop(channel_address, None)  # read it from the store again
+            log.warning("could not take the follow-up of %s: %s", responder, exc)
+            return
+        try:
+            await self.transport.publish(responder, ACCEPT_METHOD, answer, signed=False)
+        except Exception as exc:  # it re-sends its proposal and gets our copy then
+            log.info("could not send the accept to %s: %s", responder, exc)
 
     async def _commit(self, committed: Committed,
                       routings: Sequence[RoutingChange] = ()) -> Committed:
@@ -452,9 +502,10 @@ class ChannelEngine:
             expected_nonce=0 if previous is None else previous.nonce,
             events=events,
             routings=routings,
+            next_pending=committed.followed_by,
         )
         self._cache[address] = StoredChannel(
-            state=applied.state, latest_update=update, pending_update=None,
+            state=applied.state, latest_update=update, pending_update=committed.followed_by,
             transfers=applied.transfers,
         )
         return replace(committed, events=tuple(events)) if events else committed
@@ -472,12 +523,7 @@ class ChannelEngine:
     async def handle_update(self, sender: Address, body: dict[str, Any]) -> dict[str, Any]:
         """A counterparty proposes an update: validate, countersign, store, reply."""
         update = update_from_json(body.get("update"), "update.")
-        if update.initiator != sender:
-            raise errors.InvalidUpdate("the update's initiator is not the message's sender")
-        if update.responder != self.address:
-            raise errors.InvalidUpdate("the update is not addressed to us")
-        if update.channel_address in self.disputed:
-            raise errors.ChannelDisputed()
+        self._check_addressed(sender, update)
         cached = self._cache.get(update.channel_address)
         if (cached is not None and cached.latest_update is not None
                 and _retransmission(cached.latest_update, update)):
@@ -486,52 +532,116 @@ class ChannelEngine:
             # (whose handler is waiting for this answer).
             return {"update": update_to_json(cached.latest_update)}
         previous = body.get("previous")
-        voided: Update | None = None
         async with self._admitted(update):
-            if update.channel_address in self.disputed:  # disputed while it waited
-                raise errors.ChannelDisputed()
-            stored = await self.channel(update.channel_address)
-            if (stored is not None and previous is not None
-                    and update.nonce == stored.state.nonce + 2):  # one behind: catch up
-                stored = await self._catch_up(stored, update_from_json(previous, "previous."))
-            state = None if stored is None else stored.state
-            transfers: ActiveTransfers = {} if stored is None else stored.transfers
-            pending = None if stored is None else stored.pending_update
-            if (pending is not None and pending.nonce == update.nonce
-                    and not _same_update(pending, update)):
-                if not self.yields_on_collision:
-                    # we signed another update at this nonce and may not sign two
-                    raise ChannelBusy("an update of ours at this nonce is unsettled; retry")
-                # The node proposing at this nonce proves it never took our pending update
-                # (it signs one state per nonce too): ours is void, take theirs, and let
-                # what ours meant to do be proposed again once theirs is in.
-                await self.store.run(self.store.clear_pending, update.channel_address)
-                assert stored is not None
-                self._cache[update.channel_address] = replace(stored, pending_update=None)
-                voided = pending
-            if state is not None and update.nonce <= state.nonce:
-                latest = stored.latest_update if stored is not None else None
-                if latest is not None and _retransmission(latest, update):
-                    return {"update": update_to_json(latest)}  # a retransmission
-                raise errors.StaleNonce(
-                    f"we are at nonce {state.nonce}; update {update.nonce} is stale"
-                )
-            await self._refuse_reused_transfer_id(update)
-            rules = self.rules()
-            applied = validate_update(state, transfers, update, rules)
-            if update.type is UpdateType.DEPOSIT:
-                await self._check_deposit(applied.state, update)
-            if self.policy is not None:
-                await self.policy(update, applied)
-            routings = () if self.companion is None else self.companion(update, applied)
-            party = applied.state.party(self.address)
-            signed = update.with_signature(party, self.signer.sign(applied.digest))
-            committed = Committed(signed, applied, initiated_by_us=False, previous=state)
-            committed = await self._commit(committed, routings)
+            return await self._respond(update, previous)
+
+    def _check_addressed(self, sender: Address, update: Update) -> None:
+        if update.initiator != sender:
+            raise errors.InvalidUpdate("the update's initiator is not the message's sender")
+        if update.responder != self.address:
+            raise errors.InvalidUpdate("the update is not addressed to us")
+        if update.channel_address in self.disputed:
+            raise errors.ChannelDisputed()
+
+    async def _respond(self, update: Update, previous: Any, *,
+                       follow_up: bool = True) -> dict[str, Any]:
+        """Validate, countersign and commit the counterparty's `update` (we hold the
+        channel's lock); the reply, with our follow-up proposal if we have one."""
+        voided: Update | None = None
+        if update.channel_address in self.disputed:  # disputed while it waited
+            raise errors.ChannelDisputed()
+        stored = await self.channel(update.channel_address)
+        if (stored is not None and previous is not None
+                and update.nonce == stored.state.nonce + 2):  # one behind: catch up
+            stored = await self._catch_up(stored, update_from_json(previous, "previous."))
+        state = None if stored is None else stored.state
+        transfers: ActiveTransfers = {} if stored is None else stored.transfers
+        pending = None if stored is None else stored.pending_update
+        if (pending is not None and pending.nonce == update.nonce
+                and not _same_update(pending, update)):
+            if not self.yields_on_collision:
+                # we signed another update at this nonce and may not sign two
+                raise ChannelBusy("an update of ours at this nonce is unsettled; retry")
+            # The node proposing at this nonce proves it never took our pending update
+            # (it signs one state per nonce too): ours is void, take theirs, and let
+            # what ours meant to do be proposed again once theirs is in.
+            await self.store.run(self.store.clear_pending, update.channel_address)
+            assert stored is not None
+            self._cache[update.channel_address] = replace(stored, pending_update=None)
+            voided = pending
+        if state is not None and update.nonce <= state.nonce:
+            latest = stored.latest_update if stored is not None else None
+            if latest is not None and _retransmission(latest, update):
+                return {"update": update_to_json(latest)}  # a retransmission
+            raise errors.StaleNonce(
+                f"we are at nonce {state.nonce}; update {update.nonce} is stale"
+            )
+        await self._refuse_reused_transfer_id(update)
+        rules = self.rules()
+        applied = validate_update(state, transfers, update, rules)
+        if update.type is UpdateType.DEPOSIT:
+            await self._check_deposit(applied.state, update)
+        if self.policy is not None:
+            await self.policy(update, applied)
+        routings = () if self.companion is None else self.companion(update, applied)
+        party = applied.state.party(self.address)
+        signed = update.with_signature(party, self.signer.sign(applied.digest))
+        following = self._follow_up(update, applied) if follow_up else None
+        committed = Committed(signed, applied, initiated_by_us=False, previous=state,
+                              followed_by=following)
+        committed = await self._commit(committed, routings)
         self._notify(committed)
         if voided is not None:
             self._voided(voided)
-        return {"update": update_to_json(signed)}
+        reply = {"update": update_to_json(signed)}
+        if following is not None:
+            reply["next"] = update_to_json(following)
+        return reply
+
+    def _follow_up(self, update: Update, applied: Applied) -> Update | None:
+        """Our signed proposal on top of `update`, if `follow_up` has one for it."""
+        if self.follow_up is None:
+            return None
+        try:
+            following = self.follow_up(update, applied)
+            if following is None:
+                return None
+            signed, _applied = propose(applied.state, applied.transfers, following,
+                                       self.signer, self.rules())
+        except Exception as exc:  # proposed the usual way later, or never
+            log.info("no follow-up on update %d in %s: %s", update.nonce,
+                     update.channel_address, exc)
+            return None
+        return signed
+
+    async def handle_accept(self, sender: Address, body: dict[str, Any]) -> dict[str, Any]:
+        """The counterparty took the follow-up proposal we attached to our reply: commit
+        its countersigned copy (only our own pending proposal, with a valid signature)."""
+        update = update_from_json(body.get("update"), "update.")
+        if update.initiator != self.address or update.responder != sender:
+            raise errors.InvalidUpdate("an accept carries our own proposal to its sender")
+        if update.channel_address in self.disputed:
+            raise errors.ChannelDisputed()
+        async with self.lock(update.channel_address):
+            stored = await self.channel(update.channel_address)
+            if stored is None:
+                raise errors.ChannelNotSetUp(f"no channel {update.channel_address}")
+            if stored.latest_update is not None and _same_update(stored.latest_update, update):
+                return {}  # accepted before (a replay, or the re-sent proposal got it)
+            pending = stored.pending_update
+            if (pending is None or pending.nonce != stored.state.nonce + 1
+                    or not _same_update(pending, update)):
+                raise errors.InvalidUpdate("the accepted update is not our pending proposal")
+            applied = apply_update(stored.state, stored.transfers, pending, self.rules())
+            party = applied.state.party(sender)
+            signature = update.alice_signature if party == "alice" else update.bob_signature
+            if signature is None or not verify(applied.digest, signature, sender):
+                raise errors.InvalidSignature("the counterparty's countersignature is invalid")
+            committed = Committed(pending.with_signature(party, signature), applied,
+                                  initiated_by_us=True, previous=stored.state)
+            committed = await self._commit(committed)
+        self._notify(committed)
+        return {}
 
     @contextlib.asynccontextmanager
     async def _admitted(self, update: Update) -> AsyncIterator[None]:

@@ -416,9 +416,12 @@ class Messaging:
             raise RemoteError(*outcome)
         return outcome
 
-    async def publish(self, to: Address, method: str, body: dict[str, Any]) -> None:
-        """Send a signed notification; no reply comes back, errors are only logged there."""
-        envelope = self._seal(to, method, body)
+    async def publish(self, to: Address, method: str, body: dict[str, Any], *,
+                      signed: bool = True) -> None:
+        """Send a signed notification; no reply comes back, errors are only logged there.
+        `signed=False` only for a method `to` serves payload-signed (its body authentic
+        by its own signatures)."""
+        envelope = self._seal(to, method, body, signed=signed)
         await self._publish(self._client(), subject(envelope.to, self.address, method),
                             self._encode(envelope))
 
