@@ -244,7 +244,7 @@ class Client:
         self.engine = ChannelEngine(
             self.signer, self.store, self.messaging, self.rules, self.deposits,
             request_timeout=self.request_timeout, yields_on_collision=True,
-            policy=self._policy, records=self._commit_events,
+            policy=self._policy, records=self._commit_events, follow_up=self._claim_at_once,
         )
         self.engine.on_commit(self._on_commit)
         self.engine.on_void(self._propose_again)
@@ -1068,6 +1068,8 @@ class Client:
             return
         definition = self.definition_names.get(transfer.transfer_definition)
         if update.type is UpdateType.CREATE and transfer.responder == self.address:
+            if committed.followed_by is not None:
+                return  # its resolve went out with our countersignature
             if definition == "Withdraw":
                 await self._countersign_reclaim(transfer)
                 return
@@ -1105,6 +1107,30 @@ class Client:
             pass  # claimed meanwhile
         finally:
             self._claiming.discard(transfer.transfer_id)
+
+    def _claim_at_once(self, update: Update, applied: Applied) -> Update | None:
+        """The resolve of a payment to us that we can open, built on its create: it goes to
+        the node with our countersignature of the create (the engine's `follow_up`), so
+        the payment takes no request of ours. Anything else (a link we redeem, a
+        preimage that does not open the lock: cancelled) takes the usual way."""
+        transfer = applied.transfer
+        if (update.type is not UpdateType.CREATE or transfer is None
+                or transfer.responder != self.address
+                or self.definition_names.get(transfer.transfer_definition) != "Hashlock"
+                or self._redeeming(transfer) or transfer.transfer_id in self._claiming):
+            return None
+        encrypted = transfer.meta.get("encryptedPreimage")
+        if not isinstance(encrypted, str):
+            return None
+        try:
+            preimage = ecies.decrypt(self.signer.private_key, parse_bytes(encrypted, "meta"))
+            lock, _expiry = HASHLOCK.decode_state(transfer.initial_state)
+        except Exception:
+            return None
+        if len(preimage) != 32 or lock_hash(preimage) != lock:
+            return None
+        return resolve_update(applied.state, self.address, transfer.transfer_id,
+                              HASHLOCK.encode_resolver(preimage))
 
     async def _countersign_reclaim(self, transfer: Transfer) -> None:
         """The node takes back its own collateral: its balance, its address. We check the

@@ -26,11 +26,11 @@ from connext.chain.channel import ChannelContract
 from connext.chain.contracts import Sender, contract
 from connext.chain.deploy import Deployment
 from connext.client import Client
-from connext.engine.engine import UPDATE_METHOD
+from connext.engine.engine import ACCEPT_METHOD, UPDATE_METHOD
 from connext.node.config import NodeConfig
 from connext.node.service import Node
 from connext.protocol import errors
-from connext.protocol.channel import Bounds, apply_update
+from connext.protocol.channel import Applied, Bounds, apply_update
 from connext.protocol.serialization import update_from_json
 from connext.protocol.signing import Signer
 from connext.protocol.types import Address, ChannelState, Update
@@ -52,6 +52,9 @@ class HostileClient(Client):
         """The node's proposals we refused: each carries the node's signature."""
         self.hold_claims = False
         """While set, payments to us are not claimed (resolved) yet."""
+        self.follow_up_instead: Callable[[Update, Applied], Update | None] | None = None
+        """What we attach to our countersignature of the node's proposals instead of the
+        honest claim (signed by us, never checked against the chain by us)."""
 
     def _bind(self, method: str, handler: Any) -> None:
         if method == UPDATE_METHOD:
@@ -71,6 +74,13 @@ class HostileClient(Client):
     async def _on_incoming(self, transfer: Any) -> None:
         if not self.hold_claims:
             await super()._on_incoming(transfer)
+
+    def _claim_at_once(self, update: Update, applied: Applied) -> Update | None:
+        if self.hold_claims:
+            return None
+        if self.follow_up_instead is not None:
+            return self.follow_up_instead(update, applied)
+        return super()._claim_at_once(update, applied)
 
     async def release_claims(self) -> None:
         """Claim now what we held back."""
@@ -132,9 +142,30 @@ async def connect_hostile(clients: ClientFactory, name: str, signer: Signer | No
 
 
 class HostileNode(Node):
-    """The node daemon run in the test's event loop, its update handler bent by `bend`."""
+    """The node daemon run in the test's event loop, its update handler bent by `bend`:
+    both ways a user's update reaches it, a request of its own and the follow-up attached
+    to a countersignature (a recipient's resolve comes with its countersignature of the
+    forward). A bend that raises a protocol error on a follow-up withholds the accept."""
 
     bend: Bend | None = None
+
+    async def start(self) -> None:
+        await super().start()
+        honest = self.engine._take_follow_up
+
+        async def bent(channel_address: Address, responder: Address, raw: Any) -> None:
+            if self.bend is not None:
+                try:
+                    answer = await self.bend(responder, {"update": raw})
+                except errors.ProtocolError:
+                    return  # not taken: the user keeps it pending and re-sends it
+                if answer is not None:
+                    await self.messaging.publish(responder, ACCEPT_METHOD, answer,
+                                                 signed=False)
+                    return
+            await honest(channel_address, responder, raw)
+
+        self.engine._take_follow_up = bent  # type: ignore[method-assign]
 
     def _handlers(self) -> dict[str, Any]:
         handlers = super()._handlers()

@@ -30,9 +30,11 @@ def test_the_payments_bench_runs_and_reports_every_figure(tmp_path: Path) -> Non
     assert steal is None or 0 <= steal <= 100
     work = run["node_per_payment"]
     # a routed payment is four updates: the node signs and checks one signature in each,
-    # sends two proposals and two replies, and receives as many
+    # sends two proposals, its reply to the sender's create and its accept of the
+    # recipient's resolve, and receives the create and the two countersignatures (the
+    # recipient's resolve comes with its countersignature of the forward)
     assert work["signatures_made"] >= 4 and work["signatures_checked"] >= 4
-    assert work["messages_sent"] >= 4 and work["messages_received"] >= 4
+    assert work["messages_sent"] >= 4 and work["messages_received"] >= 3
     # write-ahead of its two proposals and four commits, durable before each reply
     assert work["db_write_transactions"] >= 6
     assert 0 < work["db_commits"] <= work["db_write_transactions"]
